@@ -1,0 +1,45 @@
+# fa3d — everything starts from a plain python3 (3.10+).
+#   make demo   the main job: synthetic data -> figures (and, once the models exist, the quick cascade)
+#   make test   the whole test suite
+# Both create the environment in .venv first if it is missing or out of date.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.fa3d-installed
+OUT    ?= outputs
+
+.PHONY: env test test-fast demo bench kernel lock clean
+
+env: $(STAMP)
+
+$(STAMP): requirements-lock.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-lock.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	# A Jupyter kernel that is this environment, so notebooks never depend on a global python3 kernel.
+	$(PY) -m ipykernel install --sys-prefix --name fa3d --display-name "Python (fa3d)" >/dev/null
+	touch $(STAMP)
+
+kernel: env
+
+test: env
+	$(PY) -m pytest -q
+
+test-fast: env
+	$(PY) -m pytest -q -m "not slow"
+
+demo: env
+	$(PY) -m fa3d demo --out $(OUT)/demo
+
+bench: env
+	$(PY) benchmarks/synthetic_speed.py
+
+# Refresh the pinned versions from the current environment.
+lock: env
+	{ head -3 requirements-lock.txt; $(PY) -m pip freeze --exclude-editable | grep -vi '^fa3d'; } > requirements-lock.txt.new
+	mv requirements-lock.txt.new requirements-lock.txt
+
+clean:
+	rm -rf $(OUT) .pytest_cache

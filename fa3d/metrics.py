@@ -1,0 +1,221 @@
+"""Evaluation metrics: GTE and CVGTCE (paper §3), AFLW2000-3D NME, CED/AUC.
+
+Landmarks are (B, N, 3) or (N, 3) tensors (numpy arrays are converted) in pixels.
+Per-image metrics return (B,), or a 0-d tensor for an unbatched (N, 3) input.
+Errors are **fractions** (0.05 = 5 %) everywhere except `summarize`, which reports percent.
+
+Normaliser of GTE and CVGTCE (our documented convention; the official 3DFAW
+evaluation code is not public): the 3D distance between the ground-truth outer
+eye corners (0-based 36 and 45 in both schemes), or their 2D distance where the
+ground truth has no z (z is NaN or there are only two columns). The normaliser
+is the same whichever axes the error is measured on: GTE "xy" and GTE "z" are
+both divided by the 3D interocular distance.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fa3d.data.schemes import LandmarkScheme, get_scheme
+
+_AXES = {"xyz": [0, 1, 2], "xy": [0, 1], "x": [0], "y": [1], "z": [2]}
+
+
+def _points(x) -> tuple[torch.Tensor, bool]:
+    """Return (B, N, D) floating tensor and whether the input had no batch dim."""
+    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+    if not x.is_floating_point():
+        x = x.float()
+    if x.dim() not in (2, 3):
+        raise ValueError(f"expected landmarks of shape (N, D) or (B, N, D), got {tuple(x.shape)}")
+    return (x[None], True) if x.dim() == 2 else (x, False)
+
+
+def _pair(pred, gt):
+    pred, single = _points(pred)
+    gt, _ = _points(gt)
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred and gt shapes differ: {tuple(pred.shape)} vs {tuple(gt.shape)}")
+    dtype = torch.promote_types(pred.dtype, gt.dtype)
+    return pred.to(dtype), gt.to(dtype), single
+
+
+def _out(x: torch.Tensor, single: bool) -> torch.Tensor:
+    return x[0] if single else x
+
+
+def _eye_indices(scheme_or_indices) -> tuple[int, int]:
+    if isinstance(scheme_or_indices, (str, LandmarkScheme)):
+        return get_scheme(scheme_or_indices).outer_eye_corners
+    i, j = scheme_or_indices
+    return int(i), int(j)
+
+
+def interocular_distance(gt, scheme_or_indices=(36, 45), axes: str = "xyz") -> torch.Tensor:
+    """Distance between the ground-truth outer eye corners, (B,) pixels.
+
+    scheme_or_indices: a scheme ("68", "3dfaw66", LandmarkScheme) or the two indices.
+    axes: "xyz" (the convention of GTE/CVGTCE) or "xy". With "xyz", an image whose
+    eye-corner z is NaN (or a 2-column input) falls back to the 2D distance.
+    Note `gte` always uses the "xyz" normaliser, whatever axes the error is on.
+    """
+    gt, single = _points(gt)
+    i, j = _eye_indices(scheme_or_indices)
+    if axes not in ("xyz", "xy"):
+        raise ValueError(f"interocular axes must be 'xyz' or 'xy', got {axes!r}")
+    diff = gt[:, i] - gt[:, j]
+    d2 = diff[:, :2].square().sum(-1)
+    if axes == "xyz" and gt.shape[-1] > 2:
+        dz2 = diff[:, 2].square()
+        d2 = d2 + torch.where(torch.isnan(dz2), torch.zeros_like(dz2), dz2)
+    return _out(d2.sqrt(), single)
+
+
+def gte(pred, gt, axes: str = "xyz", eye_corners=(36, 45)) -> torch.Tensor:
+    """Ground Truth Error, paper eq. (2): mean_n ||pred_n - gt_n|| / d_interocular, (B,) fraction.
+
+    The Euclidean error is restricted to `axes` in {"xyz", "xy", "x", "y", "z"};
+    the normaliser is always the 3D (2D if no z) interocular distance of gt.
+    An error on z where gt z is NaN is NaN.
+    """
+    if axes not in _AXES:
+        raise ValueError(f"axes must be one of {sorted(_AXES)}, got {axes!r}")
+    pred, gt, single = _pair(pred, gt)
+    cols = _AXES[axes]
+    err = (pred[..., cols] - gt[..., cols]).norm(dim=-1).mean(-1)
+    return _out(err / interocular_distance(gt, eye_corners), single)
+
+
+def similarity_align(src, dst):
+    """Least-squares similarity (Umeyama 1991) mapping src onto dst, reflections excluded.
+
+    src, dst: (B, N, D) or (N, D), D = 2 or 3. Finds s, R (det R = +1), t minimising
+    sum_n ||dst_n - (s R src_n + t)||^2.
+    Returns aligned_src (B, N, D), scale (B,), R (B, D, D), t (B, D) (unbatched if the input was).
+    Degenerate src (all points equal) gives scale 0: every point maps to dst's centroid.
+    Computed in float64, returned in the inputs' dtype.
+    """
+    src, dst, single = _pair(src, dst)
+    dtype, n = src.dtype, src.shape[1]
+    src64, dst64 = src.double(), dst.double()
+    mu_s, mu_d = src64.mean(1, keepdim=True), dst64.mean(1, keepdim=True)
+    xs, xd = src64 - mu_s, dst64 - mu_d
+    var_s = xs.square().sum((1, 2)) / n
+    cov = xd.transpose(1, 2) @ xs / n                      # (B, D, D)
+    U, S, Vh = torch.linalg.svd(cov)
+    d = torch.ones_like(S)
+    d[:, -1] = torch.sign(torch.linalg.det(U) * torch.linalg.det(Vh))  # -1 would be a reflection
+    R = U @ torch.diag_embed(d) @ Vh
+    scale = torch.where(var_s > 0, (S * d).sum(-1) / var_s.clamp_min(1e-300), torch.zeros_like(var_s))
+    t = mu_d[:, 0] - scale[:, None] * (R @ mu_s[:, 0, :, None])[..., 0]
+    aligned = scale[:, None, None] * src64 @ R.transpose(1, 2) + t[:, None]
+    outs = (aligned, scale, R, t)
+    return tuple(_out(o.to(dtype), single) for o in outs)
+
+
+def cvgtce(pred, gt, eye_corners=(36, 45)) -> torch.Tensor:
+    """Cross View Ground Truth Consistency Error, paper eq. (3)-(4), (B,) fraction.
+
+    pred is similarity-aligned onto gt (s, R, t by least squares, no reflection),
+    then GTE over xyz. Images with a non-finite coordinate (e.g. gt without z) get NaN.
+    """
+    pred, gt, single = _pair(pred, gt)
+    ok = torch.isfinite(pred).all(-1).all(-1) & torch.isfinite(gt).all(-1).all(-1)
+    zero = torch.zeros_like(pred)
+    aligned = similarity_align(torch.where(ok[:, None, None], pred, zero),
+                               torch.where(ok[:, None, None], gt, zero))[0]
+    err = gte(aligned, gt, "xyz" if gt.shape[-1] == 3 else "xy", eye_corners)
+    return _out(torch.where(ok, err, torch.full_like(err, float("nan"))), single)
+
+
+def nme_bbox(pred, gt) -> torch.Tensor:
+    """AFLW2000-3D protocol NME, (B,) fraction.
+
+    Mean 2D (x, y) point error over all N points divided by sqrt(w * h) of the tight
+    box of the N ground-truth points (z is ignored).
+    """
+    pred, gt, single = _pair(pred, gt)
+    xy = gt[..., :2]
+    wh = xy.amax(1) - xy.amin(1)                           # (B, 2)
+    err = (pred[..., :2] - xy).norm(dim=-1).mean(-1)
+    return _out(err / (wh[:, 0] * wh[:, 1]).sqrt(), single)
+
+
+def _errors(errors) -> torch.Tensor:
+    """Any 1-D-able sequence of numbers -> float64 (K,) tensor."""
+    return torch.as_tensor(np.asarray(errors) if not torch.is_tensor(errors) else errors).detach().cpu().double().flatten()
+
+
+def yaw_binned_nme(errors, yaw_deg, bins=((0, 30), (30, 60), (60, 90))) -> dict:
+    """Per-yaw-bin mean error (AFLW2000-3D protocol).
+
+    errors, yaw_deg: (B,). |yaw| is used. Bin k holds lo_k < |yaw| <= hi_k, except that
+    the first bin also holds its lower edge ([0, 30], (30, 60], (60, 90] by default) and
+    the last bin also takes every |yaw| beyond its upper edge (e.g. 95 deg -> (60, 90]).
+    Returns {"bins", "means", "counts" (lists, one per bin; an empty bin's mean is NaN),
+    "balanced": mean of the non-empty bin means, "mean": plain mean over all images}.
+    Raises ValueError on a NaN yaw (unknown pose cannot be binned).
+    """
+    errors, yaw = _errors(errors), _errors(yaw_deg)
+    if errors.shape != yaw.shape:
+        raise ValueError(f"errors and yaw_deg differ in length: {errors.numel()} vs {yaw.numel()}")
+    if torch.isnan(yaw).any():
+        raise ValueError("yaw_binned_nme: some yaw angles are NaN (unknown pose); drop those images first")
+    yaw = yaw.abs()
+    highs = torch.tensor([hi for _, hi in bins], dtype=torch.float64)
+    # index of the first bin whose upper edge is >= |yaw|; beyond the last edge -> last bin
+    idx = torch.searchsorted(highs, yaw, side="left").clamp_max(len(bins) - 1)
+    means, counts = [], []
+    for k in range(len(bins)):
+        e = errors[idx == k]
+        counts.append(int(e.numel()))
+        means.append(float(e.mean()) if e.numel() else float("nan"))
+    filled = [m for m, c in zip(means, counts) if c > 0]
+    return {
+        "bins": [tuple(b) for b in bins],
+        "means": means,
+        "counts": counts,
+        "balanced": float(np.mean(filled)) if filled else float("nan"),
+        "mean": float(errors.mean()) if errors.numel() else float("nan"),
+    }
+
+
+def ced(errors, thresholds) -> torch.Tensor:
+    """Cumulative error distribution (paper Fig. 3): fraction of images with error <= t, per threshold."""
+    errors, t = _errors(errors), _errors(thresholds)
+    return (errors[None, :] <= t[:, None]).double().mean(1)
+
+
+def auc(errors, max_error: float, num_steps: int | None = None) -> float:
+    """Area under the CED curve on [0, max_error], divided by max_error (so in [0, 1]).
+
+    Exact by default: the CED is a step function, and its integral is
+    mean_i max(0, max_error - e_i). With `num_steps`, the CED is instead sampled at
+    num_steps evenly spaced thresholds and integrated with the trapezoid rule
+    (what many face-alignment codebases do; it converges to the exact value).
+    """
+    errors = _errors(errors)
+    if num_steps is None:
+        return float((max_error - errors).clamp_min(0).mean() / max_error)
+    t = torch.linspace(0, max_error, num_steps, dtype=torch.float64)
+    return float(torch.trapezoid(ced(errors, t), t) / max_error)
+
+
+def failure_rate(errors, threshold: float) -> float:
+    """Fraction of images with error > threshold."""
+    return float((_errors(errors) > threshold).double().mean())
+
+
+def summarize(pred, gt, eye_corners=(36, 45)) -> dict:
+    """Paper §3 numbers in **percent** (means over images) + num_images.
+
+    pred, gt: (B, N, 3) or (N, 3); a gt without z carries NaN z (fa3d convention).
+
+    Keys: gte_xy, gte_xyz, gte_x, gte_y, gte_z, cvgtce, num_images. Entries needing z are
+    NaN where the ground truth has no z. `fa3d evaluate` writes this dict as metrics.json.
+    """
+    pred, gt, _ = _pair(pred, gt)
+    out = {f"gte_{a}": 100 * float(gte(pred, gt, a, eye_corners).mean()) for a in ("xy", "xyz", "x", "y", "z")}
+    out["cvgtce"] = 100 * float(cvgtce(pred, gt, eye_corners).mean())
+    out["num_images"] = int(pred.shape[0])
+    return out

@@ -1,0 +1,144 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fa3d.metrics import (auc, ced, cvgtce, failure_rate, gte, interocular_distance, nme_bbox,
+                          similarity_align, summarize, yaw_binned_nme)
+
+
+def _face(seed=0, n=68):
+    """Random (n, 3) float64 'face' with outer eye corners 36 = (0,0,0), 45 = (6,0,8): 10 px apart in 3D, 6 in 2D."""
+    g = torch.Generator().manual_seed(seed)
+    pts = torch.rand(n, 3, generator=g, dtype=torch.float64) * 40 - 20
+    pts[36] = torch.tensor([0.0, 0.0, 0.0])
+    pts[45] = torch.tensor([6.0, 0.0, 8.0])
+    return pts
+
+
+def _rotation(axis, angle_deg):
+    """Rodrigues: rotation matrix about `axis` by `angle_deg`."""
+    k = torch.tensor(axis, dtype=torch.float64)
+    k = k / k.norm()
+    K = torch.tensor([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]], dtype=torch.float64)
+    a = math.radians(angle_deg)
+    return torch.eye(3, dtype=torch.float64) + math.sin(a) * K + (1 - math.cos(a)) * K @ K
+
+
+def test_gte_per_axis_hand_computed():
+    gt = _face()
+    pred = gt + torch.tensor([3.0, 4.0, 12.0])  # |xy| = 5, |xyz| = 13
+    assert float(interocular_distance(gt)) == pytest.approx(10.0)
+    assert float(interocular_distance(gt, "3dfaw66", axes="xy")) == pytest.approx(6.0)
+    expected = {"xyz": 1.3, "xy": 0.5, "x": 0.3, "y": 0.4, "z": 1.2}  # always divided by the 3D distance 10
+    for axes, value in expected.items():
+        out = gte(pred, gt, axes)
+        assert out.shape == ()
+        assert float(out) == pytest.approx(value)
+    # numpy in, same answer
+    assert float(gte(pred.numpy(), gt.numpy(), "xy")) == pytest.approx(0.5)
+
+
+def test_nan_z_ground_truth_uses_2d_interocular():
+    gt = _face()
+    pred = gt + torch.tensor([3.0, 4.0, 12.0])
+    gt[:, 2] = float("nan")
+    assert float(interocular_distance(gt)) == pytest.approx(6.0)
+    assert float(gte(pred, gt, "xy")) == pytest.approx(5 / 6)
+    assert math.isnan(float(gte(pred, gt, "z")))
+    assert math.isnan(float(cvgtce(pred, gt)))  # no crash, NaN marks the missing z
+
+
+def test_similarity_transform_gives_zero_cvgtce():
+    gt = _face(1)
+    R = _rotation([1.0, 2.0, -0.5], 40.0)
+    t = torch.tensor([5.0, -7.0, 3.0], dtype=torch.float64)
+    pred = 1.3 * gt @ R.T + t
+    assert float(gte(pred, gt)) > 0.1
+    assert float(cvgtce(pred, gt)) < 1e-5
+    aligned, s, R_hat, t_hat = similarity_align(gt, pred)  # recover the transform itself
+    assert float(s) == pytest.approx(1.3)
+    assert torch.allclose(R_hat, R, atol=1e-8) and torch.allclose(t_hat, t, atol=1e-8)
+    assert torch.allclose(aligned, pred, atol=1e-8)
+    # float32 input works too
+    assert float(cvgtce(pred.float(), gt.float())) < 1e-5
+
+
+def test_reflection_is_excluded():
+    gt = _face(2)
+    pred = gt * torch.tensor([-1.0, 1.0, 1.0])  # mirror image: not a proper similarity
+    _, _, R, _ = similarity_align(pred, gt)
+    assert float(torch.linalg.det(R)) == pytest.approx(1.0)
+    assert float(cvgtce(pred, gt)) > 0.05
+
+
+def test_similarity_align_2d():
+    gt = _face(3)[:, :2]
+    a = math.radians(25.0)
+    R = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=torch.float64)
+    src = 0.7 * gt @ R.T + torch.tensor([10.0, 2.0])
+    aligned, s, R_hat, _ = similarity_align(src, gt)
+    assert torch.allclose(aligned, gt, atol=1e-8)
+    assert float(s) == pytest.approx(1 / 0.7)
+    assert torch.allclose(R_hat, R.T, atol=1e-8)
+
+
+def test_degenerate_source_has_no_nan():
+    gt = _face(4)
+    src = torch.ones_like(gt) * 3.0
+    aligned, s, R, t = similarity_align(src, gt)
+    assert float(s) == 0.0
+    assert torch.isfinite(R).all() and torch.isfinite(t).all()
+    assert torch.allclose(aligned, gt.mean(0).expand_as(gt))
+    assert math.isfinite(float(cvgtce(src, gt)))
+
+
+def test_batched_equals_per_item():
+    gt = torch.stack([_face(s) for s in range(4)])
+    pred = gt + torch.randn(gt.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    for fn in (lambda p, g: gte(p, g, "xy"), cvgtce, nme_bbox, interocular_distance):
+        args = (gt,) if fn is interocular_distance else (pred, gt)
+        batched = fn(*args)
+        assert batched.shape == (4,)
+        single = torch.stack([fn(*(a[i] for a in args)) for i in range(4)])
+        assert torch.allclose(batched, single, atol=1e-10)
+
+
+def test_nme_bbox_hand_made_box():
+    gt = torch.tensor([[0.0, 0.0, 5.0], [8.0, 0.0, -3.0], [0.0, 2.0, 1.0], [8.0, 2.0, 0.0]])  # w 8, h 2 -> 4
+    pred = gt + torch.tensor([0.0, 2.0, 100.0])  # z is ignored
+    assert float(nme_bbox(pred, gt)) == pytest.approx(0.5)
+
+
+def test_yaw_binned_nme():
+    out = yaw_binned_nme([1.0, 2.0, 3.0, 10.0, 4.0], [0.0, -30.0, 45.0, 95.0, 30.001])
+    assert out["counts"] == [2, 2, 1]  # 95 deg lands in the last bin
+    assert out["means"] == pytest.approx([1.5, 3.5, 10.0])
+    assert out["balanced"] == pytest.approx((1.5 + 3.5 + 10.0) / 3)
+    assert out["mean"] == pytest.approx(4.0)
+    assert out["balanced"] != pytest.approx(out["mean"])
+    with pytest.raises(ValueError):
+        yaw_binned_nme([1.0], [float("nan")])
+
+
+def test_ced_auc_failure_rate():
+    errors = [0.1, 0.2, 0.4]
+    assert ced(errors, [0.0, 0.1, 0.15, 0.4, 0.5]).tolist() == pytest.approx([0, 1 / 3, 1 / 3, 1, 1])
+    # area under the step CED on [0, 0.5]: (0.4 + 0.3 + 0.1) / 3, divided by 0.5
+    assert auc(errors, 0.5) == pytest.approx(8 / 15)
+    assert auc(errors, 0.5, num_steps=20001) == pytest.approx(8 / 15, abs=1e-4)
+    assert auc(errors, 0.05) == 0.0
+    assert failure_rate(errors, 0.2) == pytest.approx(1 / 3)
+
+
+def test_summarize_percent():
+    gt = torch.stack([_face(0), _face(1)])
+    pred = gt + torch.tensor([3.0, 4.0, 12.0], dtype=torch.float64)
+    out = summarize(pred, gt)
+    assert set(out) == {"gte_xy", "gte_xyz", "gte_x", "gte_y", "gte_z", "cvgtce", "num_images"}
+    assert out["num_images"] == 2
+    assert out["gte_xyz"] == pytest.approx(130.0)
+    assert out["gte_xy"] == pytest.approx(50.0)
+    assert out["gte_z"] == pytest.approx(120.0)
+    assert out["cvgtce"] == pytest.approx(0.0, abs=1e-6)  # a pure translation aligns away
