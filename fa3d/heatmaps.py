@@ -1,0 +1,141 @@
+"""Landmark heatmaps: Gaussian targets, binary disk targets, and sub-pixel decoding.
+
+All coordinates are in pixels *of the heatmap* (pixel centres at integer
+coordinates, the map spans [-0.5, W - 0.5]). Heatmaps at a different resolution
+than the image they come from: convert with :func:`resize_points`.
+Everything is batched, vectorised, and runs on the device of its input.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _size_hw(size) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def _axes(points: torch.Tensor, size):
+    """Per-axis offsets of pixel centres from the points: dx (..., N, W), dy (..., N, H)."""
+    H, W = _size_hw(size)
+    pts = points[..., :2].float()
+    xs = torch.arange(W, dtype=torch.float32, device=points.device)
+    ys = torch.arange(H, dtype=torch.float32, device=points.device)
+    return xs - pts[..., 0:1], ys - pts[..., 1:2]
+
+
+def gaussian_heatmaps(points: torch.Tensor, size, sigma: float) -> torch.Tensor:
+    """Gaussian heatmaps with peak value 1 at each point.
+
+    Args:
+        points: (..., N, 2) x, y (extra columns such as z are ignored), heatmap pixels.
+        size: int or (H, W) of the maps.
+        sigma: standard deviation in heatmap pixels (paper: 6 px at 384 px).
+    Returns:
+        (..., N, H, W) float32, exp(-((x - px)² + (y - py)²) / 2σ²) at each pixel centre;
+        all zeros for points with NaN coordinates. Built as an outer product of
+        two 1D Gaussians, so it costs one multiply per pixel.
+    """
+    dx, dy = _axes(points, size)
+    gx = torch.exp(-dx.square() / (2 * sigma ** 2))
+    gy = torch.exp(-dy.square() / (2 * sigma ** 2))
+    return torch.nan_to_num(gy[..., :, None] * gx[..., None, :], nan=0.0)
+
+
+def disk_radius(face_height_px, base_radius: float = 7.0, base_height: float = 220.0,
+                min_radius: float = 1.0):
+    """Disk radius for detection targets: 7 px for a face ~220 px high (paper §2.1),
+    proportional to the face height, and at least ``min_radius`` (a disk narrower than
+    0.71 px can fall between pixel centres and be empty). Float or tensor in, same out."""
+    r = base_radius * face_height_px / base_height
+    return r.clamp(min=min_radius) if torch.is_tensor(r) else max(r, min_radius)
+
+
+def disk_heatmaps(points: torch.Tensor, size, radius) -> torch.Tensor:
+    """Binary disk maps: 1 where the pixel centre lies within ``radius`` of the point.
+
+    Args:
+        points: (..., N, 2) x, y in heatmap pixels (extra columns ignored).
+        size: int or (H, W).
+        radius: float, or a tensor broadcastable to points' leading shape (...) or
+            (..., N) (e.g. one radius per face from :func:`disk_radius`).
+    Returns:
+        (..., N, H, W) float32 in {0, 1}; all zeros for NaN points.
+    """
+    dx, dy = _axes(points, size)
+    r = torch.as_tensor(radius, dtype=torch.float32, device=points.device)
+    if r.dim() > 0 and r.dim() == points.dim() - 2:  # one radius per item: add the N axis
+        r = r[..., None]
+    r2 = r.square()[..., None, None]
+    return (dy.square()[..., :, None] + dx.square()[..., None, :] <= r2).float()
+
+
+def heatmap_confidence(heatmaps: torch.Tensor) -> torch.Tensor:
+    """Peak value of each map: (..., H, W) -> (...)."""
+    return heatmaps.flatten(-2).amax(-1)
+
+
+def _peak_offset(left: torch.Tensor, mid: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """Vertex of the parabola through (-1, left), (0, mid), (1, right); 0 where it is not a peak."""
+    curvature = left - 2 * mid + right
+    ok = curvature < 0
+    return torch.where(ok, (left - right) / (2 * torch.where(ok, curvature, -1.0)), 0.0)
+
+
+def decode_heatmaps(heatmaps: torch.Tensor, floor: float = 1e-3) -> torch.Tensor:
+    """Sub-pixel peak locations of heatmaps.
+
+    Takes the argmax, then fits a parabola to the *log* of the map through three
+    pixels along x (in the peak's row) and along y (in its column): exact for a
+    Gaussian of any width, wherever its centre. At the border the three pixels
+    shift inwards (still exact for Gaussians); values below ``floor`` × peak are
+    clamped before the log so noise in the tails cannot blow up the fit, and the
+    result stays within ±0.5 px of the argmax (the pixel nearest to a sampled
+    peak is its argmax), so a peak centred outside the map decodes to its edge.
+    Flat, zero or negative maps return the argmax (use :func:`heatmap_confidence`
+    to spot them).
+
+    Args:
+        heatmaps: (..., H, W) with H, W >= 3, e.g. (B, N, H, W).
+    Returns:
+        (..., 2) float32 x, y in heatmap pixels.
+    """
+    H, W = heatmaps.shape[-2:]
+    if H < 3 or W < 3:
+        raise ValueError(f"heatmaps must be at least 3x3 to decode, got {H}x{W}")
+    flat = heatmaps.reshape(-1, H * W).float()
+    peak, idx = flat.max(-1)
+    iy, ix = idx // W, idx % W
+    # the three-pixel windows, shifted inwards at the borders
+    cx, cy = ix.clamp(1, W - 2), iy.clamp(1, H - 2)
+    d = torch.arange(-1, 2, device=flat.device)
+    row = torch.gather(flat, 1, iy[:, None] * W + cx[:, None] + d)          # (M, 3) along x
+    col = torch.gather(flat, 1, (cy[:, None] + d) * W + ix[:, None])        # (M, 3) along y
+    tiny = (peak * floor).clamp(min=torch.finfo(torch.float32).tiny)[:, None]
+    lrow, lcol = row.clamp(min=tiny).log(), col.clamp(min=tiny).log()
+    x = cx + _peak_offset(*lrow.unbind(-1))
+    y = cy + _peak_offset(*lcol.unbind(-1))
+    # a sampled peak's centre is always nearer to its argmax pixel than to any other
+    valid = peak > 0
+    x = torch.where(valid, torch.minimum(torch.maximum(x, ix - 0.5), ix + 0.5), ix.float())
+    y = torch.where(valid, torch.minimum(torch.maximum(y, iy - 0.5), iy + 0.5), iy.float())
+    return torch.stack([x, y], -1).reshape(*heatmaps.shape[:-2], 2)
+
+
+def resize_points(points: torch.Tensor, from_size, to_size) -> torch.Tensor:
+    """Map pixel coordinates between two resolutions of the same image, exactly.
+
+    x' = (x + 0.5)·(W'/W) − 0.5 and y' likewise (the image edges -0.5 and W - 0.5
+    map onto each other). A third column (z, in pixels) is scaled by W'/W, which
+    needs an isotropic resize. Sizes are int or (H, W). points: (..., 2 or 3).
+    """
+    H, W = _size_hw(from_size)
+    H2, W2 = _size_hw(to_size)
+    fx, fy = W2 / W, H2 / H
+    out = points.clone()
+    out[..., 0] = (points[..., 0] + 0.5) * fx - 0.5
+    out[..., 1] = (points[..., 1] + 0.5) * fy - 0.5
+    if points.shape[-1] > 2:
+        if abs(fx - fy) > 1e-12:
+            raise ValueError(f"cannot scale z for an anisotropic resize {W}x{H} -> {W2}x{H2}")
+        out[..., 2] = points[..., 2] * fx
+    return out
