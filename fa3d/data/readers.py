@@ -1,0 +1,578 @@
+"""Readers and writers for the real face-alignment datasets, and their torch Datasets.
+
+Formats (what is on disk):
+
+* **3DFAW** (request-only): ``<split>_img/<id>.jpg`` and ``<split>_lm/<id>_lm.csv``
+  with 66 rows ``x,y,z`` (no header).
+* **AFLW2000-3D**: ``<name>.jpg`` + ``<name>.mat`` holding ``pt3d_68`` (3, 68) and
+  ``Pose_Para`` (1, 7) = pitch, yaw, roll (radians), tdx, tdy, tdz, scale.
+* **300W-LP**: ``<subset>/<name>.jpg`` + ``<subset>/<name>.mat`` holding ``pt2d``
+  (2, 68) and ``Pose_Para``; also ``landmarks/<subset>/<name>_pts.mat`` with
+  ``pts_2d`` (68, 2). 2D only.
+* **iBUG .pts**: ``version: 1`` / ``n_points: N`` / ``{`` / N rows ``x y`` / ``}``,
+  1-based (MATLAB) pixel coordinates.
+
+Every dataset returns the fa3d item dict: ``image`` uint8 (3, H, W), ``landmarks``
+float32 (N, 3) in pixels with pixel centres at integer coordinates and z centred
+to zero mean (NaN for 2D-only data), ``visible`` bool (N,) (all True: none of
+these datasets has occlusion flags), ``bbox`` float32 (4,) = tight x1, y1, x2, y2
+box of the landmarks, ``pose`` float32 (3,) = yaw, pitch, roll in degrees (NaN
+where unknown), ``id`` str.
+
+Writers produce the same formats (for ``fa3d synth`` and for tests); they never
+overwrite an existing file unless ``overwrite=True`` and write atomically.
+"""
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import scipy.io
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .schemes import LandmarkScheme, convert_68_to_66, get_scheme
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_IGNORED_DIRS = {"__MACOSX"}  # resource-fork folders that macOS adds to zips
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file is malformed. The message names the file and what is wrong."""
+
+    def __init__(self, path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+# ----------------------------------------------------------------------------- text formats
+
+def _text_lines(path) -> list[tuple[int, str]]:
+    """(1-based line number, stripped text) of the non-blank lines of a text file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")  # -sig: tolerate a BOM
+    except UnicodeDecodeError as e:
+        raise DatasetFormatError(path, f"not a UTF-8 text file ({e.reason})") from None
+    return [(i + 1, line.strip()) for i, line in enumerate(text.splitlines()) if line.strip()]
+
+
+def _parse_rows(path, rows: list[tuple[int, str]], ncols: int, sep: str | None) -> np.ndarray:
+    """Parse numeric rows into a float64 (len(rows), ncols) array; reject non-finite values."""
+    out = np.empty((len(rows), ncols), np.float64)
+    for r, (lineno, line) in enumerate(rows):
+        values = line.split(sep)
+        if len(values) != ncols:
+            raise DatasetFormatError(path, f"line {lineno} has {len(values)} values, expected {ncols}: {line!r}")
+        try:
+            out[r] = [float(v) for v in values]
+        except ValueError:
+            raise DatasetFormatError(path, f"line {lineno} is not numeric: {line!r}") from None
+        if not np.isfinite(out[r]).all():
+            raise DatasetFormatError(path, f"line {lineno} holds NaN or inf: {line!r}")
+    return out
+
+
+def _fmt(v: float) -> str:
+    """Shortest text that parses back to exactly the same float."""
+    return repr(float(v))
+
+
+def read_3dfaw_landmarks(path) -> np.ndarray:
+    """Read a 3DFAW ``<id>_lm.csv``: 66 rows ``x,y,z`` -> float32 (66, 3), as stored.
+
+    Blank lines, spaces and a single ``x,y,z`` header line are tolerated.
+    We assume 3DFAW's z already follows fa3d's convention (larger z = closer to the camera).
+    """
+    rows = _text_lines(path)
+    if rows and rows[0][1].replace(" ", "").lower() == "x,y,z":
+        rows = rows[1:]
+    if len(rows) != 66:
+        raise DatasetFormatError(path, f"expected 66 rows of x,y,z, found {len(rows)}")
+    return _parse_rows(path, rows, 3, ",").astype(np.float32)
+
+
+def read_pts(path) -> np.ndarray:
+    """Read an iBUG ``.pts`` file -> float32 (N, 2) in fa3d pixel coordinates.
+
+    iBUG coordinates are 1-based (MATLAB: the top-left pixel centre is (1, 1)); fa3d's
+    are 0-based, so 1 is subtracted (the usual 300-W convention). ``write_pts`` adds it back.
+    """
+    lines = _text_lines(path)
+    header = {}
+    for k, (lineno, line) in enumerate(lines):
+        if line == "{":
+            body = lines[k + 1:]
+            break
+        key, sep, value = line.partition(":")
+        if not sep:
+            raise DatasetFormatError(path, f"line {lineno}: expected 'key: value' or '{{', got {line!r}")
+        header[key.strip().lower()] = value.strip()
+    else:
+        raise DatasetFormatError(path, "no '{' line: not an iBUG .pts file")
+    try:
+        n = int(header["n_points"])
+    except (KeyError, ValueError):
+        raise DatasetFormatError(path, f"missing or invalid 'n_points' in the header {header}") from None
+    if len(body) < n + 1 or body[n][1] != "}":
+        found = next((i for i, (_, line) in enumerate(body) if line == "}"), len(body))
+        raise DatasetFormatError(path, f"n_points is {n} but {found} point rows were found before '}}'")
+    return (_parse_rows(path, body[:n], 2, None) - 1.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- .mat formats
+
+def _loadmat(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return scipy.io.loadmat(str(path))
+    except Exception as e:  # scipy raises ValueError, TypeError, NotImplementedError (v7.3 files), ...
+        raise DatasetFormatError(path, f"cannot read as a MATLAB .mat file ({type(e).__name__}: {e})") from None
+
+
+def _mat_array(path, mat: dict, key: str, shape: tuple[int, int]) -> np.ndarray:
+    if key not in mat:
+        keys = sorted(k for k in mat if not k.startswith("__"))
+        raise DatasetFormatError(path, f"no variable {key!r} (found {keys})")
+    a = np.asarray(mat[key])
+    if a.shape != shape:
+        raise DatasetFormatError(path, f"{key!r} has shape {a.shape}, expected {shape}")
+    try:
+        a = a.astype(np.float64)
+    except (TypeError, ValueError):
+        raise DatasetFormatError(path, f"{key!r} is not numeric (dtype {a.dtype})") from None
+    return a
+
+
+def _check_finite(path, a: np.ndarray, what: str) -> None:
+    if not np.isfinite(a).all():
+        raise DatasetFormatError(path, f"{what} holds NaN or inf")
+
+
+def read_aflw2000_3d(mat_path) -> np.ndarray:
+    """AFLW2000-3D landmarks: ``pt3d_68`` (3, 68) -> float32 (68, 3), as stored (not centred).
+
+    Coordinates are used as stored, like the published evaluation code does.
+    Assumption: AFLW2000-3D's z, from 3DDFA's fitted model whose z axis points
+    toward the viewer, already has larger z = closer to the camera, as in fa3d.
+    """
+    a = _mat_array(mat_path, _loadmat(mat_path), "pt3d_68", (3, 68)).T
+    _check_finite(mat_path, a, "pt3d_68")
+    return a.astype(np.float32)
+
+
+def _pose_from_mat(path, mat: dict) -> tuple[float, float, float]:
+    if "Pose_Para" not in mat:
+        raise DatasetFormatError(path, "no variable 'Pose_Para'")
+    p = np.asarray(mat["Pose_Para"], np.float64).reshape(-1)
+    if p.size != 7:
+        raise DatasetFormatError(path, f"'Pose_Para' has {p.size} values, expected 7")
+    pitch, yaw, roll = np.degrees(p[:3])  # stored as pitch, yaw, roll in radians
+    return float(yaw), float(pitch), float(roll)
+
+
+def read_aflw2000_pose(mat_path) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees from ``Pose_Para`` (1, 7) = pitch, yaw, roll (rad), tdx, tdy, tdz, scale.
+
+    Signs are kept as stored by 3DDFA.
+    """
+    return _pose_from_mat(mat_path, _loadmat(mat_path))
+
+
+def read_300wlp_landmarks(mat_path) -> np.ndarray:
+    """300W-LP 2D landmarks -> float32 (68, 2), as stored.
+
+    Accepts an image's ``<name>.mat`` (``pt2d``, (2, 68)) or a
+    ``landmarks/<subset>/<name>_pts.mat`` (``pts_2d``, (68, 2)).
+    """
+    mat = _loadmat(mat_path)
+    if "pt2d" in mat:
+        a = _mat_array(mat_path, mat, "pt2d", (2, 68)).T
+    elif "pts_2d" in mat:
+        a = _mat_array(mat_path, mat, "pts_2d", (68, 2))
+    else:
+        keys = sorted(k for k in mat if not k.startswith("__"))
+        raise DatasetFormatError(mat_path, f"neither 'pt2d' nor 'pts_2d' found (found {keys})")
+    _check_finite(mat_path, a, "the 2D landmarks")
+    return a.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- images
+
+def read_image(path) -> torch.Tensor:
+    """Decode a JPEG/PNG with PIL -> uint8 (3, H, W) RGB; grayscale, palette and CMYK are converted.
+
+    Truncated or corrupt files raise DatasetFormatError, never a half-decoded image
+    (unless other code set ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``). EXIF orientation
+    is ignored: annotations refer to the stored pixel grid.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise DatasetFormatError(path, "empty image file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgb = np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+        raise DatasetFormatError(path, f"cannot decode image ({e})") from None
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+
+
+# ----------------------------------------------------------------------------- writers
+
+def _atomic_write(path, write: Callable[[Path], None], overwrite: bool) -> Path:
+    """Call ``write(tmp)`` on a temp file beside ``path``, then move it into place."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _write_text(path, text: str, overwrite: bool) -> Path:
+    def write(tmp):
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+    return _atomic_write(path, write, overwrite)
+
+
+def _write_mat(path, variables: dict, overwrite: bool) -> Path:
+    def write(tmp):
+        with open(tmp, "xb") as f:
+            scipy.io.savemat(f, variables)
+    return _atomic_write(path, write, overwrite)
+
+
+def _as_array(lm, shape: tuple[int, int], what: str) -> np.ndarray:
+    a = lm.detach().cpu().numpy() if isinstance(lm, torch.Tensor) else np.asarray(lm)
+    if a.shape != shape:
+        raise ValueError(f"{what}: expected landmarks of shape {shape}, got {a.shape}")
+    a = a.astype(np.float32).astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{what}: landmarks hold NaN or inf")
+    return a
+
+
+def write_3dfaw_landmarks(path, lm, *, overwrite: bool = False) -> Path:
+    """Write (66, 3) landmarks as a 3DFAW ``<id>_lm.csv`` (66 rows ``x,y,z``)."""
+    a = _as_array(lm, (66, 3), str(path))
+    return _write_text(path, "".join(",".join(map(_fmt, row)) + "\n" for row in a), overwrite)
+
+
+def write_pts(path, lm, *, overwrite: bool = False) -> Path:
+    """Write (N, 2) fa3d (0-based) landmarks as an iBUG ``.pts`` file (1-based, see ``read_pts``)."""
+    a = np.asarray(lm.detach().cpu() if isinstance(lm, torch.Tensor) else lm)
+    if a.ndim != 2 or a.shape[1] != 2:
+        raise ValueError(f"{path}: expected landmarks of shape (N, 2), got {a.shape}")
+    a = _as_array(a, a.shape, str(path)) + 1.0
+    rows = "".join(f"{_fmt(x)} {_fmt(y)}\n" for x, y in a)
+    return _write_text(path, f"version: 1\nn_points: {len(a)}\n{{\n{rows}}}\n", overwrite)
+
+
+def _pose_para(pose_deg) -> np.ndarray:
+    """(yaw, pitch, roll) degrees -> Pose_Para (1, 7); translation 0 and scale 1 (unused by fa3d)."""
+    yaw, pitch, roll = (float(v) for v in (pose_deg if pose_deg is not None else (math.nan,) * 3))
+    return np.array([[math.radians(pitch), math.radians(yaw), math.radians(roll), 0.0, 0.0, 0.0, 1.0]])
+
+
+def write_aflw2000_3d_mat(path, lm, pose_deg=None, *, overwrite: bool = False) -> Path:
+    """Write an AFLW2000-3D style ``.mat``: ``pt3d_68`` (3, 68) and ``Pose_Para`` (1, 7).
+
+    ``lm``: (68, 3) pixels, z larger = closer; ``pose_deg``: (yaw, pitch, roll) degrees (NaN if None).
+    """
+    a = _as_array(lm, (68, 3), str(path))
+    return _write_mat(path, {"pt3d_68": a.T, "Pose_Para": _pose_para(pose_deg)}, overwrite)
+
+
+def write_300wlp_mat(path, lm2d, pose_deg=None, *, overwrite: bool = False) -> Path:
+    """Write a 300W-LP image ``.mat``: ``pt2d`` (2, 68) and, if a pose is given, ``Pose_Para`` (1, 7)."""
+    variables = {"pt2d": _as_array(lm2d, (68, 2), str(path)).T}
+    if pose_deg is not None:
+        variables["Pose_Para"] = _pose_para(pose_deg)
+    return _write_mat(path, variables, overwrite)
+
+
+def write_300wlp_pts_mat(path, lm2d, *, overwrite: bool = False) -> Path:
+    """Write a 300W-LP ``landmarks/<subset>/<name>_pts.mat`` with ``pts_2d`` (68, 2)."""
+    return _write_mat(path, {"pts_2d": _as_array(lm2d, (68, 2), str(path))}, overwrite)
+
+
+def write_image(path, image: torch.Tensor, *, overwrite: bool = False, quality: int = 95) -> Path:
+    """Write a uint8 (3, H, W) image as JPEG (``.jpg``/``.jpeg``) or PNG (``.png``)."""
+    image = image.detach().cpu().contiguous()
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"{path}: expected a uint8 (3, H, W) image, got {image.dtype} {tuple(image.shape)}")
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ValueError(f"{path}: unsupported image suffix {suffix!r}; use one of {IMAGE_SUFFIXES}")
+    pil = Image.fromarray(image.permute(1, 2, 0).numpy())
+
+    def write(tmp):
+        with open(tmp, "xb") as f:
+            if suffix == ".png":
+                pil.save(f, format="PNG")
+            else:  # no chroma subsampling: landmark datasets want detail
+                pil.save(f, format="JPEG", quality=quality, subsampling=0)
+    return _atomic_write(path, write, overwrite)
+
+
+def export_3dfaw_layout(dataset, out_dir, split: str = "train", *, overwrite: bool = False,
+                        quality: int = 95) -> int:
+    """Write every item of a fa3d dataset as ``out_dir/<split>_img/<id>.jpg`` + ``<split>_lm/<id>_lm.csv``.
+
+    68-point items are reduced to 3DFAW's 66 points; items without z (2D data) are
+    refused. A "/" in an id becomes "__". Returns the number of items written.
+    """
+    out_dir = Path(out_dir)
+    seen = set()
+    for i in range(len(dataset)):
+        item = dataset[i]
+        name = str(item["id"]).replace("/", "__").replace("\\", "__")
+        if not name or name in seen:
+            raise ValueError(f"item {i}: id {item['id']!r} is empty or not unique; cannot name its files")
+        seen.add(name)
+        lm = item["landmarks"]
+        if lm.shape[0] == 68:
+            lm = convert_68_to_66(lm)
+        if lm.shape != (66, 3) or torch.isnan(lm[:, 2]).any():
+            raise ValueError(f"item {item['id']!r}: 3DFAW needs 66 (or 68) points with x,y,z, "
+                             f"got shape {tuple(lm.shape)}{' without z' if lm.shape[-1] == 3 else ''}")
+        write_image(out_dir / f"{split}_img" / f"{name}.jpg", item["image"], overwrite=overwrite, quality=quality)
+        write_3dfaw_landmarks(out_dir / f"{split}_lm" / f"{name}_lm.csv", lm, overwrite=overwrite)
+    return len(seen)
+
+
+# ----------------------------------------------------------------------------- items
+
+def make_item(image: torch.Tensor, landmarks: np.ndarray, pose=None, id: str = "", source=None) -> dict:
+    """Build the fa3d item dict. ``landmarks``: (N, 2) or (N, 3) pixels; z is centred (NaN if absent).
+
+    ``source`` (a path) is only used in error messages.
+    """
+    lm = np.asarray(landmarks, np.float64)
+    if lm.shape[1] == 2:
+        lm = np.concatenate([lm, np.full((len(lm), 1), np.nan)], axis=1)
+    if not np.isfinite(lm[:, :2]).all() or not (np.isfinite(lm[:, 2]).all() or np.isnan(lm[:, 2]).all()):
+        raise DatasetFormatError(source or id, "landmarks hold NaN or inf")
+    lm[:, 2] -= lm[:, 2].mean()  # datasets' z origins are arbitrary
+    lm = torch.from_numpy(lm.astype(np.float32))
+    pose = torch.full((3,), math.nan) if pose is None else torch.as_tensor(pose, dtype=torch.float32)
+    return {
+        "image": image,
+        "landmarks": lm,
+        "visible": torch.ones(len(lm), dtype=torch.bool),
+        "bbox": torch.cat([lm[:, :2].min(0).values, lm[:, :2].max(0).values]),
+        "pose": pose,
+        "id": id,
+    }
+
+
+def _to_scheme(lm: np.ndarray, scheme: LandmarkScheme, path) -> np.ndarray:
+    if len(lm) == scheme.num_points:
+        return lm
+    if len(lm) == 68 and scheme.name == "3dfaw66":
+        return convert_68_to_66(lm)
+    raise DatasetFormatError(path, f"has {len(lm)} landmarks, cannot convert to scheme {scheme.name!r}")
+
+
+# ----------------------------------------------------------------------------- datasets
+
+def _require_dir(path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {path}")
+    return path
+
+
+def _visible_files(folder: Path, recursive: bool = False) -> Iterable[Path]:
+    """Files of ``folder`` (or its tree), skipping hidden files/folders and __MACOSX."""
+    paths = folder.rglob("*") if recursive else folder.iterdir()
+    for p in paths:
+        parts = p.relative_to(folder).parts
+        if p.is_file() and not any(s.startswith(".") or s in _IGNORED_DIRS for s in parts):
+            yield p
+
+
+def _key(folder: Path, path: Path, suffix_len: int) -> str:
+    rel = path.relative_to(folder).as_posix()
+    return rel[: len(rel) - suffix_len]
+
+
+def _pair_files(img_dir: Path, ann_dir: Path, ann_suffix: str, recursive: bool = False,
+                id_prefix: str = "") -> list[tuple[str, Path, Path]]:
+    """Match images ``<key>.jpg|.jpeg|.png`` in img_dir with ``<key><ann_suffix>`` in ann_dir.
+
+    Returns sorted (id, image_path, annotation_path); raises on any mismatch.
+    """
+    images, anns = {}, {}
+    for p in _visible_files(img_dir, recursive):
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            key = _key(img_dir, p, len(p.suffix))
+            if key in images:
+                raise DatasetFormatError(p, f"two images share the id {key!r}: {images[key].name} and {p.name}")
+            images[key] = p
+    for p in _visible_files(ann_dir, recursive):
+        if p.name.lower().endswith(ann_suffix):
+            anns[_key(ann_dir, p, len(ann_suffix))] = p
+    no_ann = sorted(images.keys() - anns.keys())
+    no_img = sorted(anns.keys() - images.keys())
+    if no_ann or no_img:
+        msg = []
+        if no_ann:
+            msg.append(f"{len(no_ann)} image(s) in {img_dir} have no '{ann_suffix}' file in {ann_dir}, "
+                       f"e.g. {no_ann[:5]}")
+        if no_img:
+            msg.append(f"{len(no_img)} '{ann_suffix}' file(s) in {ann_dir} have no image in {img_dir}, "
+                       f"e.g. {no_img[:5]}")
+        raise DatasetFormatError(img_dir, "mismatched ids: " + "; ".join(msg))
+    return [(id_prefix + k, images[k], anns[k]) for k in sorted(images)]
+
+
+class _FaceFolder(Dataset):
+    """Base class: a sorted list of (id, image path, annotation path); subclasses parse annotations."""
+
+    def __init__(self, samples: list[tuple[str, Path, Path]], scheme, where, transform=None):
+        if not samples:
+            raise DatasetFormatError(where, "no images with annotations found (empty dataset)")
+        self.samples = samples
+        self.scheme = get_scheme(scheme)
+        self.transform = transform
+
+    def read_annotation(self, path: Path) -> tuple[np.ndarray, tuple | None]:
+        """-> landmarks (N, 2|3) as stored, pose (yaw, pitch, roll) degrees or None."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        sid, image_path, ann_path = self.samples[index]
+        lm, pose = self.read_annotation(ann_path)
+        item = make_item(read_image(image_path), _to_scheme(lm, self.scheme, ann_path), pose, sid, ann_path)
+        return self.transform(item) if self.transform is not None else item
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} faces, scheme={self.scheme.name!r}, root={str(self.root)!r})"
+
+
+class ThreeDFAW(_FaceFolder):
+    """3DFAW: ``root/<split>_img/<id>.jpg`` + ``root/<split>_lm/<id>_lm.csv`` (66 x,y,z)."""
+
+    def __init__(self, root, split: str = "train", scheme: str = "3dfaw66", transform=None):
+        if get_scheme(scheme).name != "3dfaw66":
+            raise ValueError("3DFAW has 66 landmarks; only scheme='3dfaw66' is possible")
+        self.root = _require_dir(root, "3DFAW root")
+        img_dir = _require_dir(self.root / f"{split}_img", f"3DFAW {split!r} image")
+        lm_dir = _require_dir(self.root / f"{split}_lm", f"3DFAW {split!r} landmark")
+        super().__init__(_pair_files(img_dir, lm_dir, "_lm.csv"), scheme, img_dir, transform)
+
+    def read_annotation(self, path):
+        return read_3dfaw_landmarks(path), None
+
+
+class AFLW2000_3D(_FaceFolder):
+    """AFLW2000-3D: ``root/<name>.jpg`` + ``root/<name>.mat`` (``pt3d_68``, ``Pose_Para``)."""
+
+    def __init__(self, root, scheme: str = "68", transform=None):
+        self.root = _require_dir(root, "AFLW2000-3D")
+        super().__init__(_pair_files(self.root, self.root, ".mat"), scheme, self.root, transform)
+
+    def read_annotation(self, path):
+        mat = _loadmat(path)
+        lm = _mat_array(path, mat, "pt3d_68", (3, 68)).T
+        _check_finite(path, lm, "pt3d_68")
+        return lm, _pose_from_mat(path, mat)
+
+
+class W300LP(_FaceFolder):
+    """300W-LP: ``root/<subset>/<name>.jpg`` + same-stem ``.mat`` (``pt2d``; ``Pose_Para`` if present).
+
+    ``subsets``: e.g. ["AFW", "HELEN_Flip"]; None = every sub-folder holding images.
+    Ids are ``<subset>/<name>`` (flipped subsets reuse the names of the originals). 2D only: z is NaN.
+    """
+
+    def __init__(self, root, subsets: list[str] | None = None, scheme: str = "68", transform=None):
+        self.root = _require_dir(root, "300W-LP root")
+        if subsets is None:
+            subsets = sorted(d.name for d in self.root.iterdir()
+                             if d.is_dir() and d.name not in ("landmarks", *_IGNORED_DIRS)
+                             and not d.name.startswith(".")
+                             and any(p.suffix.lower() in IMAGE_SUFFIXES for p in d.iterdir()))
+        samples = []
+        for s in subsets:
+            d = _require_dir(self.root / s, "300W-LP subset")
+            samples += _pair_files(d, d, ".mat", id_prefix=f"{s}/")
+        self.subsets = list(subsets)
+        super().__init__(samples, scheme, self.root, transform)
+
+    def read_annotation(self, path):
+        mat = _loadmat(path)
+        pose = _pose_from_mat(path, mat) if "Pose_Para" in mat else None
+        return read_300wlp_landmarks(path), pose
+
+
+class PtsFolder(_FaceFolder):
+    """A folder (searched recursively) of images with same-stem iBUG ``.pts`` files. 2D only: z is NaN.
+
+    ``scheme``: None infers it from the first file (68 -> "68", 66 -> "3dfaw66");
+    "3dfaw66" also accepts 68-point files (the two inner-mouth corners are dropped).
+    """
+
+    def __init__(self, root, scheme: str | None = None, recursive: bool = True, transform=None):
+        self.root = _require_dir(root, "image/.pts")
+        samples = _pair_files(self.root, self.root, ".pts", recursive=recursive)
+        if scheme is None and samples:
+            n = len(read_pts(samples[0][2]))
+            if n not in (66, 68):
+                raise DatasetFormatError(samples[0][2], f"has {n} points; only 68 (iBUG) or 66 (3DFAW) are known")
+            scheme = "68" if n == 68 else "3dfaw66"
+        super().__init__(samples, scheme or "68", self.root, transform)
+
+    def read_annotation(self, path):
+        return read_pts(path), None
+
+
+# ----------------------------------------------------------------------------- specs
+
+DATASET_SPECS = {
+    "synthetic": "synthetic[:SIZE]  procedurally rendered 3D faces (no download)",
+    "3dfaw": "3dfaw:DIR         3DFAW (DIR/<split>_img, DIR/<split>_lm); keyword split='train'|'valid'",
+    "aflw2000": "aflw2000:DIR      AFLW2000-3D (DIR/*.jpg + *.mat)",
+    "300wlp": "300wlp:DIR        300W-LP (DIR/<subset>/*.jpg + *.mat)",
+    "folder": "folder:DIR        images + iBUG .pts files",
+}
+
+
+def open_dataset(spec: str, **kw) -> Dataset:
+    """Open a dataset from a SPEC string (see ``DATASET_SPECS``); ``kw`` go to the class.
+
+    >>> open_dataset("aflw2000:data/AFLW2000", scheme="3dfaw66")  # doctest: +SKIP
+    """
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind == "synthetic":
+        from .synthetic import SyntheticFaces  # lazy: rendering code is only needed here
+        size = int(arg) if arg else kw.pop("size", 1000)
+        return SyntheticFaces(size, **kw)
+    classes = {"3dfaw": ThreeDFAW, "aflw2000": AFLW2000_3D, "300wlp": W300LP, "folder": PtsFolder}
+    if kind not in classes:
+        known = "\n  ".join(DATASET_SPECS.values())
+        raise ValueError(f"unknown dataset spec {spec!r}; expected one of:\n  {known}")
+    if not arg:
+        raise ValueError(f"dataset spec {spec!r} needs a folder: {DATASET_SPECS[kind]}")
+    return classes[kind](arg, **kw)
