@@ -1,0 +1,7 @@
+"""The three subnetworks (detection, regression, Z), the cascade and the presets."""
+from .cascade import Cascade, landmarks_to_image, normalize_images
+from .detection import (DetectionConfig, DetectionNet, PretrainedWeightsUnavailable,
+                        detection_loss)
+from .presets import PRESETS, Preset, get_preset
+from .regression import RegressionConfig, RegressionNet, regression_loss
+from .zregressor import ZConfig, ZRegressor, z_loss

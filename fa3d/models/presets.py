@@ -1,0 +1,57 @@
+"""Presets: the same three networks at two sizes. Presets are data, not code forks.
+
+- ``paper``: exactly the paper's system at 384 px: ResNet-152 detection
+  (3-8-36-3, layer4 stride 1), a 256-channel 4-level hourglass, a pre-activation
+  ResNet-200 Z regressor (3-24-36-3), Gaussian heatmaps with std 6 px. GPU only.
+- ``quick``: the same classes made shallow and narrow with 64 px crops, sized so
+  that the whole training demo runs on a 2-core laptop CPU in minutes.
+
+Add a field here (e.g. a training schedule) rather than branching in code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .detection import DetectionConfig
+from .regression import RegressionConfig
+from .zregressor import ZConfig
+
+
+@dataclass
+class Preset:
+    name: str
+    image_size: int          # side of the square face crop, px (divisible by 64)
+    heatmap_sigma: float     # std of the Gaussian heatmaps, px at image_size
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+    regression: RegressionConfig = field(default_factory=RegressionConfig)
+    z: ZConfig = field(default_factory=ZConfig)
+
+    @property
+    def num_landmarks(self) -> int:
+        return self.detection.num_landmarks
+
+
+PRESETS = {
+    "paper": Preset(
+        name="paper", image_size=384, heatmap_sigma=6.0,
+        detection=DetectionConfig(layers=(3, 8, 36, 3), block="bottleneck", width=64),
+        regression=RegressionConfig(features=256, depth=4, num_blocks=1),
+        z=ZConfig(layers=(3, 24, 36, 3), block="bottleneck", width=64),
+    ),
+    "quick": Preset(
+        name="quick", image_size=64, heatmap_sigma=1.5,
+        detection=DetectionConfig(layers=(1, 1, 1, 1), block="basic", width=32),
+        regression=RegressionConfig(features=64, depth=3, num_blocks=1),
+        z=ZConfig(layers=(1, 1, 1, 1), block="basic", width=32),
+    ),
+}
+
+
+def get_preset(name: str, num_landmarks: int = 66) -> Preset:
+    """A fresh copy of preset ``name`` ("paper" or "quick") for ``num_landmarks`` points (66 or 68)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    p = PRESETS[name]
+    return replace(p, detection=replace(p.detection, num_landmarks=num_landmarks),
+                   regression=replace(p.regression, num_landmarks=num_landmarks),
+                   z=replace(p.z, num_landmarks=num_landmarks))

@@ -1,0 +1,301 @@
+"""Tests for fa3d.models: architecture facts of the paper preset, shapes, inits, losses, weights."""
+import math
+import os
+import urllib.error
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torchvision.models.resnet import Bottleneck
+
+from fa3d.heatmaps import decode_heatmaps, disk_heatmaps, gaussian_heatmaps
+from fa3d.models import (PRESETS, Cascade, DetectionConfig, DetectionNet, PretrainedWeightsUnavailable,
+                         RegressionNet, ZConfig, ZRegressor, detection_loss, get_preset,
+                         landmarks_to_image, normalize_images, regression_loss, z_loss)
+from fa3d.models.detection import BilinearUpsample, ResNetBackbone
+from fa3d.models.regression import Hourglass, PreActBottleneck
+from fa3d.models.zregressor import load_pretrained
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def paper_meta():
+    """The paper preset's three nets on the meta device: structure and shapes, no memory, no compute."""
+    preset = get_preset("paper")
+    with torch.device("meta"):
+        return preset, DetectionNet(preset.detection), RegressionNet(preset.regression), ZRegressor(preset.z)
+
+
+@pytest.fixture(scope="module")
+def quick():
+    torch.manual_seed(0)
+    return get_preset("quick"), Cascade.from_preset(get_preset("quick"))
+
+
+# ----------------------------------------------------------------------------- paper architecture
+
+def test_paper_detection_is_resnet152_with_stride16(paper_meta):
+    _, det, _, _ = paper_meta
+    bb = det.backbone
+    assert [len(s) for s in (bb.layer1, bb.layer2, bb.layer3, bb.layer4)] == [3, 8, 36, 3]
+    assert all(isinstance(b, Bottleneck) for b in bb.layer3)
+    assert bb.layer3[0].conv2.stride == (2, 2) and bb.layer3[0].downsample[0].stride == (2, 2)
+    # paper §2.1: the last stage's stride goes from 2 to 1, and nothing else changes (no dilation)
+    assert bb.layer4[0].conv2.stride == (1, 1) and bb.layer4[0].downsample[0].stride == (1, 1)
+    assert all(b.conv2.dilation == (1, 1) for b in bb.layer4)
+    assert bb.out_channels == 2048 and det.head.in_channels == 2048 and det.head.out_channels == 66
+    assert not hasattr(bb, "fc") and not hasattr(bb, "avgpool")
+    x = torch.zeros(1, 3, 384, 384, device="meta")
+    assert bb(x).shape == (1, 2048, 384 // 16, 384 // 16)
+    assert det(x).shape == (1, 66, 96, 96)
+
+
+@pytest.mark.parametrize("block,layers,tv_model", [("bottleneck", (3, 8, 36, 3), "resnet152"),
+                                                  ("basic", (2, 2, 2, 2), "resnet18")])
+def test_backbone_state_dict_matches_torchvision(block, layers, tv_model):
+    with torch.device("meta"):
+        ours = ResNetBackbone(block, layers, 64).state_dict()
+        theirs = getattr(torchvision.models, tv_model)().state_dict()
+    theirs = {k: v.shape for k, v in theirs.items() if not k.startswith("fc.")}
+    assert {k: v.shape for k, v in ours.items()} == theirs
+
+
+def test_paper_z_is_preact_resnet200(paper_meta):
+    _, _, _, z = paper_meta
+    assert [len(s) for s in (z.layer1, z.layer2, z.layer3, z.layer4)] == [3, 24, 36, 3]
+    assert all(isinstance(b, PreActBottleneck) for s in (z.layer1, z.layer2, z.layer3, z.layer4) for b in s)
+    assert 3 * sum(len(s) for s in (z.layer1, z.layer2, z.layer3, z.layer4)) + 2 == 200  # + conv1 + fc
+    assert z.conv1.in_channels == 3 + 66 and z.conv1.kernel_size == (7, 7) and z.conv1.stride == (2, 2)
+    widths = [(s[0].conv1.out_channels, s[0].conv2.out_channels, s[0].conv3.out_channels)
+              for s in (z.layer1, z.layer2, z.layer3, z.layer4)]
+    assert widths == [(64, 64, 256), (128, 128, 512), (256, 256, 1024), (512, 512, 2048)]
+    assert [s[0].conv2.stride for s in (z.layer1, z.layer2, z.layer3, z.layer4)] == [(1, 1)] + [(2, 2)] * 3
+    assert z.fc.in_features == 2048 and z.fc.out_features == 66
+    x = torch.zeros(1, 3, 384, 384, device="meta")
+    assert z(x, torch.zeros(1, 66, 384, 384, device="meta")).shape == (1, 66)
+
+
+def test_paper_regression_hourglass(paper_meta):
+    _, _, reg, _ = paper_meta
+    assert sum(isinstance(m, Hourglass) for m in reg.modules()) == 4  # 4 pooling levels
+    assert reg.stem.in_channels == 3 + 66
+    ups = [m for m in reg.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert len(ups) == 5 and all(isinstance(m, BilinearUpsample) for m in ups)  # 4 in the hourglass + final ×4
+    assert not any(isinstance(m, nn.Upsample) for m in reg.modules())
+    x = torch.zeros(1, 3, 384, 384, device="meta")
+    assert reg(x, torch.zeros(1, 66, 96, 96, device="meta")).shape == (1, 66, 384, 384)
+    assert 3.0e6 < sum(p.numel() for p in reg.parameters()) < 3.8e6  # ~3.4 M (DESIGN.md)
+
+
+def test_paper_cascade_shapes_on_meta():
+    with torch.device("meta"):
+        out = Cascade.from_preset(get_preset("paper"))(torch.zeros(1, 3, 384, 384))
+    assert out["detection_logits"].shape == (1, 66, 96, 96)
+    assert out["heatmaps"].shape == (1, 66, 384, 384)
+    assert out["landmarks"].shape == (1, 66, 3)
+
+
+# ----------------------------------------------------------------------------- quick preset, real forward
+
+def test_quick_cascade_forward(quick):
+    preset, cascade = quick
+    S, N = preset.image_size, 66
+    cascade.eval()
+    images = normalize_images(torch.randint(0, 256, (2, 3, S, S), dtype=torch.uint8))
+    with torch.no_grad():
+        out = cascade(images)
+        feats = cascade.detection.backbone(images)
+    assert feats.shape[-1] == S // 16  # output stride 16 in the quick layout too
+    assert out["detection_logits"].shape == (2, N, S // 4, S // 4)
+    assert out["heatmaps"].shape == (2, N, S, S)
+    lm = out["landmarks"]
+    assert lm.shape == (2, N, 3) and lm.dtype == torch.float32 and torch.isfinite(lm).all()
+    assert torch.equal(lm[..., :2], decode_heatmaps(out["heatmaps"]))
+    assert lm[..., :2].min() >= 0 and lm[..., :2].max() <= S - 1
+
+
+def test_presets_are_data():
+    p68 = get_preset("quick", num_landmarks=68)
+    assert (p68.detection.num_landmarks, p68.regression.num_landmarks, p68.z.num_landmarks) == (68, 68, 68)
+    assert PRESETS["quick"].detection.num_landmarks == 66  # get_preset returns a copy
+    paper = get_preset("paper")
+    assert (paper.image_size, paper.heatmap_sigma) == (384, 6.0)
+    assert paper.image_size % 64 == 0 and get_preset("quick").image_size % 64 == 0
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("huge")
+
+
+# ----------------------------------------------------------------------------- initialisation
+
+def test_bilinear_upsample_matches_interpolation():
+    torch.manual_seed(0)
+    for factor in (2, 3, 4):
+        up = BilinearUpsample(5, factor)
+        x = torch.rand(2, 5, 6, 7)
+        y = up(x)
+        assert y.shape == (2, 5, 6 * factor, 7 * factor)
+        ref = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+        b = factor // 2 + 1  # border pixels miss a neighbour
+        torch.testing.assert_close(y[..., b:-b, b:-b], ref[..., b:-b, b:-b])
+        const = up(torch.full((1, 5, 6, 7), 3.0))
+        torch.testing.assert_close(const[..., b:-b, b:-b], torch.full_like(const[..., b:-b, b:-b], 3.0))
+
+
+def test_all_deconvs_start_bilinear(quick):
+    _, cascade = quick
+    ups = [m for m in cascade.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert len(ups) == 1 + 3 + 1  # detection ×4, hourglass levels, regression ×4
+    for m in ups:
+        fresh = BilinearUpsample(m.in_channels, m.stride[0])
+        torch.testing.assert_close(m.weight, fresh.weight)
+    # the ×4 tent filter by hand: 1 - |i - 3.5| / 4
+    tent = torch.tensor([0.125, 0.375, 0.625, 0.875, 0.875, 0.625, 0.375, 0.125])
+    torch.testing.assert_close(BilinearUpsample(1, 4).weight[0, 0], torch.outer(tent, tent))
+
+
+def test_detection_head_starts_at_zero(quick):
+    _, cascade = quick
+    logits = cascade.detection(torch.randn(2, 3, 64, 64))
+    assert torch.equal(logits, torch.zeros_like(logits))
+    assert detection_loss(logits, torch.zeros_like(logits)).item() == pytest.approx(math.log(2))
+
+
+def test_z_new_layers_are_gaussian_001():
+    torch.manual_seed(0)
+    z = ZRegressor(ZConfig(layers=(1, 1, 1, 1), block="bottleneck", width=64))
+    for w in (z.conv1.weight, z.fc.weight):
+        assert abs(w.mean().item()) < 1e-3
+        assert w.std().item() == pytest.approx(0.01, rel=0.05)
+    assert torch.equal(z.fc.bias, torch.zeros_like(z.fc.bias))
+    assert z.layer1[0].conv2.weight.std().item() > 0.03  # the other convs keep He init
+
+
+# ----------------------------------------------------------------------------- losses and learning
+
+def test_losses_by_hand():
+    a, b = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 4.0]])
+    assert z_loss(a, b).item() == pytest.approx((1 + 4) / 2)
+    assert regression_loss(a[None, None], b[None, None]).item() == pytest.approx(2.5)
+    logit, target = torch.tensor([[[[2.0]]]]), torch.tensor([[[[1.0]]]])
+    assert detection_loss(logit, target).item() == pytest.approx(math.log(1 + math.exp(-2.0)))
+
+
+def _overfit(model, inputs, target, loss_fn, steps=15, lr=1e-2):
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = loss_fn(model(*inputs), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_each_quick_subnet_overfits_a_tiny_batch():
+    """Each subnet must beat the best *constant* prediction on a fixed batch, i.e. use its input."""
+    torch.manual_seed(0)  # passes for seeds 0-9
+    preset = get_preset("quick", num_landmarks=8)
+    S, N = preset.image_size, 8
+    images = torch.randn(4, 3, S, S)
+    points = torch.rand(4, N, 2) * (S - 16) + 8
+    disks = disk_heatmaps(points / 4, S // 4, radius=1.5)   # detection targets at stride 4
+    gauss = gaussian_heatmaps(points, S, preset.heatmap_sigma)
+    z_true = 5 * torch.randn(4, N)
+
+    p = disks.mean()
+    best_constant = -(p * p.log() + (1 - p) * (1 - p).log()).item()
+    losses = _overfit(DetectionNet(preset.detection), (images,), disks, detection_loss, steps=30, lr=1e-2)
+    assert losses[0] == pytest.approx(math.log(2)) and losses[-1] < 0.8 * best_constant
+
+    losses = _overfit(RegressionNet(preset.regression), (images, disks), gauss, regression_loss, steps=30, lr=1e-3)
+    assert losses[0] == pytest.approx(gauss.square().mean().item())  # zero head: empty maps at first
+    assert losses[-1] < 0.6 * gauss.var(unbiased=False).item()
+
+    losses = _overfit(ZRegressor(preset.z), (images, gauss), z_true, z_loss, steps=20, lr=1e-2)
+    assert losses[-1] < 0.1 * z_true.var(unbiased=False).item()
+
+
+# ----------------------------------------------------------------------------- images and coordinates
+
+def test_normalize_images():
+    white = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
+    expected = torch.tensor([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225])
+    torch.testing.assert_close(normalize_images(white)[0, :, 0, 0], expected)
+    torch.testing.assert_close(normalize_images(torch.ones(3, 2, 2))[:, 1, 1], expected)
+    with pytest.raises(ValueError, match="3, H, W"):
+        normalize_images(torch.zeros(1, 4, 2, 2))
+    with pytest.raises(TypeError):
+        normalize_images(torch.zeros(1, 3, 2, 2, dtype=torch.int32))
+
+
+def test_landmarks_to_image_by_hand():
+    # crop = rotate by 90°, scale 2, shift (10, 5): (x, y) -> (-2y + 10, 2x + 5), z -> 2z
+    A = torch.tensor([[[0.0, -2.0, 10.0], [2.0, 0.0, 5.0]],
+                      [[0.5, 0.0, -1.0], [0.0, 0.5, 3.0]]])
+    crop = torch.tensor([[[6.0, 7.0, 6.0]], [[1.0, 4.0, -1.0]]])
+    image = landmarks_to_image(crop, A)
+    torch.testing.assert_close(image, torch.tensor([[[1.0, 2.0, 3.0]], [[4.0, 2.0, -2.0]]]))
+
+
+# ----------------------------------------------------------------------------- pretrained weights
+
+def _no_download(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    calls = []
+
+    def refuse(url, *args, **kwargs):
+        calls.append(url)
+        raise urllib.error.URLError("no network in tests")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    return calls
+
+
+def test_pretrained_missing_raises_clear_error(monkeypatch, tmp_path):
+    calls = _no_download(monkeypatch, tmp_path)
+    with pytest.raises(PretrainedWeightsUnavailable) as err:
+        DetectionNet(DetectionConfig(layers=(2, 2, 2, 2), block="basic", num_landmarks=4, pretrained=True))
+    msg = str(err.value)
+    assert os.path.join(str(tmp_path), "hub", "checkpoints", "resnet18-f37072fd.pth") in msg
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in msg
+    assert "pretrained=False" in msg
+    assert len(calls) == 1  # the (refused) download was the only way out: nothing reached the network
+    with pytest.raises(ValueError, match="no torchvision ImageNet weights"):
+        DetectionNet(DetectionConfig(layers=(1, 1, 1, 1), block="basic", pretrained=True))
+
+
+def test_pretrained_loads_from_torch_cache(monkeypatch, tmp_path):
+    calls = _no_download(monkeypatch, tmp_path)
+    torch.manual_seed(1)
+    reference = torchvision.models.resnet18()
+    os.makedirs(tmp_path / "hub" / "checkpoints")
+    torch.save(reference.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    det = DetectionNet(DetectionConfig(layers=(2, 2, 2, 2), block="basic", num_landmarks=4, pretrained=True))
+    assert not calls
+    torch.testing.assert_close(det.backbone.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+    torch.testing.assert_close(det.backbone.bn1.running_var, reference.bn1.running_var)
+
+
+def test_z_load_pretrained_reuses_rgb_filters(tmp_path):
+    torch.manual_seed(0)
+    cfg = ZConfig(num_landmarks=4, layers=(1, 1, 1, 1), block="basic", width=8)
+    source = ZRegressor(cfg).state_dict()
+    source["conv1.weight"] = torch.randn(8, 3, 7, 7)   # an "ImageNet" RGB stem
+    source["fc.weight"] = torch.randn(1000, 64)         # and classifier
+    source["fc.bias"] = torch.randn(1000)
+    path = tmp_path / "imagenet_z.pth"
+    torch.save(source, path)
+    model = ZRegressor(ZConfig(**{**cfg.__dict__, "pretrained_path": str(path)}))
+    torch.testing.assert_close(model.conv1.weight[:, :3], source["conv1.weight"])
+    assert model.conv1.weight[:, 3:].std().item() < 0.05            # heatmap channels: N(0, 0.01)
+    assert model.fc.weight.shape == (4, 64) and model.fc.weight.std().item() < 0.05
+    torch.testing.assert_close(model.layer2[0].conv1.weight, source["layer2.0.conv1.weight"])
+
+    bad = tmp_path / "other.pth"
+    torch.save({"conv1.weight": torch.zeros(8, 3, 7, 7)}, bad)
+    with pytest.raises(ValueError, match="other.pth"):
+        load_pretrained(ZRegressor(cfg), str(bad))
