@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.fa3d-installed
 OUT    ?= outputs
 
-.PHONY: env test test-fast demo bench kernel lock clean
+.PHONY: env test test-fast demo notebooks bench kernel lock clean
 
 env: $(STAMP)
 
@@ -32,6 +32,10 @@ test-fast: env
 
 demo: env
 	$(PY) -m fa3d demo --out $(OUT)/demo
+
+# Execute every notebook in quick mode into $(OUT)/notebooks (+ HTML for teachers, timings.json).
+notebooks: env
+	$(PY) benchmarks/run_notebooks.py --out $(OUT)/notebooks
 
 bench: env
 	$(PY) benchmarks/synthetic_speed.py

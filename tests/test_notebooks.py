@@ -1,0 +1,99 @@
+"""The course notebooks: well-formed and stripped as committed, and executed by papermill in
+quick mode (kernel "fa3d", the project's environment) with assertions on the metrics JSON
+each notebook writes — not only that no cell failed.
+
+The notebooks run in order into one output folder, so later notebooks reuse the quick
+checkpoints of earlier ones, as a student's would.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+_spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "benchmarks" / "run_notebooks.py")
+run_notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(run_notebooks)
+
+
+def _finite(*values) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+# What each notebook must have computed (keys of OUT_DIR/<name>.json).
+def _check_00(m):
+    assert m["num_landmarks"] == 66
+
+
+def _check_01(m):
+    assert m["crop_roundtrip_max_px"] < 1e-3
+    assert m["heatmap_decode_error_px"] < 0.1
+
+
+def _check_trained(m):
+    # a trained stage beats the mean-shape baseline by a wide margin
+    assert _finite(m["model_gte"], m["baseline_gte"])
+    assert m["model_gte"] < 0.6 * m["baseline_gte"], m
+
+
+CHECKS = {
+    "00_overview": _check_00,
+    "01_data": _check_01,
+    "02_detection": _check_trained,
+    "03_regression": _check_trained,
+    "04_z_regressor": _check_trained,
+    "05_evaluation": _check_trained,
+    "06_explore_3d": lambda m: None,
+    "07_full_training": _check_trained,
+    "08_ablations": lambda m: None,
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_is_stripped_and_well_formed(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "fa3d"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), \
+        f"{path.name}: commit notebooks without outputs"
+    assert any("parameters" in c.metadata.get("tags", []) for c in code), f"{path.name}: no parameters cell"
+    text = "\n".join(c.source for c in nb.cells)
+    assert "colab-badge.svg" in text and "## Exercises" in text
+    assert (ROOT / "notebooks" / "solutions" / f"{path.stem}_solutions.md").exists()
+    assert path.stem in CHECKS, f"add the assertions for {path.stem} to CHECKS"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_pairs_with_its_percent_script(path):
+    jupytext = pytest.importorskip("jupytext")
+    script = path.with_suffix(".py")
+    assert script.exists(), f"{script.name} missing (jupytext pairing)"
+    a = [(c.cell_type, c.source.strip()) for c in jupytext.read(script).cells]
+    b = [(c.cell_type, c.source.strip()) for c in nbformat.read(path, as_version=4).cells]
+    assert a == b, f"{path.name} and {script.name} differ: run `jupytext --sync {script}`"
+
+
+@pytest.fixture(scope="session")
+def notebook_out(tmp_path_factory):
+    return tmp_path_factory.mktemp("notebooks")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes_in_quick_mode(path, notebook_out):
+    executed, seconds = run_notebooks.execute(path, notebook_out)
+    nb = nbformat.read(executed, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors
+    metrics_path = notebook_out / f"{path.stem}.json"
+    assert metrics_path.exists(), f"{path.name} wrote no {metrics_path.name}"
+    CHECKS[path.stem](json.loads(metrics_path.read_text()))
+    print(f"{path.stem}: {seconds:.0f} s")
