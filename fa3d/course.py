@@ -38,8 +38,12 @@ def seed_everything(seed: int = 0) -> None:
 
 
 def setup(seed: int = 0, quiet: bool = False) -> torch.device:
-    """Seed everything, pick the device (CUDA when present) and print what this machine has."""
+    """Seed everything, set up figures for Jupyter, pick the device (CUDA when present) and print
+    what this machine has."""
+    from .viz import setup_notebook
+
     seed_everything(seed)
+    setup_notebook()  # inline matplotlib figures, plotly.js from a CDN (no-op outside Jupyter)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not quiet:
         ram = _ram_gib()

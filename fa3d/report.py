@@ -1,0 +1,303 @@
+"""The evaluation report: the paper's Tables 2-3 and Fig. 3-4 for our predictions.
+
+:func:`write_report` takes plain tensors (predictions and ground truth in image
+pixels, as :func:`fa3d.evaluate.evaluate_dataset` returns them) and writes, into
+one folder (a run's folder, next to its ``metrics.json``)::
+
+    report.md / report.html   tables laid out like the paper's Tables 2-3, with the
+                              paper's own 3DFAW numbers beside ours *for reference*
+    report.json               every number in the tables (percent)
+    ced.png                   cumulative error curves, the paper's Fig. 3
+    gallery.jpg               best / median / worst faces, the paper's Fig. 4 analogue (JPEG: photos)
+    error_by_yaw.png          error against |yaw| with the yaw-bin means
+    face_3d.html              one test face in 3D, prediction vs ground truth (plotly)
+    training_curves.png       loss / GTE / lr per epoch (when a training log is given)
+
+Every number is computed here from the inputs with :mod:`fa3d.metrics`; the only
+hard-coded numbers are the published references below, always labelled as such.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import viz
+from .data.schemes import get_scheme
+from .metrics import gte, nme_bbox, summarize, yaw_binned_nme
+
+#: Bulat & Tzimiropoulos 2016 on **3DFAW** (their Tables 2 and 3), percent. References, not ours.
+PAPER_3DFAW = {
+    "test": {"paper (Bulat & Tzimiropoulos)": {"gte": 4.5623, "cvgtce": 3.4767},
+             "second best in the challenge": {"gte": 5.8835, "cvgtce": 3.9700}},
+    "valid": {"xy": "3.6263", "xyz": "4.9408", "x": "2.12", "y": "2.48", "z": "2.77"},
+}
+#: Published AFLW2000-3D balanced NME (%, mean of the three yaw-bin means; DESIGN.md).
+PUBLISHED_AFLW2000 = {"3D-FAN": 3.76, "3DDFA-V2": 3.51, "SynergyNet": 3.41}
+YAW_BINS = ((0, 30), (30, 60), (60, 90))
+METRIC_KEYS = ("gte_xy", "gte_xyz", "gte_x", "gte_y", "gte_z", "cvgtce")
+REPORT_FILES = {"markdown": "report.md", "html": "report.html", "json": "report.json", "ced": "ced.png",
+                "gallery": "gallery.jpg", "yaw": "error_by_yaw.png", "face_3d": "face_3d.html",
+                "training": "training_curves.png"}
+
+
+def _tensor(x) -> torch.Tensor:
+    return (x if torch.is_tensor(x) else torch.as_tensor(np.asarray(x))).detach().cpu().double()
+
+
+def _fmt(v, digits: int = 2) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+# ----------------------------------------------------------------------------- numbers
+
+def report_numbers(pred, gt, *, yaw=None, baseline_pred=None, extra_runs: dict | None = None,
+                   model_name: str = "fa3d", data_name: str = "synthetic", eye_corners=(36, 45)) -> dict:
+    """Every number of the report, in percent, from (V, N, 3) predictions and ground truth
+    (computed in float64, like ``fa3d evaluate``'s metrics.json).
+
+    Returns {"runs": {name: summarize(...)}, "model", "baseline" (names or None),
+    "yaw": {name: {"gte_xyz": yaw_binned_nme dict in %, "nme_bbox": ...}} (when yaw is given),
+    "aflw2000": {"balanced_nme", "bins", "published"} (data_name "aflw2000" with 68 points)}.
+    """
+    gt = _tensor(gt)
+    runs = {model_name: _tensor(pred)}
+    baseline = "mean-shape baseline" if baseline_pred is not None else None
+    if baseline:
+        runs[baseline] = _tensor(baseline_pred)
+    runs.update({name: _tensor(p) for name, p in (extra_runs or {}).items()})
+    out = {"data": data_name, "model": model_name, "baseline": baseline, "num_images": int(gt.shape[0]),
+           "runs": {name: summarize(p, gt, eye_corners) for name, p in runs.items()}}
+    if yaw is not None:
+        yaw = _tensor(yaw).reshape(-1)
+        known = ~torch.isnan(yaw)
+        out["yaw"] = {}
+        for name, p in runs.items():
+            per = {"gte_xyz": gte(p[known], gt[known], "xyz", eye_corners), "nme_bbox": nme_bbox(p[known], gt[known])}
+            out["yaw"][name] = {k: _percent(yaw_binned_nme(e, yaw[known], YAW_BINS)) for k, e in per.items()}
+        out["yaw_known"] = int(known.sum())
+        if data_name.lower().startswith("aflw2000") and gt.shape[1] == 68:
+            mine = out["yaw"][model_name]["nme_bbox"]
+            out["aflw2000"] = {"balanced_nme": mine["balanced"], "bins": mine, "published": dict(PUBLISHED_AFLW2000)}
+    return out
+
+
+def _percent(binned: dict) -> dict:
+    """yaw_binned_nme's fractions -> percent, JSON-friendly."""
+    return {"bins": [list(b) for b in binned["bins"]], "counts": binned["counts"],
+            "means": [100 * m for m in binned["means"]], "balanced": 100 * binned["balanced"],
+            "mean": 100 * binned["mean"]}
+
+
+def check_against_metrics(numbers: dict, metrics: dict, tol: float = 6e-5) -> list[str]:
+    """Differences between the report's model numbers and a metrics.json dict (rounded to
+    4 decimals there): a list of "key: report vs metrics.json" lines, empty when they agree."""
+    mine = numbers["runs"][numbers["model"]]
+    bad = []
+    for k in METRIC_KEYS:
+        if k in metrics and metrics[k] is not None and not math.isnan(mine[k]):
+            if abs(mine[k] - float(metrics[k])) > tol + 1e-9 * abs(mine[k]):
+                bad.append(f"{k}: report {mine[k]:.6f} vs metrics.json {metrics[k]}")
+    return bad
+
+
+# ----------------------------------------------------------------------------- tables
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def tables(numbers: dict) -> list[dict]:
+    """The report's tables as {"title", "header", "rows", "note"} (cells are strings)."""
+    runs, data, n = numbers["runs"], numbers["data"], numbers["num_images"]
+    out = []
+    rows = [[name, f"ours, {data} ({n} faces)", _fmt(m["gte_xyz"]), _fmt(m["cvgtce"])] for name, m in runs.items()]
+    rows += [[name, "**paper's 3DFAW test set**", f"{v['gte']:.4f}", f"{v['cvgtce']:.4f}"]
+             for name, v in PAPER_3DFAW["test"].items()]
+    out.append({"title": "Table 2 analogue: GTE and CVGTCE (%)", "header": ["method", "data", "GTE (%)", "CVGTCE (%)"],
+                "rows": rows,
+                "note": "GTE here is on (x, y, z). The last two rows are the numbers published in the paper "
+                        "(3DFAW test set, scored by the challenge organisers), shown for reference: they are not ours "
+                        "and not on the same data."})
+    names = list(runs)
+    header = ["axes"] + [f"{name} ({data})" for name in names] + ["paper, 3DFAW validation (reference)"]
+    rows = [[axis] + [_fmt(runs[name][f"gte_{axis}"]) for name in names] + [PAPER_3DFAW["valid"][axis]]
+            for axis in viz.ERROR_AXES]
+    out.append({"title": "Table 3 analogue: GTE (%) by axes", "header": header, "rows": rows,
+                "note": "Errors normalised by the 3D interocular distance (outer eye corners 36, 45). The last column "
+                        "is the paper's Table 3 (3DFAW validation set, model trained on the training set only)."})
+    if "yaw" in numbers:
+        for key, label in (("gte_xyz", "GTE xyz (%)"), ("nme_bbox", "NME, 2D / sqrt(w·h) of the box (%)")):
+            first = next(iter(numbers["yaw"].values()))[key]
+            bins = [f"{'[' if i == 0 else '('}{lo}, {hi}] (n={c})"
+                    for i, ((lo, hi), c) in enumerate(zip(first["bins"], first["counts"]))]
+            rows = [[name] + [_fmt(m) for m in y[key]["means"]] + [_fmt(y[key]["balanced"]), _fmt(y[key]["mean"])]
+                    for name, y in numbers["yaw"].items()]
+            note = "|yaw| bins in degrees; balanced = mean of the bin means; all = mean over all faces."
+            if key == "nme_bbox" and "aflw2000" in numbers:
+                rows += [[f"{name} (published)", "", "", "", f"{v:.2f}", ""] for name, v in PUBLISHED_AFLW2000.items()]
+                note += (" AFLW2000-3D protocol (68 points, 2D NME normalised by sqrt(w·h) of the ground-truth box); the "
+                         "published rows are from the literature (see DESIGN.md), not computed here.")
+            out.append({"title": f"Error by yaw bin: {label}", "header": ["method"] + bins + ["balanced", "all"],
+                        "rows": rows, "note": note})
+    return out
+
+
+def markdown_report(numbers: dict, figures: dict[str, str], title: str, notes: list[str]) -> str:
+    parts = [f"# {title}", ""]
+    parts += [f"> {line}" for line in notes] + [""]
+    for t in tables(numbers):
+        parts += [f"## {t['title']}", "", _md_table(t["header"], t["rows"]), "", f"*{t['note']}*", ""]
+    for key, caption in _CAPTIONS.items():
+        if key in figures:
+            link = f"[{figures[key]}]({figures[key]})" if figures[key].endswith(".html") else f"![{caption}]({figures[key]})"
+            parts += [f"## {caption}", "", link, ""]
+    return "\n".join(parts)
+
+
+_CAPTIONS = {"ced": "Cumulative error curves (the paper's Fig. 3)",
+             "gallery": "Best, median and worst faces (the paper's Fig. 4 analogue)",
+             "yaw": "Error against yaw", "training": "Training curves",
+             "face_3d": "One test face in 3D (interactive; drag to turn)"}
+
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em}"
+        "td:not(:first-child){text-align:right}th{background:#f3f3f3}img{max-width:100%}"
+        ".note{color:#555;font-size:.9em}.ref{color:#7a4b00}blockquote{color:#555}"
+        "iframe{width:100%;height:560px;border:1px solid #ccc}")
+
+
+def html_report(numbers: dict, figures: dict[str, str], title: str, notes: list[str]) -> str:
+    esc = html.escape
+    body = [f"<h1>{esc(title)}</h1>"] + [f"<blockquote>{esc(line)}</blockquote>" for line in notes]
+    for t in tables(numbers):
+        head = "".join(f"<th>{esc(h)}</th>" for h in t["header"])
+        rows = []
+        for r in t["rows"]:
+            cls = ' class="ref"' if any("paper" in c or "published" in c for c in r) else ""
+            rows.append(f"<tr{cls}>" + "".join(f"<td>{esc(c.replace('**', ''))}</td>" for c in r) + "</tr>")
+        body += [f"<h2>{esc(t['title'])}</h2>", f"<table><tr>{head}</tr>{''.join(rows)}</table>",
+                 f"<p class='note'>{esc(t['note'])}</p>"]
+    for key, caption in _CAPTIONS.items():
+        if key in figures:
+            src = esc(figures[key])
+            tag = f"<iframe src='{src}'></iframe><p><a href='{src}'>open {src}</a></p>" if src.endswith(".html") \
+                else f"<img src='{src}' alt='{esc(caption)}'>"
+            body += [f"<h2>{esc(caption)}</h2>", tag]
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+# ----------------------------------------------------------------------------- the report
+
+def _image(images, i: int):
+    if images is None:
+        return None
+    item = images[i]
+    return item["image"] if isinstance(item, dict) else item
+
+
+def write_report(out_dir, *, pred, gt, scheme, images=None, yaw=None, baseline_pred=None, ids=None,
+                 data_name: str = "synthetic", metrics: dict | None = None, extra_runs: dict | None = None,
+                 log: list[dict] | None = None, model_name: str = "fa3d", title: str | None = None,
+                 per_row: int = 4, offline_html: bool = False, eye_corners=(36, 45)) -> dict[str, Path]:
+    """Write the evaluation report into ``out_dir`` (created if needed). Returns {kind: path}
+    for the files in :data:`REPORT_FILES` that were written.
+
+    pred, gt: (V, N, 3) landmarks in image pixels (x, y, z; as ``evaluate_dataset`` returns).
+    scheme: "68" or "3dfaw66". images: anything indexable by image index giving an uint8
+    (3, H, W) image (a list, a tensor, or a dataset whose items are dicts); only the few
+    drawn faces are read. yaw: (V,) degrees (NaN = unknown). baseline_pred: (V, N, 3) of the
+    mean-shape baseline. extra_runs: {name: (V, N, 3)} more rows and curves (e.g. stages).
+    metrics: a metrics.json dict: the report checks that its numbers agree and says so.
+    log: :func:`fa3d.train.read_log` records for the training curves. ``data_name="aflw2000"``
+    (68 points, yaw given) adds the yaw-binned balanced NME next to published numbers.
+    offline_html: embed plotly.js in face_3d.html (~4.8 MB) instead of loading it from a CDN.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scheme = get_scheme(scheme)
+    pred_t, gt_t = _tensor(pred), _tensor(gt)
+    if pred_t.shape != gt_t.shape or pred_t.dim() != 3:
+        raise ValueError(f"pred and gt must both be (V, N, 3); got {tuple(pred_t.shape)} and {tuple(gt_t.shape)}")
+    if pred_t.shape[1] != scheme.num_points:
+        raise ValueError(f"landmarks have {pred_t.shape[1]} points but scheme {scheme.name!r} has {scheme.num_points}")
+    numbers = report_numbers(pred_t, gt_t, yaw=yaw, baseline_pred=baseline_pred, extra_runs=extra_runs,
+                             model_name=model_name, data_name=data_name, eye_corners=eye_corners)
+    notes = [f"Our numbers: {numbers['num_images']} {data_name} test faces, computed by fa3d.metrics from the "
+             "predictions. Rows and columns marked paper / published are other people's numbers on other data, "
+             "for reference only."]
+    if metrics is not None:
+        bad = check_against_metrics(numbers, metrics)
+        numbers["agrees_with_metrics_json"] = not bad
+        if bad:
+            warnings.warn("report numbers differ from metrics.json: " + "; ".join(bad))
+            notes.append("WARNING: these numbers differ from metrics.json: " + "; ".join(bad))
+        else:
+            notes.append("The model's numbers agree with metrics.json (to its 4 decimals).")
+
+    paths, figures = {}, {}
+
+    def save(key, fig):
+        path = out_dir / REPORT_FILES[key]
+        jpeg = {"pil_kwargs": {"quality": 88}} if path.suffix == ".jpg" else {}
+        fig.savefig(path, dpi=110, bbox_inches="tight", **jpeg)
+        paths[key], figures[key] = path, path.name
+
+    runs = {model_name: pred_t}
+    if baseline_pred is not None:
+        runs["mean-shape baseline"] = _tensor(baseline_pred)
+    runs.update({k: _tensor(v) for k, v in (extra_runs or {}).items()})
+    errors = {name: viz.image_errors(p, gt_t, eye_corners) for name, p in runs.items()}
+    save("ced", viz.ced_figure(errors, title=f"GTE vs fraction of {data_name} test images"))
+    model_err = errors[model_name]["xyz"]
+    V = len(model_err)
+    order = np.argsort(np.where(np.isfinite(model_err), model_err, np.inf), kind="stable")
+    k = min(per_row, V)
+    shown = set(order[:k]) | set(order[max(0, (V - k) // 2):max(0, (V - k) // 2) + k]) | set(order[V - k:])
+    gallery_images = None if images is None else {int(i): _image(images, int(i)) for i in shown}
+    save("gallery", viz.prediction_gallery(gallery_images, pred_t, gt_t, scheme, errors=model_err, per_row=per_row,
+                                           ids=list(ids) if ids is not None else None,
+                                           title="best / median / worst by GTE xyz (magenta: ours, green: truth)"))
+    if "yaw" in numbers:
+        yaw_t = _tensor(yaw).reshape(-1)
+        known = ~torch.isnan(yaw_t)
+        save("yaw", viz.error_vs_yaw({name: e["xyz"][known.numpy()] for name, e in errors.items()}, yaw_t[known],
+                                     title=f"GTE xyz against |yaw| ({int(known.sum())} faces with known yaw)"))
+    if log:
+        save("training", viz.training_curves(log))
+
+    median = int(order[(V - 1) // 2])
+    face_title = f"test face {ids[median] if ids is not None else median} (median GTE xyz {100 * model_err[median]:.2f} %)"
+    image = _image(images, median)
+    fig3d = (viz.image_and_3d_plotly(image, pred_t[median], scheme, gt=gt_t[median], title=face_title)
+             if image is not None else viz.compare_3d_plotly(pred_t[median], gt_t[median], scheme, title=face_title))
+    paths["face_3d"] = out_dir / REPORT_FILES["face_3d"]
+    fig3d.write_html(paths["face_3d"], include_plotlyjs=True if offline_html else "cdn")
+    figures["face_3d"] = paths["face_3d"].name
+
+    title = title or f"fa3d evaluation report: {model_name} on {data_name}"
+    for key, writer in (("markdown", markdown_report), ("html", html_report)):
+        paths[key] = out_dir / REPORT_FILES[key]
+        paths[key].write_text(writer(numbers, figures, title, notes))
+    paths["json"] = out_dir / REPORT_FILES["json"]
+    paths["json"].write_text(json.dumps(_json_safe(numbers), indent=2) + "\n")
+    return paths
+
+
+def _json_safe(x):
+    """NaN -> None (JSON has no NaN), recursively."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    return x

@@ -1,0 +1,132 @@
+"""fa3d.report: the files exist and every number in them is the one fa3d.metrics gives."""
+import json
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+import torch
+
+from fa3d.data.synthetic import SyntheticFaces
+from fa3d.metrics import gte, nme_bbox, summarize, yaw_binned_nme
+from fa3d.report import PAPER_3DFAW, PUBLISHED_AFLW2000, REPORT_FILES, write_report
+
+
+def _faces(n, scheme, seed=0):
+    ds = SyntheticFaces(n, image_size=64, scheme=scheme, seed=seed)
+    items = [ds[i] for i in range(n)]
+    gt = torch.stack([it["landmarks"] for it in items])
+    pred = gt + 1.0 * torch.randn(gt.shape, generator=torch.Generator().manual_seed(seed))
+    baseline = gt.mean(0, keepdim=True).expand_as(gt).clone()
+    yaw = torch.stack([it["pose"][0] for it in items])
+    return items, pred, gt, baseline, yaw
+
+
+@pytest.fixture(scope="module")
+def synthetic_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    items, pred, gt, baseline, yaw = _faces(8, "3dfaw66")
+    metrics = {k: round(v, 4) for k, v in summarize(pred, gt).items()}
+    log = [{"stage": "detection", "epoch": e, "lr": 1e-3, "train_loss": 1.0 / (e + 1), "valid_loss": 1.0,
+            "valid_gte_xy": 20.0, "valid_gte_xyz": 25.0} for e in range(2)]
+    paths = write_report(out, pred=pred, gt=gt, scheme="3dfaw66", images=items, yaw=yaw, baseline_pred=baseline,
+                         ids=[it["id"] for it in items], metrics=metrics, extra_runs={"stage 2": pred + 0.5}, log=log,
+                         per_row=2)
+    return out, paths, pred, gt, baseline, yaw
+
+
+def test_all_files_written(synthetic_report):
+    out, paths, *_ = synthetic_report
+    assert set(paths) == set(REPORT_FILES)
+    for key, path in paths.items():
+        assert path.parent == out and path.name == REPORT_FILES[key] and path.stat().st_size > 0
+    for key in ("ced", "yaw", "training"):
+        assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths["gallery"].read_bytes()[:2] == b"\xff\xd8"  # JPEG
+    page = paths["face_3d"].read_text()
+    assert "cdn.plot.ly" in page and paths["face_3d"].stat().st_size < 200_000  # plotly.js not embedded
+
+
+def test_numbers_agree_with_metrics(synthetic_report):
+    _, paths, pred, gt, baseline, _ = synthetic_report
+    numbers = json.loads(paths["json"].read_text())
+    assert numbers["agrees_with_metrics_json"] is True and numbers["num_images"] == 8
+    for name, p in (("fa3d", pred), ("mean-shape baseline", baseline), ("stage 2", pred + 0.5)):
+        expected = summarize(p.double(), gt.double())  # the report computes in float64
+        for key, value in expected.items():
+            assert numbers["runs"][name][key] == pytest.approx(value, rel=1e-9), (name, key)
+
+
+def test_markdown_tables_show_ours_and_the_papers_numbers(synthetic_report):
+    _, paths, pred, gt, baseline, _ = synthetic_report
+    md = paths["markdown"].read_text()
+    ours, base = summarize(pred, gt), summarize(baseline, gt)
+    row = next(line for line in md.splitlines() if line.startswith("| fa3d |"))
+    assert f"{ours['gte_xyz']:.2f}" in row and f"{ours['cvgtce']:.2f}" in row
+    row = next(line for line in md.splitlines() if line.startswith("| mean-shape baseline |"))
+    assert f"{base['gte_xyz']:.2f}" in row
+    xy_row = next(line for line in md.splitlines() if line.startswith("| xy |"))
+    assert xy_row.split("|")[2].strip() == f"{ours['gte_xy']:.2f}" and xy_row.rstrip(" |").endswith("3.6263")
+    for ref in ("4.5623", "3.4767", "5.8835", "3.9700", "4.9408", "2.12", "2.48", "2.77"):
+        assert ref in md
+    assert "paper's 3DFAW test set" in md and "not ours" in md
+    assert "agree with metrics.json" in md
+    html = paths["html"].read_text()
+    assert html.count("<table>") == 4 and "ced.png" in html and "face_3d.html" in html
+
+
+def test_yaw_table_by_hand(synthetic_report):
+    _, paths, pred, gt, _, yaw = synthetic_report
+    numbers = json.loads(paths["json"].read_text())
+    table = numbers["yaw"]["fa3d"]["gte_xyz"]
+    err = gte(pred.double(), gt.double(), "xyz")
+    a = yaw.abs().double()
+    masks = [a <= 30, (a > 30) & (a <= 60), a > 60]  # [0, 30], (30, 60], (60, 90] (and beyond)
+    assert table["bins"] == [[0, 30], [30, 60], [60, 90]]
+    for mask, mean, count in zip(masks, table["means"], table["counts"]):
+        assert count == int(mask.sum())
+        if count:
+            assert mean == pytest.approx(100 * float(err[mask].mean()), rel=1e-9)
+    assert sum(table["counts"]) == 8
+
+
+def test_mismatching_metrics_json_is_flagged(tmp_path):
+    items, pred, gt, _, _ = _faces(4, "3dfaw66", seed=1)
+    wrong = {**summarize(pred, gt), "gte_xy": 99.0}
+    with pytest.warns(UserWarning, match="gte_xy"):
+        paths = write_report(tmp_path, pred=pred, gt=gt, scheme="3dfaw66", metrics=wrong)
+    assert "WARNING" in paths["markdown"].read_text()
+    assert json.loads(paths["json"].read_text())["agrees_with_metrics_json"] is False
+    # no images, no yaw, no log: the rest is still written (3D view without the image)
+    assert {"yaw", "training"}.isdisjoint(paths) and paths["face_3d"].exists() and paths["gallery"].exists()
+
+
+def test_aflw2000_protocol_next_to_published_numbers(tmp_path):
+    items, pred, gt, _, yaw = _faces(6, "68", seed=2)
+    paths = write_report(tmp_path, pred=pred, gt=gt, scheme="68", images=items, yaw=yaw, data_name="aflw2000")
+    numbers = json.loads(paths["json"].read_text())
+    expected = yaw_binned_nme(nme_bbox(pred.double(), gt.double()), yaw)
+    assert numbers["aflw2000"]["balanced_nme"] == pytest.approx(100 * expected["balanced"], rel=1e-9)
+    assert numbers["aflw2000"]["published"] == PUBLISHED_AFLW2000
+    md = paths["markdown"].read_text()
+    assert f"{100 * expected['balanced']:.2f}" in md
+    for name, value in PUBLISHED_AFLW2000.items():
+        assert f"| {name} (published) |" in md and f"{value:.2f}" in md
+
+
+def test_bad_inputs_raise(tmp_path):
+    _, pred, gt, _, _ = _faces(2, "3dfaw66")
+    with pytest.raises(ValueError, match="scheme"):
+        write_report(tmp_path, pred=pred, gt=gt, scheme="68")
+    with pytest.raises(ValueError, match="pred and gt"):
+        write_report(tmp_path, pred=pred[:1], gt=gt, scheme="3dfaw66")
+
+
+def test_paper_references_are_the_published_ones():
+    assert PAPER_3DFAW["test"]["paper (Bulat & Tzimiropoulos)"] == {"gte": 4.5623, "cvgtce": 3.4767}
+    assert PAPER_3DFAW["test"]["second best in the challenge"] == {"gte": 5.8835, "cvgtce": 3.9700}
+    assert {k: float(v) for k, v in PAPER_3DFAW["valid"].items()} == \
+        {"xy": 3.6263, "xyz": 4.9408, "x": 2.12, "y": 2.48, "z": 2.77}
+    assert not any(math.isnan(v) for v in PUBLISHED_AFLW2000.values())
