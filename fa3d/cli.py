@@ -2,10 +2,16 @@
 
     fa3d synth --out DIR --num-train N --num-valid M   write synthetic faces in the 3DFAW layout
     fa3d demo  --out DIR                               the main job of `make demo`
+    fa3d train --preset quick --data SPEC --out RUN_DIR train the cascade (all stages; --resume)
+    fa3d evaluate --run RUN_DIR --data SPEC            GTE/CVGTCE table + RUN_DIR/metrics.json
+    fa3d predict --run RUN_DIR IMAGE... [--bbox ...]   landmarks JSON (N x 3, image pixels) per image
+
+Dataset SPECs: synthetic, 3dfaw:DIR, aflw2000:DIR, 300wlp:DIR, folder:DIR.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +29,9 @@ def _cmd_synth(args) -> int:
                            ("valid", args.num_valid, args.seed + SYNTHETIC_VALID_SEED_OFFSET)):
         if n <= 0:
             continue
+        img_dir = out / f"{split}_img"
+        if img_dir.is_dir() and any(img_dir.iterdir()) and not args.overwrite:
+            raise FileExistsError(f"{img_dir} already holds files; choose another --out or pass --overwrite")
         ds = SyntheticFaces(n, image_size=args.image_size, scheme="3dfaw66", seed=seed)
         export_3dfaw_layout(ds, out, split, overwrite=args.overwrite)
         print(f"wrote {n} {split} faces to {out / (split + '_img')} and {out / (split + '_lm')}")
@@ -34,6 +43,48 @@ def _cmd_demo(args) -> int:
 
     run_demo(Path(args.out), seed=args.seed)
     return 0
+
+
+def _cmd_train(args) -> int:
+    from .schedules import STAGES
+    from .train import TrainConfig, train
+
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown} in --stages; choose from {','.join(STAGES)}")
+    cfg = TrainConfig(out=args.out, preset=args.preset, data=args.data, stages=stages, seed=args.seed,
+                      device=args.device, deterministic=args.deterministic, epochs_scale=args.epochs_scale,
+                      max_steps=args.max_steps, num_train=args.num_train, num_valid=args.num_valid,
+                      synthetic_size=args.synthetic_size, pretrained=args.pretrained, num_workers=args.workers,
+                      progress=not args.no_progress)
+    from .models import PretrainedWeightsUnavailable
+    try:
+        path = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    except PretrainedWeightsUnavailable as err:
+        raise ValueError(f"{err}\nOr pass --no-pretrained to train from random initialisation.") from err
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"done: {path} (log: {Path(args.out) / 'log.jsonl'}); "
+              f"next: fa3d evaluate --run {args.out} --data {args.data}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_run
+
+    result = evaluate_run(args.run, args.data, device=args.device, max_images=args.max_images,
+                          batch_size=args.batch_size, progress=not args.no_progress)
+    print(result["table"])
+    print(f"wrote {result['metrics_path']}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from .evaluate import predict_files
+
+    results = predict_files(args.run, args.images, bbox=args.bbox, out_dir=args.out, overwrite=args.overwrite,
+                            device=args.device)
+    return 0 if all(v is not None for v in results.values()) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +105,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/demo")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("train", help="train the cascade: detection, regression, joint, z (paper §2.3)")
+    p.add_argument("--preset", default="quick", choices=["quick", "paper"])
+    p.add_argument("--data", default="synthetic", help="dataset SPEC (default: synthetic)")
+    p.add_argument("--out", required=True, help="RUN_DIR: checkpoint.pt, log.jsonl, config.json")
+    p.add_argument("--stages", default="detection,regression,joint,z", help="comma-separated, in order")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start afresh even if RUN_DIR holds a run")
+    p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every stage's epochs")
+    p.add_argument("--max-steps", type=int, default=None, help="at most this many steps per stage (smoke tests)")
+    p.add_argument("--num-train", type=int, default=1000, help="synthetic training faces")
+    p.add_argument("--num-valid", type=int, default=200, help="validation faces (synthetic, or held out)")
+    p.add_argument("--synthetic-size", type=int, default=None, help="rendered image side (default 2x crop)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU, 6 on GPU)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms (slower)")
+    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
+                   help="ImageNet init of the detection backbone (default: on for paper, off for quick)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="GTE / CVGTCE table with a mean-shape baseline; writes metrics.json")
+    p.add_argument("--run", required=True, help="RUN_DIR of fa3d train")
+    p.add_argument("--data", default="synthetic",
+                   help="synthetic[:N] (the run's validation faces), 3dfaw:DIR (valid split), aflw2000:DIR, ...")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="landmarks (JSON, N x 3 in image pixels) for images")
+    p.add_argument("--run", required=True, help="RUN_DIR of fa3d train")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--bbox", type=float, nargs=4, metavar=("X1", "Y1", "X2", "Y2"), default=None,
+                   help="face box (pixels); default: OpenCV's Haar face detector")
+    p.add_argument("--out", default=None, help="folder for the JSON files (default: next to each image)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing JSON files")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_predict)
     return parser
 
 

@@ -1,0 +1,122 @@
+"""Training checkpoints: atomic writes, safe loading, RNG states.
+
+A checkpoint is one ``torch.save`` file holding only plain data (dicts, lists,
+numbers, strings, tensors), so it loads with ``torch.load(..., weights_only=True)``,
+which cannot run code hidden in a malicious file::
+
+    {"format": "fa3d-checkpoint", "format_version": 1, "fa3d_version": "0.1.0",
+     "models": {"detection": state_dict, "regression": ..., "z": ...},
+     "optimizer": state_dict | None, "scheduler": state_dict | None,
+     "stage": "regression", "epoch": 3,          # the last *finished* epoch of that stage
+     "rng": {"torch": ByteTensor, "cuda": [...], "numpy": ..., "python": ...},
+     "config": {...}, "preset": {...}, "scheme": "3dfaw66", ...}
+
+Writes go to a temporary file in the same folder, which is then renamed over
+the target with ``os.replace`` (atomic on POSIX and Windows): a crash or a full
+disk during saving leaves the previous checkpoint intact, never a half-written one.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import fa3d
+
+FORMAT = "fa3d-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, or not an fa3d checkpoint. The message names the file."""
+
+    def __init__(self, path, problem: str):
+        self.path = Path(path)
+        super().__init__(f"{path}: {problem}")
+
+
+def save_checkpoint(path, checkpoint: dict) -> Path:
+    """Write ``checkpoint`` (plain data and tensors) to ``path`` atomically; adds the format
+    fields and ``fa3d_version``. Returns the path. On any error the old file is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"format": FORMAT, "format_version": FORMAT_VERSION, "fa3d_version": fa3d.__version__, **checkpoint}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600): give it a normal file's mode
+        with os.fdopen(fd, "wb") as f:
+            torch.save(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Load an fa3d checkpoint with ``weights_only=True``.
+
+    Raises :class:`CheckpointError` (a ValueError) naming the file when it does not
+    exist, cannot be read (truncated, corrupt, not a torch file), holds anything
+    but plain data, or is not an fa3d checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "no such checkpoint file")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(path, f"refusing to load: the file holds objects that are not plain data "
+                                    f"(weights_only=True loading failed: {str(err).splitlines()[0]})") from err
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as err:
+        raise CheckpointError(path, f"cannot read the checkpoint (corrupt or truncated file?): "
+                                    f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(path, "not an fa3d checkpoint (no 'format': 'fa3d-checkpoint' entry); "
+                                    "was it written by another program?")
+    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(path, f"written by a newer fa3d ({data.get('fa3d_version')}, checkpoint format "
+                                    f"{data['format_version']}); this is fa3d {fa3d.__version__}")
+    return data
+
+
+# ----------------------------------------------------------------------------- RNG states
+
+def get_rng_state() -> dict:
+    """The torch, CUDA, numpy and python RNG states, as tensors (weights_only-safe)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, mt, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)),
+                  "pos_gauss": torch.tensor([pos, has_gauss], dtype=torch.int64),
+                  "cached": torch.tensor(cached, dtype=torch.float64)},
+        "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64),
+                   "gauss_next": torch.tensor(float("nan") if gauss_next is None else gauss_next,
+                                              dtype=torch.float64)},
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the states saved by :func:`get_rng_state` (CUDA only where devices match)."""
+    torch.set_rng_state(state["torch"].cpu())
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    n = state["numpy"]
+    pos, has_gauss = (int(v) for v in n["pos_gauss"])
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), pos, has_gauss, float(n["cached"])))
+    p = state["python"]
+    gauss = float(p["gauss_next"])
+    random.setstate((int(p["version"]), tuple(int(v) for v in p["state"]), None if gauss != gauss else gauss))

@@ -1,0 +1,230 @@
+"""Training: losses, schedules, checkpoints (atomic, safe loading), resume equivalence, DDP."""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fa3d
+import fa3d.checkpoint as ckpt_mod
+import fa3d.train as train_mod
+from fa3d.checkpoint import CheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from fa3d.models import get_preset
+from fa3d.schedules import STAGES, StageSchedule, TrainSchedule, get_schedule
+from fa3d.train import (RunDirError, StageLoss, TrainConfig, build_cascade, epoch_order, read_log, train)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_schedule(epochs: int = 2, batch: int = 4) -> dict:
+    s = lambda: StageSchedule(epochs=epochs, lr_start=1e-3, lr_end=1e-4, batch_size=batch)  # noqa: E731
+    return TrainSchedule(s(), s(), s(), s(), optimizer="adam").to_dict()
+
+
+def tiny_config(out, **kw) -> TrainConfig:
+    base = dict(out=str(out), preset="quick", num_train=8, num_valid=4, synthetic_size=64,
+                schedule=tiny_schedule(), progress=False, device="cpu")
+    return TrainConfig(**{**base, **kw})
+
+
+# ----------------------------------------------------------------------------- schedules
+
+def test_paper_schedule_is_the_papers():
+    s = get_schedule("paper")
+    assert (s.detection.epochs, s.regression.epochs, s.joint.epochs, s.z.epochs) == (30, 30, 30, 100)
+    assert (s.detection.lr_start, s.detection.lr_end) == (1e-3, 2.5e-5)
+    assert (s.regression.lr_start, s.regression.lr_end) == (1e-4, 2.5e-5)
+    assert (s.z.lr_start, s.z.lr_end) == (1e-2, 2.5e-4)
+    assert (s.detection.batch_size, s.regression.batch_size, s.z.batch_size) == (8, 8, 16)
+    assert s.optimizer == "rmsprop"
+    assert TrainSchedule.from_dict(s.to_dict()) == s
+
+
+def test_lr_decays_geometrically_between_end_points():
+    cfg = TrainConfig(out="x", epochs_scale=0.1)
+    s = get_schedule("paper")
+    epochs, per_epoch, total, per_rank = train_mod._stage_plan(cfg, s, "z", n_train=160, world=2)
+    assert (epochs, per_epoch, total, per_rank) == (10, 10, 100, 8)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=s.z.lr_start)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, (s.z.lr_end / s.z.lr_start) ** (1 / (total - 1)))
+    lrs = []
+    for _ in range(total):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(1e-2) and lrs[-1] == pytest.approx(2.5e-4)
+    assert np.allclose(np.diff(np.log(lrs)), np.log(2.5e-4 / 1e-2) / 99)  # straight line in log space
+
+
+def test_epoch_order_is_a_deterministic_permutation():
+    a = epoch_order(50, 0, "joint", 3)
+    assert sorted(a) == list(range(50)) and a == epoch_order(50, 0, "joint", 3)
+    assert a != epoch_order(50, 0, "joint", 4) and a != epoch_order(50, 0, "z", 3) and a != epoch_order(50, 1, "joint", 3)
+
+
+# ----------------------------------------------------------------------------- losses
+
+@pytest.fixture(scope="module")
+def four_faces():
+    from fa3d.data.synthetic import SyntheticFaces
+    from fa3d.train import center_crops
+    return center_crops(SyntheticFaces(4, image_size=64, seed=3), 64)
+
+
+# the regression loss is small from the start (zero-initialised head, sparse Gaussian targets)
+@pytest.mark.parametrize("stage,lr,factor", [("detection", 3e-3, 0.5), ("regression", 1e-3, 0.85),
+                                             ("joint", 1e-3, 0.5), ("z", 3e-3, 0.5)])
+def test_loss_decreases_on_a_tiny_overfit_batch(stage, lr, factor, four_faces):
+    torch.manual_seed(0)
+    cascade = build_cascade(get_preset("quick"))
+    images, lm = four_faces["image"], four_faces["landmarks"]
+    loss_mod = StageLoss(cascade, stage)
+    loss_mod.set_mode(True)
+    params = [p for m in loss_mod.trainable() for p in m.parameters()]
+    frozen = [p for p in cascade.parameters() if all(p is not q for q in params)]
+    before = [p.detach().clone() for p in frozen]
+    opt = torch.optim.Adam(params, lr=lr)
+    losses = []
+    for _ in range(30):
+        loss, _ = loss_mod(images, lm, torch.full((4,), 48.0), torch.tensor([True, False, True, False]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < factor * losses[0], losses
+    assert all(torch.equal(a, p) for a, p in zip(before, frozen))  # frozen subnets did not move
+
+
+def test_z_loss_ignores_missing_depth():
+    pred = torch.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+    true = torch.tensor([[0.0, float("nan"), 5.0]])
+    loss = train_mod._z_loss_masked(pred, true)
+    assert loss.item() == pytest.approx((1 + 4) / 2)
+    loss.backward()
+    assert pred.grad[0, 1] == 0
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def test_checkpoint_round_trip_with_weights_only(tmp_path):
+    path = save_checkpoint(tmp_path / "c.pt", {"models": {"a": {"w": torch.arange(3.0)}}, "stage": "z",
+                                               "epoch": 2, "config": {"stages": ["z"], "x": (1, 2)}})
+    data = load_checkpoint(path)
+    assert data["fa3d_version"] == fa3d.__version__ and data["stage"] == "z"
+    assert torch.equal(data["models"]["a"]["w"], torch.arange(3.0))
+    torch.load(path, weights_only=True)  # plain data only
+
+
+def test_atomic_save_keeps_the_old_checkpoint_when_saving_fails(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "c.pt", {"epoch": 1})
+
+    def failing_save(obj, f, *a, **k):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"epoch": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]  # no temp file left behind
+
+
+def test_corrupt_missing_and_foreign_checkpoints_give_clear_errors(tmp_path):
+    good = save_checkpoint(tmp_path / "good.pt", {"epoch": 1})
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated.pt.*corrupt"):
+        load_checkpoint(truncated)
+    with pytest.raises(CheckpointError, match="missing.pt: no such"):
+        load_checkpoint(tmp_path / "missing.pt")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="foreign.pt: not an fa3d checkpoint"):
+        load_checkpoint(foreign)
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"format": "fa3d-checkpoint", "obj": Path("x")}, unsafe)  # an arbitrary class: not plain data
+    with pytest.raises(CheckpointError, match="unsafe.pt: refusing"):
+        load_checkpoint(unsafe)
+
+
+def test_rng_state_round_trip():
+    state = get_rng_state()
+    a = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    set_rng_state(pickle.loads(pickle.dumps(state)))
+    b = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+
+
+# ----------------------------------------------------------------------------- runs
+
+def _weights(run_dir) -> dict:
+    models = load_checkpoint(Path(run_dir) / "checkpoint.pt")["models"]
+    return {f"{m}.{k}": v for m, sd in models.items() for k, v in sd.items()}
+
+
+def test_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch):
+    full = train(tiny_config(tmp_path / "full"))
+    log = read_log(tmp_path / "full")
+    assert [(r["stage"], r["epoch"]) for r in log] == [(s, e) for s in STAGES for e in (0, 1)]
+    assert load_checkpoint(full)["finished"]
+
+    def crash(stage, epoch, step):  # killed in the middle of the joint stage's second epoch
+        if (stage, epoch, step) == ("joint", 1, 3):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "_after_step", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tmp_path / "resumed"))
+    monkeypatch.setattr(train_mod, "_after_step", None)
+    interrupted = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
+    assert (interrupted["stage"], interrupted["epoch"], interrupted["finished"]) == ("joint", 0, False)
+    with pytest.raises(RunDirError, match="--resume"):  # never clobber a run by accident
+        train(tiny_config(tmp_path / "resumed"))
+    train(tiny_config(tmp_path / "resumed"), resume=True)
+
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for k in a:
+        # bitwise equal on CPU in practice; allclose leaves room for non-deterministic kernels
+        assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-6), k
+    assert [(r["stage"], r["epoch"]) for r in read_log(tmp_path / "resumed")] == \
+        [(r["stage"], r["epoch"]) for r in log]
+    assert [r["train_loss"] for r in read_log(tmp_path / "resumed")] == pytest.approx([r["train_loss"] for r in log])
+
+
+def test_overwrite_replaces_a_run_and_missing_resume_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(tiny_config(tmp_path / "none"), resume=True)
+    cfg = tiny_config(tmp_path / "run", stages=("detection",), max_steps=1)
+    train(cfg)
+    train(cfg, overwrite=True)
+    assert len(read_log(tmp_path / "run")) == 1
+
+
+def test_ddp_under_torchrun_with_gloo(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "fa3d", "train", "--preset", "quick", "--out", str(out), "--num-train", "32", "--num-valid", "4",
+           "--synthetic-size", "64", "--max-steps", "2", "--device", "cpu", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = read_log(out)
+    # rank 0 alone writes the log, one line per epoch; each step takes one global batch,
+    # half of it on each process
+    expected = []
+    for stage in STAGES:
+        batch = get_schedule("quick").stage(stage).batch_size
+        per_epoch = 32 // batch  # steps per epoch of 32 faces
+        expected += [(stage, min(2, (e + 1) * per_epoch)) for e in range(-(-2 // per_epoch))]
+    assert [(r["stage"], r["step"]) for r in log] == expected
+    assert sum(r["images"] for r in log) == sum(2 * get_schedule("quick").stage(s).batch_size for s in STAGES)
+    assert load_checkpoint(out / "checkpoint.pt")["finished"]
+    assert proc.stdout.count("done:") == 1
