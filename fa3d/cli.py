@@ -57,7 +57,7 @@ def _cmd_train(args) -> int:
                       device=args.device, deterministic=args.deterministic, epochs_scale=args.epochs_scale,
                       max_steps=args.max_steps, num_train=args.num_train, num_valid=args.num_valid,
                       synthetic_size=args.synthetic_size, pretrained=args.pretrained, num_workers=args.workers,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, init_from=args.init_from)
     from .models import PretrainedWeightsUnavailable
     try:
         path = train(cfg, resume=args.resume, overwrite=args.overwrite)
@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", default="detection,regression,joint,z", help="comma-separated, in order")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if RUN_DIR holds a run")
+    p.add_argument("--init-from", default=None, metavar="RUN_DIR",
+                   help="start from the subnets trained in another run (same preset), e.g. to add stages")
     p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every stage's epochs")
     p.add_argument("--max-steps", type=int, default=None, help="at most this many steps per stage (smoke tests)")
     p.add_argument("--num-train", type=int, default=1000, help="synthetic training faces")

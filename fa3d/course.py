@@ -103,3 +103,85 @@ def maybe_mount_drive(enabled: bool = False, folder: str = "fa3d") -> str | None
     path = os.path.join("/content/drive/MyDrive", folder)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+# ----------------------------------------------------------------------------- quick runs shared by notebooks
+
+#: The course trains the quick cascade one notebook at a time; each run starts from the
+#: previous one's weights (``init_from``): name -> (previous run, stages it trains).
+COURSE_RUNS = {
+    "detection": (None, ("detection",)),             # notebook 02
+    "regression": ("detection", ("regression", "joint")),  # notebook 03
+    "z": ("regression", ("z",)),                     # notebook 04
+}
+
+
+def course_run_dir(name: str, out_dir="outputs/notebooks"):
+    from pathlib import Path
+    return Path(out_dir) / "runs" / f"quick_{name}"
+
+
+def ensure_run(name: str, out_dir="outputs/notebooks", *, seed: int = 0, progress: bool = True,
+               epochs_scale: float = 1.0, num_train: int | None = None):
+    """The quick run ``name`` ("detection", "regression" or "z") under ``out_dir/runs``:
+    reused when an earlier notebook finished it, resumed when it was interrupted, else
+    trained now (with the runs it builds on first). Returns its RUN_DIR.
+
+    Any notebook can therefore run on its own: it trains what it needs and no more.
+    """
+    from .checkpoint import load_checkpoint
+    from .train import CHECKPOINT_NAME, QUICK_DEMO, TrainConfig, train
+
+    if name not in COURSE_RUNS:
+        raise ValueError(f"unknown course run {name!r}; choose one of {list(COURSE_RUNS)}")
+    previous, stages = COURSE_RUNS[name]
+    run_dir = course_run_dir(name, out_dir)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    if ckpt_path.exists():
+        if load_checkpoint(ckpt_path).get("finished"):
+            print(f"reusing the finished quick run {run_dir}")
+            return run_dir
+        print(f"resuming the interrupted quick run {run_dir}")
+        train(TrainConfig(out=str(run_dir), progress=progress), resume=True)
+        return run_dir
+    init_from = str(ensure_run(previous, out_dir, seed=seed, progress=progress, epochs_scale=epochs_scale,
+                               num_train=num_train)) if previous else None
+    cfg = TrainConfig(out=str(run_dir), preset="quick", data="synthetic", stages=stages, seed=seed,
+                      num_train=num_train or QUICK_DEMO["num_train"], num_valid=QUICK_DEMO["num_valid"],
+                      synthetic_size=QUICK_DEMO["synthetic_size"], epochs_scale=epochs_scale,
+                      init_from=init_from, progress=progress)
+    train(cfg)
+    return run_dir
+
+
+def validation_crops(run_dir, num_images: int | None = None) -> dict:
+    """The run's validation faces as evaluation crops: ``image`` uint8 (V, 3, S, S),
+    ``landmarks`` (V, N, 3) in crop pixels, ``crop_matrix`` (V, 2, 3), ``yaw`` (V,) degrees."""
+    from pathlib import Path
+
+    from .checkpoint import load_checkpoint
+    from .data.transforms import CenterCrop3D
+    from .evaluate import test_dataset
+    from .train import CHECKPOINT_NAME
+
+    ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
+    dataset = test_dataset("synthetic", ckpt)
+    crop = CenterCrop3D(ckpt["preset"]["image_size"])
+    items = [crop(dataset[i]) for i in range(min(num_images or len(dataset), len(dataset)))]
+    crops = {k: torch.stack([it[k] for it in items]) for k in ("image", "landmarks", "crop_matrix")}
+    crops["yaw"] = torch.stack([it["pose"][0] for it in items])
+    return crops
+
+
+def score_stage(cascade, crops: dict, stage: str = "z", mean_shape: torch.Tensor | None = None) -> dict:
+    """GTE/CVGTCE (percent, :func:`fa3d.metrics.summarize`) of the cascade trained up to
+    ``stage`` on evaluation crops, and of the mean-shape baseline when ``mean_shape`` is given."""
+    from .metrics import summarize
+    from .train import predict_crops
+
+    pred = predict_crops(cascade, crops["image"], stage)
+    out = {"model": summarize(pred, crops["landmarks"]), "pred": pred}
+    if mean_shape is not None:
+        base = mean_shape.expand_as(crops["landmarks"])
+        out["baseline"] = summarize(base, crops["landmarks"])
+    return out

@@ -79,6 +79,7 @@ class TrainConfig:
     channels_last: bool | None = None          # None: on CUDA only (measured: no gain for small CPU nets)
     progress: bool = True                      # tqdm bars
     schedule: dict | None = None               # a TrainSchedule.to_dict() overriding the preset's
+    init_from: str | None = None               # RUN_DIR (or checkpoint) whose trained subnets start this run
 
 
 # ----------------------------------------------------------------------------- seeds and order
@@ -473,6 +474,16 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Pa
     cascade = build_cascade(preset, pretrained=pretrained and ckpt is None).to(device)
     if ckpt:
         for name, sd in ckpt["models"].items():
+            getattr(cascade, name).load_state_dict(sd)
+    elif cfg.init_from:
+        # Continue from an earlier run's weights, e.g. train regression on top of a finished
+        # detection run (the course trains the cascade one notebook, one stage at a time).
+        init_path = Path(cfg.init_from)
+        init = load_checkpoint(init_path / CHECKPOINT_NAME if init_path.is_dir() else init_path)
+        if init["preset"] != preset_to_dict(preset):
+            raise ValueError(f"--init-from {cfg.init_from}: that run used a different preset "
+                             f"({init['preset']['name']}) than this one ({preset.name})")
+        for name, sd in init["models"].items():
             getattr(cascade, name).load_state_dict(sd)
     if channels_last:
         cascade = cascade.to(memory_format=torch.channels_last)
