@@ -41,7 +41,7 @@ def _cmd_synth(args) -> int:
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(Path(args.out), seed=args.seed)
+    run_demo(Path(args.out), seed=args.seed, train=not args.no_train)
     return 0
 
 
@@ -76,6 +76,8 @@ def _cmd_evaluate(args) -> int:
                           batch_size=args.batch_size, progress=not args.no_progress)
     print(result["table"])
     print(f"wrote {result['metrics_path']}")
+    if result.get("report"):
+        print(f"report: {result['report'].get('html', result['metrics_path'])} (+ {len(result['report']) - 1} files)")
     return 0
 
 
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job: synthetic data end to end, figures")
     p.add_argument("--out", default="outputs/demo")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-train", action="store_true", help="only the data pipeline and its figures (~1 minute)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("train", help="train the cascade: detection, regression, joint, z (paper §2.3)")

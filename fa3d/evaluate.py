@@ -75,12 +75,12 @@ def evaluate_dataset(cascade: Cascade, dataset, mean_shape: torch.Tensor, image_
     """Score the cascade and the mean-shape baseline on ``dataset`` (items with ground truth).
 
     ``image_size``: the preset's crop side. Returns {"model": summary, "baseline": summary,
-    "pred": (V,N,3), "gt": (V,N,3)}, summaries as :func:`fa3d.metrics.summarize` (percent),
-    landmarks in image pixels.
+    "pred": (V,N,3), "gt": (V,N,3), "baseline_pred": (V,N,3), "yaw": (V,) degrees, "ids"},
+    summaries as :func:`fa3d.metrics.summarize` (percent), landmarks in image pixels.
     """
     crop = CenterCrop3D(image_size)
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
-    preds, bases, gts = [], [], []
+    preds, bases, gts, yaws, ids = [], [], [], [], []
     autocast = torch.device(device).type == "cuda"
     for start in tqdm(range(0, n, batch_size), desc="evaluating", disable=not progress, leave=False):
         items = [crop(dataset[i]) for i in range(start, min(n, start + batch_size))]
@@ -90,10 +90,13 @@ def evaluate_dataset(cascade: Cascade, dataset, mean_shape: torch.Tensor, image_
         preds.append(unwarp_landmarks(pred_crop, A))
         bases.append(unwarp_landmarks(mean_shape.double().expand(len(items), -1, -1), A))
         gts.append(unwarp_landmarks(torch.stack([it["landmarks"] for it in items]).double(), A))
+        yaws += [float(it["pose"][0]) for it in items]
+        ids += [it.get("id", str(start + k)) for k, it in enumerate(items)]
     if not preds:
         raise ValueError("evaluation dataset is empty")
     pred, base, gt = torch.cat(preds), torch.cat(bases), torch.cat(gts)
-    return {"model": summarize(pred, gt), "baseline": summarize(base, gt), "pred": pred.float(), "gt": gt.float()}
+    return {"model": summarize(pred, gt), "baseline": summarize(base, gt), "pred": pred.float(), "gt": gt.float(),
+            "baseline_pred": base.float(), "yaw": torch.tensor(yaws), "ids": ids}
 
 
 def format_table(rows: dict[str, dict]) -> str:
@@ -110,10 +113,11 @@ def format_table(rows: dict[str, dict]) -> str:
 
 
 def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_images: int | None = None,
-                 batch_size: int = 32, progress: bool = True, write: bool = True) -> dict:
+                 batch_size: int = 32, progress: bool = True, write: bool = True,
+                 with_report: bool = True) -> dict:
     """``fa3d evaluate``: score RUN_DIR on ``data`` (see :func:`test_dataset`), with the
     mean-shape baseline; writes RUN_DIR/metrics.json. Returns {"metrics", "baseline",
-    "table", "metrics_path"}; metrics in percent with keys gte_xy, gte_xyz, gte_x, gte_y,
+    "table", "metrics_path", "report"}; metrics in percent with keys gte_xy, gte_xyz, gte_x, gte_y,
     gte_z, cvgtce, num_images."""
     dev = _device(device)
     cascade, ckpt = load_run(run_dir, dev)
@@ -131,7 +135,17 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
         tmp.replace(path)
-    return {"metrics": model, "baseline": baseline, "table": table, "metrics_path": path}
+    report = {}
+    if write and with_report:
+        from .report import write_report
+        from .train import read_log
+
+        kind = data.partition(":")[0].strip().lower()
+        report = write_report(Path(run_dir), pred=res["pred"], gt=res["gt"], scheme=ckpt["scheme"],
+                              images=dataset, yaw=res["yaw"], baseline_pred=res["baseline_pred"], ids=res["ids"],
+                              data_name="aflw2000" if kind == "aflw2000" else kind, metrics=metrics,
+                              log=read_log(run_dir), model_name=name)
+    return {"metrics": model, "baseline": baseline, "table": table, "metrics_path": path, "report": report}
 
 
 def _rounded(summary: dict) -> dict:
