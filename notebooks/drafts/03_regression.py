@@ -1,0 +1,434 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (fa3d)
+#     language: python
+#     name: fa3d
+# ---
+
+# %% [markdown]
+# # 03 · The landmark regression subnetwork (§2.1)
+#
+# The detector of notebook 02 says *roughly* where each landmark is: a coarse, flat-topped disk on a map
+# at a quarter of the crop's resolution. The second subnetwork refines it. Stacked with the image, the
+# detection maps go into an **hourglass**: pre-activation bottleneck units, pooling down four times and
+# learned deconvolutions back up, so that every output pixel sees the whole face and the layout of all
+# the other landmarks (the paper: it "plays the role of a graphical model"). A last deconvolution brings
+# the maps to the crop's resolution, and a pixel-wise L2 loss makes them Gaussians whose peaks decode to
+# a fraction of a pixel. This notebook builds the pieces and checks them against
+# `fa3d.models.RegressionNet`, explains the training schedule (regression on a frozen detector, then both
+# jointly), trains the quick model on top of notebook 02's detector, and measures the paper's claim:
+# regression refines detection.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/03_regression.ipynb)
+#
+# **Quick mode:** about 3.5 minutes on a 2-core CPU after notebook 02 (about 3 minutes of it trains the
+# regression and joint stages; a later run reuses them).
+
+# %%
+# Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).
+try:
+    import fa3d
+except ImportError:
+    # %pip install -q "fa3d @ git+https://github.com/fa3d-course/fa3d"
+    import fa3d
+from fa3d import course
+device = course.setup(seed=0)   # prints device, memory, versions; seeds everything
+
+# %% tags=["parameters"]
+PRESET = "quick"             # the preset built step by step and trained; notebook 07 trains "paper" on a GPU
+NUM_EVAL = 200               # validation faces for the error numbers (the run keeps 200)
+FACE_INDEX = 3               # the validation face shown
+LANDMARK = 36                # the landmark whose maps are shown (36: subject's right outer eye corner)
+OUT_DIR = "outputs/notebooks"
+
+# %%
+import json
+import os
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from IPython.display import display
+from matplotlib.figure import Figure
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models import resnet as tv_resnet
+
+from fa3d import viz
+from fa3d.data import SyntheticFaces, get_scheme
+from fa3d.data.transforms import CenterCrop3D
+from fa3d.evaluate import load_run
+from fa3d.heatmaps import decode_heatmaps, gaussian_heatmaps
+from fa3d.metrics import gte
+from fa3d.models import RegressionNet, get_preset, normalize_images, regression_loss
+from fa3d.models.detection import BilinearUpsample
+from fa3d.models.regression import Hourglass, PreActBottleneck, residuals
+from fa3d.schedules import StageSchedule, TrainSchedule, get_schedule
+from fa3d.train import StageLoss, build_cascade, read_log
+
+preset = get_preset(PRESET)
+cfg = preset.regression           # RegressionConfig: features, depth, num_blocks, num_landmarks
+S, N, C = preset.image_size, preset.num_landmarks, cfg.features
+scheme = get_scheme("3dfaw66")
+os.makedirs(OUT_DIR, exist_ok=True)
+viz.setup_notebook()
+facts = {"preset": PRESET}        # what this notebook computed; written to OUT_DIR/03_regression.json
+print(preset.name, "preset:", cfg, f"| crops {S}×{S} px, hourglass input {S // 4}×{S // 4}")
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# %% [markdown]
+# ## 1. The pre-activation bottleneck unit
+#
+# The hourglass is made of residual units in the *pre-activation* form of He et al. (2016, "Identity
+# mappings in deep residual networks"): batch norm and ReLU come **before** each convolution, and nothing
+# follows the addition,
+#
+# $$y = x + F(x), \qquad F = \text{conv}_{1\times1}\circ\text{BN-ReLU}\circ\text{conv}_{3\times3}\circ
+#   \text{BN-ReLU}\circ\text{conv}_{1\times1}\circ\text{BN-ReLU},$$
+#
+# with the bottleneck $C \to C/2 \to C/2 \to C$ inside the hourglass. The identity path is then a clean
+# sum from the first unit to the last (torchvision's post-activation `Bottleneck` puts a ReLU after every
+# addition). A strided 1×1 projection of the pre-activated input replaces the identity when the shape changes.
+
+# %%
+course.show_source(PreActBottleneck)
+
+# %%
+unit = PreActBottleneck(C, C // 2, C).requires_grad_(False)
+x = torch.randn(2, C, 16, 16)
+print(f"PreActBottleneck({C}, {C // 2}, {C}): {n_params(unit):,} parameters, {tuple(x.shape)} -> {tuple(unit(x).shape)}")
+nn.init.zeros_(unit.conv3.weight)          # F(x) = 0: the unit is exactly the identity
+ident = float((unit(x) - x).abs().max())
+post = tv_resnet.Bottleneck(C, C // 4).requires_grad_(False)
+nn.init.zeros_(post.bn3.weight)            # the same trick on torchvision's post-activation unit
+post_diff = float((post(x) - x).abs().max())
+print(f"last conv zeroed: pre-activation |y − x| max = {ident:.1e}; post-activation |y − x| max = {post_diff:.2f} "
+      "(the ReLU after the sum clips the negative inputs)")
+facts["preact_identity_max_error"] = ident
+
+# %% [markdown]
+# ## 2. The hourglass: pooling down, learned deconvolutions up
+#
+# One hourglass level, recursively: a skip branch `up1` at the current resolution, and a low branch that
+# max-pools by 2, runs residual units, the next (smaller) hourglass, more units, and comes back up by 2.
+# The two branches are summed:
+#
+# $$\text{HG}_d(x) = \text{up1}(x) + \text{up2}\Big(\text{low3}\big(\text{HG}_{d-1}(\text{low1}(\text{pool}(x)))\big)\Big),
+#   \qquad \text{HG}_0 = \text{residual units}.$$
+#
+# Two changes from Newell et al.'s original follow the paper (and Bulat & Tzimiropoulos 2016): `up2` is a
+# **learned deconvolution** (×2, initialised to bilinear, notebook 02 §4) instead of nearest-neighbour
+# upsampling, and the whole network ends with another deconvolution back to the input resolution. The
+# paper's hourglass pools 4 times (96 → 48 → 24 → 12 → 6 at 384 px crops); the quick one 3 times
+# (16 → 8 → 4 → 2). We write it as a small module with the library's attribute names:
+
+# %%
+class MyHourglass(nn.Module):
+    def __init__(self, depth: int, channels: int, num_blocks: int = 1):
+        super().__init__()
+        self.up1 = residuals(channels, num_blocks)
+        self.pool = nn.MaxPool2d(2)
+        self.low1 = residuals(channels, num_blocks)
+        self.low2 = MyHourglass(depth - 1, channels, num_blocks) if depth > 1 else residuals(channels, num_blocks)
+        self.low3 = residuals(channels, num_blocks)
+        self.up2 = BilinearUpsample(channels, factor=2)
+
+    def forward(self, x):
+        return self.up1(x) + self.up2(self.low3(self.low2(self.low1(self.pool(x)))))
+
+
+mine_hg, lib_hg = MyHourglass(cfg.depth, C), Hourglass(cfg.depth, C)
+mine_hg.load_state_dict(lib_hg.state_dict())            # strict: same names and shapes
+mine_hg.eval()
+lib_hg.eval()
+x = torch.randn(2, C, S // 4, S // 4)
+sizes = []
+lib_hg.pool.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[-2:])))
+sub = lib_hg.low2
+while isinstance(sub, Hourglass):
+    sub.pool.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[-2:])))
+    sub = sub.low2
+with torch.no_grad():
+    hg_diff = float((mine_hg(x) - lib_hg(x)).abs().max())
+print(f"hourglass depth {cfg.depth}, {C} channels: ours {n_params(mine_hg):,} | library {n_params(lib_hg):,} "
+      f"parameters; max |difference| {hg_diff:.1e}")
+print(f"resolutions: input {tuple(x.shape[-2:])} -> pooled " + " -> ".join(str(s) for s in sizes)
+      + f" -> back to {tuple(lib_hg(x).shape[-2:])}")
+facts["hourglass_built_vs_library_max_diff"] = hg_diff
+
+# %% [markdown]
+# ### Learned deconvolution vs nearest-neighbour upsampling
+#
+# At initialisation the ×2 deconvolution is bilinear: a coarse map comes back smooth rather than blocky,
+# and training can then change the 4×4 filter of each channel. It costs 16 weights per channel.
+
+# %%
+coarse = gaussian_heatmaps(torch.tensor([[3.3, 4.6]]), 8, 1.2)[None]       # (1, 1, 8, 8)
+with torch.no_grad():
+    deconv = BilinearUpsample(1, 2)(coarse)[0, 0]
+nearest = F.interpolate(coarse, scale_factor=2, mode="nearest")[0, 0]
+fig = Figure(figsize=(8, 2.8), layout="constrained")
+axes = fig.subplots(1, 3)
+for ax, m, t in zip(axes, (coarse[0, 0], nearest, deconv),
+                    ("8×8 map", "nearest ×2 (Newell et al.)", "deconvolution ×2, bilinear init")):
+    ax.imshow(m, cmap="magma"); ax.set_title(t, fontsize=9); ax.set_axis_off()
+print(f"learned ×2 upsampling in one quick hourglass: {sum(n_params(m) for m in lib_hg.modules() if isinstance(m, BilinearUpsample)):,} "
+      "parameters")
+fig
+
+# %% [markdown]
+# ## 3. The regression subnetwork, assembled
+#
+# Input: the $N$ detection maps (the sigmoid of the detector's logits, at $S/4$) **stacked with the RGB
+# image**, average-pooled to the same $S/4$: $3+N$ channels. Then a 3×3 convolution to $C$ channels, a
+# residual unit, the hourglass, a residual unit, BN-ReLU (the units are pre-activated, so the network
+# closes with one), a **zero-initialised** 1×1 convolution to $N$ maps, and the final ×4 deconvolution back
+# to $S\times S$.
+
+# %%
+class MyRegressionNet(nn.Module):
+    def __init__(self, N: int, C: int, depth: int):
+        super().__init__()
+        self.stem = nn.Conv2d(3 + N, C, kernel_size=3, padding=1)
+        self.pre = residuals(C, 1)
+        self.hourglass = MyHourglass(depth, C)
+        self.post = residuals(C, 1)
+        self.norm = nn.BatchNorm2d(C)
+        self.head = nn.Conv2d(C, N, kernel_size=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.upsample = BilinearUpsample(N, factor=4)
+
+    def forward(self, images, detection_maps):
+        x = torch.cat([F.avg_pool2d(images, 4), detection_maps], dim=1)       # (B, 3+N, S/4, S/4)
+        x = self.post(self.hourglass(self.pre(self.stem(x))))
+        return self.upsample(self.head(F.relu(self.norm(x))))                  # (B, N, S, S)
+
+
+torch.manual_seed(0)
+lib = RegressionNet(cfg)
+mine = MyRegressionNet(N, C, cfg.depth)
+nn.init.normal_(lib.head.weight, std=0.01)             # a non-zero head, so the comparison says something
+mine.load_state_dict(lib.state_dict())
+mine.eval()
+lib.eval()
+images = normalize_images(SyntheticFaces(2, image_size=S, seed=5)[0]["image"][None])
+det_maps = torch.rand(1, N, S // 4, S // 4)
+with torch.no_grad():
+    out_mine, out_lib = mine(images, det_maps), lib(images, det_maps)
+diff = float((out_mine - out_lib).abs().max())
+print(f"parameters: ours {n_params(mine):,} | RegressionNet {n_params(lib):,}")
+print(f"input: image {tuple(images.shape)} + detection maps {tuple(det_maps.shape)} -> stem sees "
+      f"{3 + N} channels at {S // 4}×{S // 4}; output {tuple(out_lib.shape)}; max |difference| {diff:.1e}")
+assert n_params(mine) == n_params(lib) and out_mine.shape == out_lib.shape and diff < 1e-5
+facts.update(quick_params=n_params(lib), quick_output_shape=list(out_lib.shape), built_vs_library_max_diff=diff)
+
+# %%
+paper = get_preset("paper")
+with torch.device("meta"):
+    paper_net = RegressionNet(paper.regression)
+    xi = torch.zeros(1, 3, paper.image_size, paper.image_size)
+    xd = torch.zeros(1, paper.num_landmarks, paper.image_size // 4, paper.image_size // 4)
+    with FlopCounterMode(display=False) as flops:
+        y = paper_net(xi, xd)
+print(f"paper RegressionNet: {n_params(paper_net) / 1e6:.2f} M parameters, depth {paper.regression.depth}, "
+      f"{paper.regression.features} channels; {tuple(xi.shape)} + {tuple(xd.shape)} -> {tuple(y.shape)}; "
+      f"{flops.get_total_flops() / 1e9:.1f} GFLOP per image")
+facts.update(paper_params_millions=round(n_params(paper_net) / 1e6, 2),
+             paper_gflop=round(flops.get_total_flops() / 1e9, 1))
+
+# %% [markdown]
+# The regression net is small next to the 58 M-parameter detector: it does not need to recognise faces,
+# only to reason about maps that already say roughly where each part is.
+
+# %% [markdown]
+# ## 4. The loss: pixel-wise L2 on Gaussian heatmaps
+#
+# The targets are Gaussians at the landmarks (std 6 px at 384 px; the quick preset uses 3 px at 64 px,
+# see notebook 01), at the crop's full resolution, and the loss is the mean squared difference:
+#
+# $$\mathcal{L}_\text{reg} = \frac{1}{N S^2}\sum_{n=1}^{N}\sum_{\mathbf{p}}\big(H_n(\mathbf{p}) - G_n(\mathbf{p})\big)^2,
+#   \qquad G_n(\mathbf{p}) = \exp\Big(-\frac{\lVert\mathbf{p}-\mathbf{x}_n\rVert^2}{2\sigma^2}\Big).$$
+#
+# Unlike the detector's yes/no disks, the Gaussian says *how far* each pixel is from the landmark, and its
+# peak can be located to a fraction of a pixel (notebook 01 §8). With the zero head the network starts by
+# predicting empty maps, a loss of $\overline{G^2}$.
+
+# %%
+face = CenterCrop3D(S)(SyntheticFaces(4, image_size=2 * S, seed=11)[0])
+target = gaussian_heatmaps(face["landmarks"], S, preset.heatmap_sigma)[None]       # (1, N, S, S)
+noisy = target + 0.1 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+print(f"σ = {preset.heatmap_sigma} px; loss of a noisy prediction: by the equation "
+      f"{(noisy - target).square().mean():.6f}, regression_loss {regression_loss(noisy, target):.6f}")
+print(f"empty maps (the zero head at step 0): {regression_loss(torch.zeros_like(target), target):.6f} "
+      f"= mean(G²) = {target.square().mean():.6f}")
+
+# %% [markdown]
+# ## 5. The schedule: regression on a frozen detector, then both jointly
+#
+# §2.3: the detector trains first (notebook 02); then the hourglass trains 30 epochs with the learning rate
+# going from $10^{-4}$ to $2.5\times10^{-5}$ while "the learning rate for the detection subnetwork was
+# frozen"; then "the subnetworks were trained jointly for 30 more epochs", the two losses summed,
+# $\mathcal{L} = \mathcal{L}_\text{det} + \mathcal{L}_\text{reg}$. fa3d writes a schedule as data: a
+# `StageSchedule` (epochs, end points of the learning rate, batch) per stage inside a `TrainSchedule`
+# (with the optimiser and the Z stage's coin, notebook 04). The rate decays geometrically **per step**,
+#
+# $$\text{lr}_t = \text{lr}_\text{start}\Big(\frac{\text{lr}_\text{end}}{\text{lr}_\text{start}}\Big)^{t/(T-1)}, \quad t = 0,\dots,T-1,$$
+#
+# a straight line on a log scale through both end points. The paper gives no rate for the joint stage; fa3d
+# reuses the regression stage's. The quick schedule uses Adam, few epochs and higher rates: its small nets
+# get ~750 steps per stage instead of ~51,000 (13,672 images / batch 8 × 30 epochs).
+
+# %%
+course.show_source(StageSchedule)
+sched = {name: get_schedule(name) for name in ("paper", "quick")}
+print(f"{'stage':12s}{'paper':>42s}{'quick':>42s}")
+for stage in ("detection", "regression", "joint"):
+    cells = [f"{st.epochs} ep, {st.lr_start:.1e} -> {st.lr_end:.1e}, batch {st.batch_size}"
+             for st in (s.stage(stage) for s in sched.values())]
+    print(f"{stage:12s}{cells[0]:>42s}{cells[1]:>42s}")
+print(f"optimiser: paper {sched['paper'].optimizer} (the authors' Torch7 code of that time), quick {sched['quick'].optimizer}")
+
+fig = Figure(figsize=(10, 3), layout="constrained")
+axes = fig.subplots(1, 2)
+for ax, (name, s), n_train in zip(axes, sched.items(), (13672, 1000)):
+    t0 = 0
+    for stage in ("detection", "regression", "joint"):
+        st = s.stage(stage)
+        T = st.epochs * (n_train // st.batch_size)
+        t = np.arange(T)
+        ax.plot(t0 + t, st.lr_start * (st.lr_end / st.lr_start) ** (t / (T - 1)), label=stage)
+        t0 += T
+    ax.set(yscale="log", xlabel="optimiser step", ylabel="learning rate", title=f"{name} schedule ({n_train:,} images)")
+    ax.legend(fontsize=8); ax.grid(alpha=0.3)
+fig
+
+# %% [markdown]
+# "Frozen" in code: `StageLoss(cascade, "regression")` lists only the regression net as trainable; the
+# detector runs in eval mode (batch-norm statistics fixed) without gradients. In the joint stage both train.
+
+# %%
+demo = build_cascade(preset)
+for stage in ("regression", "joint"):
+    loss_mod = StageLoss(demo, stage)
+    loss_mod.set_mode(True)
+    print(f"{stage:10s}: detection requires_grad={next(demo.detection.parameters()).requires_grad}, "
+          f"training mode={demo.detection.training} | regression requires_grad="
+          f"{next(demo.regression.parameters()).requires_grad}")
+
+# %% [markdown]
+# ## 6. Training on top of notebook 02's detector
+#
+# `course.ensure_run("regression", OUT_DIR)` starts from the finished quick detection run (training it
+# first if notebook 02 has not run) and trains the regression and joint stages. The curves below show all
+# three stages; the validation GTE of the detection stage is decoded from the detection maps, the later
+# ones from the regression heatmaps.
+
+# %%
+RUN_DIR = course.ensure_run("regression", OUT_DIR)
+DET_DIR = course.course_run_dir("detection", OUT_DIR)
+log = read_log(DET_DIR) + read_log(RUN_DIR)
+by_stage = {r["stage"]: r for r in log}          # last epoch of each stage
+for stage, r in by_stage.items():
+    print(f"end of {stage:10s}: valid GTE xy {r['valid_gte_xy']:.2f} %")
+facts.update({f"log_{s}_gte_xy": r["valid_gte_xy"] for s, r in by_stage.items()})
+viz.training_curves(log, title="quick detection → regression → joint")
+
+# %% [markdown]
+# ## 7. Detection maps vs regression heatmaps
+#
+# For a validation face: the detector's sigmoid maps (coarse, $S/4$, flat-topped) and the hourglass's
+# heatmaps ($S\times S$, peaked), summed over all landmarks and for one landmark, with each decoded position
+# (cyan) and the truth (green).
+
+# %%
+cascade, ckpt = load_run(RUN_DIR)
+crops = course.validation_crops(RUN_DIR, NUM_EVAL)
+img, gt = crops["image"][FACE_INDEX], crops["landmarks"][FACE_INDEX]
+st = viz.cascade_stages(cascade, img)
+fig = Figure(figsize=(12, 6.2), layout="constrained")
+axes = fig.subplots(2, 3)
+viz.show_prediction(img, st["detection_xy"], gt[:, :2], scheme, ax=axes[0, 0], zoom=False, legend=False,
+                    title="detection-only (magenta) vs truth")
+viz.show_prediction(img, st["landmarks"][:, :2], gt[:, :2], scheme, ax=axes[1, 0], zoom=False, legend=False,
+                    title="regression (magenta) vs truth")
+for row, (key, xy, name) in enumerate((("detection", st["detection_xy"], "detection maps"),
+                                       ("regression", st["landmarks"][:, :2], "regression heatmaps"))):
+    viz.show_heatmap(st[key], None, image=img, ax=axes[row, 1], alpha=0.6, title=f"{name}, Σ")
+    viz.show_heatmap(st[key], LANDMARK, image=img, ax=axes[row, 2], alpha=0.75, title=f"{name}, #{LANDMARK}")
+    axes[row, 2].plot(*xy[LANDMARK], "c+", ms=12, mew=1.5)
+    axes[row, 2].plot(*gt[LANDMARK, :2], "o", mfc="none", mec=viz.GT_COLOUR, ms=9)
+fig
+
+# %% [markdown]
+# ## 8. Does regression refine detection?
+#
+# The same validation faces, the same final (jointly trained) cascade, decoded two ways: from the detection
+# maps alone and from the regression heatmaps; the mean shape as the baseline. GTE in $x, y$ only (the Z net
+# is still untrained: notebook 04).
+
+# %%
+det = course.score_stage(cascade, crops, "detection", ckpt["mean_shape"])
+reg = course.score_stage(cascade, crops, "joint")
+gt_lm = crops["landmarks"]
+det_only, model_gte, baseline_gte = det["model"]["gte_xy"], reg["model"]["gte_xy"], det["baseline"]["gte_xy"]
+per_det = 100 * gte(det["pred"], gt_lm, "xy")
+per_reg = 100 * gte(reg["pred"], gt_lm, "xy")
+improved = float((per_reg < per_det).float().mean())
+print(f"GTE xy on {len(gt_lm)} validation faces: detection-only {det_only:.2f} % -> regression {model_gte:.2f} % "
+      f"(mean shape {baseline_gte:.2f} %)")
+print(f"regression is better on {100 * improved:.0f} % of the faces; error ratio {model_gte / det_only:.2f}")
+facts.update(model_gte=model_gte, baseline_gte=baseline_gte, detection_only_gte=det_only,
+             fraction_faces_improved=round(improved, 3), num_eval=len(gt_lm))
+
+base = ckpt["mean_shape"].expand_as(gt_lm)
+display(viz.ced_figure({"regression (joint)": (reg["pred"], gt_lm), "detection only": (det["pred"], gt_lm),
+                        "mean shape": (base, gt_lm)}, axes=("xy",), max_error=0.7, panel_size=4.0))
+fig = Figure(figsize=(4, 3.6), layout="constrained")
+ax = fig.add_subplot()
+top = float(max(per_det.max(), per_reg.max()))
+ax.scatter(per_det, per_reg, s=8, alpha=0.5)
+ax.plot([0, top], [0, top], "k--", lw=0.8)
+ax.set_xlabel("detection-only GTE xy (%)"); ax.set_ylabel("regression GTE xy (%)")
+ax.set_title("one dot per face (below the line: refined)", fontsize=9)
+fig
+
+# %% [markdown]
+# Regression wins on most faces (the share is printed above): the Gaussians decode to sub-pixel positions at the crop's resolution, and
+# the hourglass, seeing all maps and the image at once, moves points that the detector placed badly. The
+# remaining error is what notebooks 05 and 08 study.
+
+# %%
+with open(os.path.join(OUT_DIR, "03_regression.json"), "w") as f:
+    json.dump(facts, f, indent=2)
+print(json.dumps(facts, indent=2))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Nearest-neighbour upsampling.** Write `NearestHourglass`, a copy of `MyHourglass` whose `up2` is
+#    `nn.Upsample(scale_factor=2, mode="nearest")`. How many parameters does it save in the quick and in the
+#    paper configuration? Upsample the 8×8 map of §2 both ways and compare the decoded peak with the truth
+#    (3.3, 4.6) mapped to 16×16. *Hint:* `resize_points(pt, 8, 16)`; `decode_heatmaps`.
+# 2. **What do the detection maps contribute?** Feed the trained regression net the image with *zero*
+#    detection maps (and, separately, a grey image with the true detection maps) and measure GTE xy on the
+#    validation crops. Which input carries more of the answer? *Hint:* call `cascade.regression(x, maps)`
+#    directly, decode with `decode_heatmaps`, score with `fa3d.metrics.gte`.
+# 3. **The paper's schedule in steps.** With 13,672 training images, batch 8 and 30 epochs, what is the
+#    per-step decay factor $\gamma$ of the regression stage, and the learning rate after 10 epochs? Check
+#    against `torch.optim.lr_scheduler.ExponentialLR`. *Hint:* $\gamma = (\text{lr}_\text{end}/\text{lr}_\text{start})^{1/(T-1)}$.
+# 4. **Argmax vs sub-pixel decoding.** Decode the regression heatmaps of the validation crops with a plain
+#    argmax and compare GTE xy with `decode_heatmaps`. Do the same for the detection maps. Where does
+#    sub-pixel decoding help, and why? *Hint:* `idx = maps.flatten(-2).argmax(-1)`; x = idx % W, y = idx // W.

@@ -1,0 +1,371 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (fa3d)
+#     language: python
+#     name: fa3d
+# ---
+
+# %% [markdown]
+# # 04 · The Z regressor (§2.2, Table 1, Fig. 2)
+#
+# With $x, y$ from the 2D stage (notebooks 02–03), the third subnetwork predicts the depth $z$ of every
+# landmark. Its input is the RGB crop stacked with one Gaussian heatmap per landmark: the heatmaps say
+# where the landmarks are, and so carry the head pose, and "guide the network where to look". It is a
+# pre-activation ResNet-200 whose first convolution takes $3+N$ channels and whose classifier becomes a
+# fully connected layer with $N$ outputs, trained with the L2 loss of eq. (1). This notebook generates the
+# paper's Table 1 from fa3d's paper preset, shows the $\mathcal{N}(0, 0.01)$ initialisation of the new
+# layers, builds the quick Z net and checks it against `fa3d.models.ZRegressor`, explains why it trains on
+# heatmaps from the ground truth **and** from the 2D stage, trains it on top of notebook 03's 2D stage,
+# and measures the depth error.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/04_z_regressor.ipynb)
+#
+# **Quick mode:** about 3 minutes on a 2-core CPU after notebook 03 (about 2.5 minutes of it trains the Z
+# net; a later run reuses it).
+
+# %%
+# Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).
+try:
+    import fa3d
+except ImportError:
+    # %pip install -q "fa3d @ git+https://github.com/fa3d-course/fa3d"
+    import fa3d
+from fa3d import course
+device = course.setup(seed=0)   # prints device, memory, versions; seeds everything
+
+# %% tags=["parameters"]
+PRESET = "quick"             # the preset built step by step and trained; notebook 07 trains "paper" on a GPU
+NUM_EVAL = 200               # validation faces for the error numbers (the run keeps 200)
+FACE_INDEX = 3               # the validation face shown
+LANDMARK = 30                # the landmark whose maps are shown (30: nose tip)
+OUT_DIR = "outputs/notebooks"
+
+# %%
+import json
+import os
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import torch.nn as nn
+from IPython.display import display
+from matplotlib.figure import Figure
+from torch.utils.flop_counter import FlopCounterMode
+
+from fa3d import viz
+from fa3d.data import SyntheticFaces, get_scheme
+from fa3d.data.transforms import Augment3D, AugmentConfig, CenterCrop3D
+from fa3d.evaluate import load_run
+from fa3d.heatmaps import decode_heatmaps, gaussian_heatmaps
+from fa3d.metrics import summarize
+from fa3d.models import ZRegressor, get_preset, normalize_images, z_loss
+from fa3d.models.regression import PreActBottleneck
+from fa3d.models.zregressor import PreActBasic
+from fa3d.schedules import get_schedule
+from fa3d.train import StageLoss, TrainCrops, read_log
+
+preset = get_preset(PRESET)
+cfg = preset.z                    # ZConfig: block, layers, width, num_landmarks
+S, N = preset.image_size, preset.num_landmarks
+scheme = get_scheme("3dfaw66")
+os.makedirs(OUT_DIR, exist_ok=True)
+viz.setup_notebook()
+facts = {"preset": PRESET}        # what this notebook computed; written to OUT_DIR/04_z_regressor.json
+print(preset.name, "preset:", cfg, f"| crops {S}×{S} px")
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# %% [markdown]
+# ## 1. Pre-activation ResNet blocks
+#
+# The Z net is a ResNet-200 "with preactivation modules" (He et al. 2016): BN and ReLU before each
+# convolution, nothing after the sum, $y = x + F(x)$. The paper preset uses the **bottleneck** unit
+# (1×1 → 3×3 → 1×1, the one the hourglass of notebook 03 uses); the quick preset the **basic** unit
+# (two 3×3 convolutions), cheaper for a tiny network:
+
+# %%
+course.show_source(PreActBasic)
+
+# %% [markdown]
+# ## 2. Table 1, generated from the paper preset
+#
+# The paper specifies the network as blocks B1–B6 (Table 1, Torch notation: channels, kernel, stride).
+# Below, the same table read off fa3d's paper-preset `ZRegressor`, built on the `meta` device (shapes, no
+# memory) and run on a 384 px input to get each block's output size. One discrepancy: Table 1 prints
+# **38** bottlenecks for B5; the standard pre-activation ResNet-200 (and its ImageNet weights) has
+# 3-24-36-3 blocks, $66 \times 3 + 2 = 200$ layers, so fa3d uses 36.
+
+# %%
+paper = get_preset("paper")
+with torch.device("meta"):
+    paper_net = ZRegressor(paper.z)
+    x = torch.zeros(1, 3 + paper.num_landmarks, paper.image_size, paper.image_size)
+    shapes = {}
+    for name in ("conv1", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+        getattr(paper_net, name).register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, o.shape))
+    with FlopCounterMode(display=False) as flops:
+        z_meta = paper_net(x[:, :3], x[:, 3:])
+
+
+def unit_spec(unit) -> str:
+    convs = [m for m in unit.modules() if isinstance(m, nn.Conv2d) and m is not unit.shortcut]
+    return "[" + ", ".join(f"({c.out_channels},{c.kernel_size[0]}×{c.kernel_size[1]})" for c in convs) + "]"
+
+
+rows = [("B1", "1× conv", f"({paper_net.conv1.out_channels},7×7,2×2), in: 3+N = {paper_net.conv1.in_channels} channels",
+         shapes["conv1"], n_params(paper_net.conv1)),
+        ("B2", "1× pooling", "(3×3, 2×2) max", shapes["maxpool"], 0)]
+for b, name in zip(("B3", "B4", "B5", "B6"), ("layer1", "layer2", "layer3", "layer4")):
+    layer = getattr(paper_net, name)
+    rows.append((b, f"{len(layer)}× bottleneck", unit_spec(layer[0]), shapes[name], n_params(layer)))
+rows.append(("", "BN-ReLU, avg pool, FC", f"{paper_net.fc.in_features} -> N = {paper_net.fc.out_features}",
+             tuple(z_meta.shape), n_params(paper_net.fc) + n_params(paper_net.norm)))
+print(f"{'block':6s}{'layers':22s}{'spec (channels, kernel, stride)':48s}{'output':>20s}{'params':>12s}")
+for b, kind, spec, shape, p in rows:
+    print(f"{b:6s}{kind:22s}{spec:48s}{str(tuple(shape[1:])):>20s}{p:>12,}")
+depth = 2 + 3 * sum(len(getattr(paper_net, n)) for n in ("layer1", "layer2", "layer3", "layer4"))
+print(f"\n{n_params(paper_net) / 1e6:.1f} M parameters, {depth} weight layers on the main path "
+      f"(1 conv + 3 per bottleneck + 1 FC), {flops.get_total_flops() / 1e9:.1f} GFLOP per 384 px image")
+facts.update(paper_params_millions=round(n_params(paper_net) / 1e6, 2), paper_depth=depth,
+             paper_gflop=round(flops.get_total_flops() / 1e9, 1))
+
+# %% [markdown]
+# ## 3. The new layers: 3+N input channels, N outputs, initialised from $\mathcal{N}(0, 0.01)$
+#
+# Two layers differ from an ImageNet ResNet-200: the first convolution takes $3+N$ channels (69 for 66
+# landmarks) instead of 3, and the classifier becomes `nn.Linear(2048, N)`. §2.3: "the newly introduced
+# filters in the first convolutional layer were initialized from a Gaussian distribution with std = 0.01.
+# The same applied for the fully connected layer". (fa3d has no ImageNet pre-activation ResNet-200 to
+# download; `ZConfig.pretrained_path` loads one you bring, and then only these layers keep this init.) The
+# other convolutions get He (Kaiming) initialisation, whose std depends on the layer's size:
+
+# %%
+torch.manual_seed(0)
+quick_net = ZRegressor(cfg)
+stats = {"conv1 (new, 3+N in)": quick_net.conv1.weight.detach(), "fc (new, N out)": quick_net.fc.weight.detach(),
+         "layer2.0.conv1 (He init)": quick_net.layer2[0].conv1.weight.detach()}
+for name, wgt in stats.items():
+    print(f"{name:26s} shape {str(tuple(wgt.shape)):18s} mean {wgt.mean():+.5f}  std {wgt.std():.5f}")
+facts.update(conv1_init_std=float(stats["conv1 (new, 3+N in)"].std()), fc_init_std=float(stats["fc (new, N out)"].std()))
+with torch.no_grad():
+    z0 = quick_net.eval()(torch.randn(8, 3, S, S), torch.rand(8, N, S, S))
+z_true = CenterCrop3D(S)(SyntheticFaces(1, image_size=2 * S, seed=0)[0])["landmarks"][:, 2]
+print(f"before training the predicted z are tiny: std {z0.std():.4f} px (a face's true z in a {S} px crop: "
+      f"std {z_true.std():.1f} px)")
+
+fig = Figure(figsize=(10, 2.8), layout="constrained")
+for ax, (name, wgt) in zip(fig.subplots(1, 3), stats.items()):
+    ax.hist(wgt.flatten().numpy(), bins=60, color="#0072B2")
+    ax.set_title(f"{name}\nstd {wgt.std():.4f}", fontsize=9)
+fig
+
+# %% [markdown]
+# ## 4. The quick Z net, built and checked against `ZRegressor`
+#
+# Same layout as Table 1 at a small scale: conv 7×7/2 on $3+N$ channels (B1), max-pool 3×3/2 (B2), four
+# stages of pre-activation units (one basic unit each, widths 32-64-128-256, stride 2 from the second
+# stage: B3–B6), a closing BN-ReLU (pre-activation nets end with one), global average pooling and the FC
+# to $N$. We build it from the library's `PreActBasic` unit with the library's attribute names.
+
+# %%
+def preact_stage(in_ch: int, width: int, blocks: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(*[PreActBasic(in_ch if i == 0 else width, width, stride if i == 0 else 1)
+                           for i in range(blocks)])
+
+
+class MyZNet(nn.Module):
+    def __init__(self, N: int, w: int, layers):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3 + N, w, 7, stride=2, padding=3, bias=False)     # B1
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)                       # B2
+        self.layer1 = preact_stage(w, w, layers[0], 1)                            # B3
+        self.layer2 = preact_stage(w, 2 * w, layers[1], 2)                        # B4
+        self.layer3 = preact_stage(2 * w, 4 * w, layers[2], 2)                    # B5
+        self.layer4 = preact_stage(4 * w, 8 * w, layers[3], 2)                    # B6
+        self.norm = nn.BatchNorm2d(8 * w)
+        self.fc = nn.Linear(8 * w, N)
+
+    def forward(self, images, heatmaps):
+        x = self.maxpool(self.conv1(torch.cat([images, heatmaps], 1)))           # (B, w, S/4, S/4)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))                # (B, 8w, S/32, S/32)
+        return self.fc(torch.relu(self.norm(x)).mean(dim=(2, 3)))                # (B, N)
+
+
+assert cfg.block == "basic", "this step-by-step build follows the quick preset's basic units"
+mine = MyZNet(N, cfg.width, cfg.layers)
+mine.load_state_dict(quick_net.state_dict())           # strict: same names and shapes
+mine.eval()
+quick_net.eval()
+img = normalize_images(SyntheticFaces(2, image_size=S, seed=5)[0]["image"][None])
+heat = torch.rand(1, N, S, S)
+with torch.no_grad():
+    out_mine, out_lib = mine(img, heat), quick_net(img, heat)
+diff = float((out_mine - out_lib).abs().max())
+print(f"parameters: ours {n_params(mine):,} | ZRegressor {n_params(quick_net):,}; output {tuple(out_lib.shape)}; "
+      f"max |difference| {diff:.1e}")
+assert n_params(mine) == n_params(quick_net) and out_mine.shape == out_lib.shape and diff < 1e-5
+facts.update(quick_params=n_params(quick_net), built_vs_library_max_diff=diff)
+
+# %% [markdown]
+# ## 5. The loss, eq. (1)
+#
+# $$l_2 = \frac{1}{N}\sum_{n=1}^{N}(\tilde z_n - z_n)^2,$$
+#
+# with $\tilde z_n$, $z_n$ the predicted and true depths **in pixels** of the crop (fa3d: larger $z$ =
+# closer, zero mean per face; augmentation scales $z$ with the crop, notebook 01 §6). `z_loss` averages
+# over the batch too; training masks landmarks without a ground-truth $z$.
+
+# %%
+zt = torch.randn(4, N, generator=torch.Generator().manual_seed(0)) * 5
+zp = zt + torch.randn(4, N, generator=torch.Generator().manual_seed(1))
+print(f"by eq. (1): {((zp - zt) ** 2).mean(1).mean():.6f} | z_loss: {z_loss(zp, zt):.6f}")
+
+# %% [markdown]
+# ## 6. Heatmaps from the ground truth *and* from the 2D stage
+#
+# §2.3: "we used as input to the Z regression network both the heatmaps generated from the ground truth
+# landmark locations and the ones estimated by the first task". Ground-truth heatmaps give the cleanest
+# signal; the 2D stage's heatmaps are what the Z net gets at test time, with their errors, so training on
+# them teaches it not to trust a misplaced point blindly. fa3d tosses a coin per training sample: with
+# probability `z_gt_heatmap_prob` (0.5 in both presets) the Gaussians are rendered at the true $x, y$,
+# otherwise at the $x, y$ decoded from the frozen 2D stage. In both cases the input is Gaussians of std
+# `heatmap_sigma` rendered at points, so training and test inputs look alike.
+
+# %%
+for name in ("paper", "quick"):
+    s = get_schedule(name)
+    print(f"{name:6s} z stage: {s.z}, optimiser {s.optimizer}, z_gt_heatmap_prob {s.z_gt_heatmap_prob}")
+course.show_source(StageLoss.forward)
+
+# %% [markdown]
+# The coin is part of each training sample (`TrainCrops`), seeded by (seed, stage, epoch, index) like the
+# augmentation, so a resumed run sees the same coins. Over an epoch of the quick run:
+
+# %%
+small = SyntheticFaces(200, image_size=2 * S, seed=0)
+crops_train = TrainCrops(small, Augment3D(S, AugmentConfig(), scheme), seed=0,
+                         z_gt_prob=get_schedule(PRESET).z_gt_heatmap_prob)
+crops_train.set_epoch("z", 0)
+coins = [crops_train[i]["gt_heatmaps"] for i in range(len(small))]
+print(f"{sum(coins)} of {len(coins)} samples use ground-truth heatmaps ({100 * np.mean(coins):.0f} %); "
+      f"the first 16: {''.join('G' if c else 'P' for c in coins[:16])} (G: ground truth, P: predicted)")
+facts["gt_coin_fraction_epoch0"] = float(np.mean(coins))
+
+# %% [markdown]
+# ## 7. Training the Z net on top of notebook 03's 2D stage
+#
+# `course.ensure_run("z", OUT_DIR)` starts from the finished regression run (training what is missing
+# first) and trains the Z stage only, the 2D subnets frozen. The paper: ~100 epochs, learning rate
+# $10^{-2} \to 2.5\times10^{-4}$, batch 16, from ImageNet weights; the quick run: a few epochs of Adam.
+# The validation loss is measured on predicted heatmaps only (what the net sees at test time).
+
+# %%
+RUN_DIR = course.ensure_run("z", OUT_DIR)
+log = read_log(RUN_DIR)
+print(f"{len(log)} epochs, {sum(r['seconds'] for r in log):.0f} s of training; last epoch: valid loss "
+      f"{log[-1]['valid_loss']:.3f} px², GTE xyz {log[-1]['valid_gte_xyz']:.2f} %")
+viz.training_curves(log, title="quick Z stage (2D subnets frozen)")
+
+# %% [markdown]
+# ## 8. The whole cascade on a validation face
+#
+# Image, detection maps, regression heatmaps and the Gaussians rendered at the regressed points that the Z
+# net sees next to the RGB image; below, one landmark with its predicted $z$.
+
+# %%
+cascade, ckpt = load_run(RUN_DIR)
+crops = course.validation_crops(RUN_DIR, NUM_EVAL)
+gt = crops["landmarks"]
+viz.stage_grid(cascade, crops["image"][FACE_INDEX], scheme, landmark=LANDMARK, gt=gt[FACE_INDEX])
+
+# %% [markdown]
+# ## 9. How good is the depth?
+#
+# GTE (eq. 2 of the paper, percent of the 3D interocular distance) on the validation faces, for the full
+# cascade and the mean-shape baseline, in $z$ alone and in $x, y, z$. The scatter compares predicted and
+# true $z$ of every landmark of every face (both zero-mean per face, in crop pixels). As a check of §6's
+# argument, the same Z net is also fed Gaussians at the **true** $x, y$: the gap is the depth error that the
+# 2D stage's mistakes cost.
+
+# %%
+score = course.score_stage(cascade, crops, "z", ckpt["mean_shape"])
+pred = score["pred"]
+model, base = score["model"], score["baseline"]
+with torch.no_grad():
+    z_oracle = cascade.z(normalize_images(crops["image"]), gaussian_heatmaps(gt, S, cascade.heatmap_sigma))
+z_oracle = z_oracle - z_oracle.mean(-1, keepdim=True)
+oracle = summarize(torch.cat([gt[..., :2], z_oracle[..., None]], -1), gt)
+print(f"{'':28s}{'GTE xy':>9s}{'GTE z':>9s}{'GTE xyz':>9s}{'CVGTCE':>9s}")
+for name, m in (("cascade", model), ("mean shape", base), ("Z net on true x, y", oracle)):
+    print(f"{name:28s}{m['gte_xy']:9.2f}{m['gte_z']:9.2f}{m['gte_xyz']:9.2f}{m['cvgtce']:9.2f}")
+r = float(np.corrcoef(pred[..., 2].flatten(), gt[..., 2].flatten())[0, 1])
+print(f"correlation of predicted and true z over all points: {r:.3f}")
+print(f"GTE z: cascade {model['gte_z']:.2f} % vs mean shape {base['gte_z']:.2f} % "
+      f"({model['gte_z'] / base['gte_z']:.2f}×); with true x, y as input: {oracle['gte_z']:.2f} %")
+facts.update(model_gte=model["gte_xyz"], baseline_gte=base["gte_xyz"], gte_z=model["gte_z"],
+             baseline_gte_z=base["gte_z"], model_gte_xy=model["gte_xy"], model_cvgtce=model["cvgtce"],
+             gte_z_true_xy_input=oracle["gte_z"], z_correlation=round(r, 4), num_eval=len(gt))
+
+fig = Figure(figsize=(10, 4), layout="constrained")
+ax1, ax2 = fig.subplots(1, 2)
+lim = float(gt[..., 2].abs().max()) * 1.1
+ax1.scatter(gt[..., 2].flatten(), pred[..., 2].flatten(), s=2, alpha=0.2)
+ax1.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
+ax1.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="true z (crop px)", ylabel="predicted z (crop px)",
+        title=f"every landmark of {len(gt)} faces (r = {r:.2f})")
+face_z = gt[FACE_INDEX, :, 2]
+order = torch.argsort(face_z)
+ax2.plot(face_z[order], "o-", ms=3, label="true")
+ax2.plot(pred[FACE_INDEX, order, 2], "s", ms=3, label="cascade")
+ax2.plot(ckpt["mean_shape"][order, 2], "x", ms=3, label="mean shape")
+ax2.set(xlabel="landmarks of one face, sorted by true z", ylabel="z (crop px)", title=f"validation face {FACE_INDEX}")
+ax2.legend(fontsize=8)
+fig
+
+# %%
+base_pts = ckpt["mean_shape"].expand_as(gt)
+viz.ced_figure({"cascade": (pred, gt), "Z on true x, y": (torch.cat([gt[..., :2], z_oracle[..., None]], -1), gt),
+                "mean shape": (base_pts, gt)}, axes=("z", "xyz"), max_error=0.7, panel_size=3.6)
+
+# %% [markdown]
+# The Z net beats the mean shape, whose depth profile is the same for every face whatever its pose: the
+# heatmaps and the image tell the network how the head is turned. The difference between the cascade and
+# "Z on true x, y" is the share of the depth error that comes from the 2D stage's mistakes (with a 2D
+# stage as good as the paper's it shrinks). Notebook 08 tests the paper's claims about the input: RGB alone
+# vs RGB + heatmaps, and training on ground-truth vs predicted heatmaps.
+
+# %%
+with open(os.path.join(OUT_DIR, "04_z_regressor.json"), "w") as f:
+    json.dump(facts, f, indent=2)
+print(json.dumps(facts, indent=2))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Which stage is B5?** Count the bottleneck units, the convolutions and the parameters of each stage
+#    of the paper preset's Z net, and the parameters Table 1's 38 blocks would add. Where do most of the
+#    63 M parameters live? *Hint:* `len(paper_net.layer3)`, `n_params(paper_net.layer3[1])`.
+# 2. **Without the heatmaps.** Feed the trained Z net *zero* heatmaps (the RGB image alone) on the
+#    validation crops and measure GTE z. Why is this unfair to an RGB-only network, and how would you make
+#    it fair? *Hint:* `cascade.z(normalize_images(crops["image"]), torch.zeros(V, N, S, S))`; notebook 08
+#    trains the fair version.
+# 3. **The initialisation.** Re-initialise `conv1` and `fc` of a fresh quick `ZRegressor` with He
+#    initialisation (`nn.init.kaiming_normal_`) and compare the std of its outputs on random inputs with
+#    the $\mathcal{N}(0, 0.01)$ version. What would a large initial output do to the first steps of an L2
+#    loss in pixels? *Hint:* the targets' std is a few pixels; the loss gradient is $2(\tilde z - z)/N$.
+# 4. **Ground truth only.** How often does the 2D stage misplace a landmark by more than 2 px on the
+#    validation crops? Train a short Z run with `schedule` overridden to `z_gt_heatmap_prob=1.0`
+#    (`TrainConfig(..., stages=("z",), init_from=<03's run>, schedule=...)`, `epochs_scale=0.5` for both
+#    runs) and compare GTE z on predicted heatmaps. *Hint:* `get_schedule("quick")`, `dataclasses.replace`,
+#    `.to_dict()`.

@@ -1,0 +1,586 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (fa3d)
+#     language: python
+#     name: fa3d
+# ---
+
+# %% [markdown]
+# # 05 · Evaluation: GTE, CVGTCE, the paper's tables and error curves
+#
+# How good is the cascade of notebooks 02–04? The 3DFAW challenge answered with two numbers: the
+# **ground-truth error** (GTE, paper eq. 2), a mean point error normalised by the interocular distance,
+# and the **cross-view ground-truth consistency error** (CVGTCE, eq. 3–4), the same after the best
+# similarity transform. This notebook builds both from their equations with plain torch on hand-made
+# examples and checks them against `fa3d.metrics`; explains the Umeyama alignment behind CVGTCE (and why
+# it must not mirror a face); then scores the trained quick cascade against a mean-shape baseline in the
+# layout of the paper's Tables 2–3 and Fig. 3, looks at its failures and at how its error grows with the
+# head's yaw, and writes a shareable report.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/05_evaluation.ipynb)
+#
+# **Quick mode:** about 50 s on a 2-core CPU when notebooks 02–04 ran before in the same `OUT_DIR`;
+# about 6 min more when it trains the quick cascade itself.
+
+# %%
+# Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).
+try:
+    import fa3d
+except ImportError:
+    # %pip install -q "fa3d @ git+https://github.com/fa3d-course/fa3d"
+    import fa3d
+from fa3d import course
+device = course.setup(seed=0)   # prints device, memory, versions; seeds everything
+
+# %% tags=["parameters"]
+NUM_EVAL = 200            # validation faces to score (the quick run keeps 200); thousands for a real test set
+PER_ROW = 4               # faces per row of the best / median / worst gallery
+FAIL_THRESHOLD = 0.25     # an image "fails" when its GTE xyz exceeds this fraction of the IOD (0.10 for the paper preset)
+OUT_DIR = "outputs/notebooks"
+
+# %%
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from IPython.display import Image, Markdown, display
+from matplotlib.figure import Figure
+
+from fa3d import metrics, report, viz
+from fa3d.data import SyntheticFaces, get_scheme, render_face
+from fa3d.evaluate import format_table, load_run
+from fa3d.train import predict_crops
+
+os.makedirs(OUT_DIR, exist_ok=True)
+REPORT_DIR = Path(OUT_DIR) / "05_report"
+facts = {}                  # what this notebook computed; written to OUT_DIR/05_evaluation.json
+t_start = time.perf_counter()
+
+# %% [markdown]
+# ## 1. GTE from its equation
+#
+# For one image with predicted points $X = \{x_n\}$ and ground truth $Y = \{y_n\}$, $n = 1..N$, the paper's
+# eq. (2) is
+#
+# $$E(X, Y) = \frac{1}{N}\sum_{n=1}^{N} \frac{\lVert x_n - y_n \rVert_2}{d_i},$$
+#
+# the mean Euclidean point error divided by the interocular distance $d_i$ of image $i$, reported in percent
+# and averaged over the test images. The paper's Table 3 and Fig. 3 also measure it on subsets of the
+# axes: $(x, y)$, $(x, y, z)$, $x$, $y$ and $z$ alone; only the numerator changes, $d_i$ stays the same.
+#
+# **Which $d_i$?** The official 3DFAW evaluation code was never published. fa3d's documented convention is
+# the **3D distance between the ground-truth outer eye corners** (points 36 and 45 in both schemes),
+# whatever axes the error is measured on (§4 shows why 3D and not 2D).
+#
+# Eq. (2) in four lines of torch, for a batch of faces `(B, N, 3)`:
+
+# %%
+AXES = {"xyz": [0, 1, 2], "xy": [0, 1], "x": [0], "y": [1], "z": [2]}
+
+def my_gte(X, Y, axes="xyz"):
+    """Paper eq. (2) for (B, N, 3) predictions X and ground truth Y: (B,) fractions."""
+    d_i = (Y[:, 36] - Y[:, 45]).norm(dim=-1)                       # 3D interocular distance, (B,)
+    cols = AXES[axes]
+    return (X[..., cols] - Y[..., cols]).norm(dim=-1).mean(-1) / d_i
+
+# %% [markdown]
+# A hand-made example whose answer we know without a computer: take three real faces (float64) and move
+# **every** predicted point by the same $(3, 4, 0)$ px. Every point is then exactly 5 px off, so
+# $E = 5/d_i$ on $(x, y, z)$ and on $(x, y)$, $3/d_i$ on $x$, $4/d_i$ on $y$ and $0$ on $z$.
+
+# %%
+faces = SyntheticFaces(3, image_size=256, seed=0)
+Y = torch.stack([faces[i]["landmarks"] for i in range(3)]).double()          # (3, 66, 3) pixels
+X = Y + torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64)
+d_i = (Y[:, 36] - Y[:, 45]).norm(dim=-1)
+by_hand = {"xyz": 5 / d_i, "xy": 5 / d_i, "x": 3 / d_i, "y": 4 / d_i, "z": 0 * d_i}
+print("interocular distances d_i (px):", [round(v, 2) for v in d_i.tolist()])
+print(f"{'axes':5s} {'by hand (%)':>24s} {'my_gte (%)':>24s} {'fa3d.metrics.gte (%)':>24s}")
+gte_diff = 0.0
+for axes in AXES:
+    mine, lib = my_gte(X, Y, axes), metrics.gte(X, Y, axes)
+    gte_diff = max(gte_diff, float((mine - by_hand[axes]).abs().max()), float((mine - lib).abs().max()))
+    fmt = lambda t: " ".join(f"{100 * v:7.4f}" for v in t.tolist())
+    print(f"{axes:5s} {fmt(by_hand[axes]):>24s} {fmt(mine):>24s} {fmt(lib):>24s}")
+print(f"largest difference between the three columns: {gte_diff:.1e}")
+facts["gte_check_max_abs_diff"] = gte_diff
+
+# %% [markdown]
+# The same check on a less regular prediction: Gaussian noise of 2 px per coordinate on 3 faces.
+
+# %%
+gen = torch.Generator().manual_seed(0)
+X_noisy = Y + 2.0 * torch.randn(Y.shape, generator=gen, dtype=torch.float64)
+for axes in AXES:
+    mine, lib = my_gte(X_noisy, Y, axes), metrics.gte(X_noisy, Y, axes)
+    gte_diff = max(gte_diff, float((mine - lib).abs().max()))
+    print(f"{axes:4s} my_gte {100 * mine.mean():.6f} %   fa3d.metrics.gte {100 * lib.mean():.6f} %")
+print(f"max |difference| = {gte_diff:.1e}: the library computes eq. (2) exactly as written")
+facts["gte_check_max_abs_diff"] = gte_diff
+
+# %% [markdown]
+# ## 2. CVGTCE and the Umeyama alignment
+#
+# GTE punishes a prediction that has the right *shape* but the wrong pose, position or size. 3DFAW's
+# second metric forgives exactly those: it first finds the similarity transform (scale $s$, rotation $R$,
+# translation $t$) that best maps the prediction onto the ground truth, eq. (4),
+#
+# $$\{s, R, t\} = \arg\min_{s, R, t} \sum_{n=1}^{N} \lVert y_n - (sRx_n + t) \rVert_2^2,$$
+#
+# and then measures GTE after it, eq. (3):
+#
+# $$E_{vc}(X, Y, T) = \frac{1}{N}\sum_{n=1}^{N} \frac{\lVert sRx_n + t - y_n \rVert_2}{d_i}.$$
+#
+# (The paper's eq. (3) prints $sRx_n$ without the $+t$; a translation is part of $T$ and of eq. (4), so it
+# belongs there.) Eq. (4) has a closed form (Umeyama 1991). With centroids $\mu_x, \mu_y$, the spread
+# $\sigma_x^2 = \frac1N\sum_n \lVert x_n - \mu_x\rVert^2$ and the cross-covariance
+# $\Sigma_{xy} = \frac1N\sum_n (y_n - \mu_y)(x_n - \mu_x)^\top = U D V^\top$ (an SVD):
+#
+# $$S = \mathrm{diag}\big(1, 1, \det U \det V\big), \qquad R = U S V^\top, \qquad
+#   s = \frac{\mathrm{tr}(DS)}{\sigma_x^2}, \qquad t = \mu_y - sR\mu_x.$$
+#
+# $S$ is the one subtle part. Without it, $UV^\top$ is the best *orthogonal* matrix, which may have
+# determinant $-1$: a **reflection**. A mirrored face is a different face (its left and right, or its
+# front and back, are swapped), so a rotation must have $\det R = +1$; $S$ flips the axis of the smallest
+# singular value when needed, which gives the best proper rotation.
+
+# %%
+def umeyama(X, Y, allow_reflection=False):
+    """s, R, t minimising sum_n ||Y_n - (s R X_n + t)||^2, eq. (4), for one face: X, Y (N, 3)."""
+    mu_x, mu_y = X.mean(0), Y.mean(0)
+    Xc, Yc = X - mu_x, Y - mu_y
+    var_x = Xc.square().sum(1).mean()                                # sigma_x^2
+    U, D, Vh = torch.linalg.svd(Yc.T @ Xc / len(X))                  # Sigma_xy = U diag(D) V^T
+    S = torch.ones(3, dtype=X.dtype)
+    if not allow_reflection:
+        S[-1] = torch.sign(torch.linalg.det(U) * torch.linalg.det(Vh))
+    R = U @ torch.diag(S) @ Vh
+    s = (D * S).sum() / var_x
+    t = mu_y - s * R @ mu_x
+    return s, R, t
+
+def my_cvgtce(X, Y, allow_reflection=False):
+    """Paper eq. (3) after eq. (4), for (B, N, 3) X and Y: (B,) fractions."""
+    aligned = []
+    for x, y in zip(X, Y):
+        s, R, t = umeyama(x, y, allow_reflection)
+        aligned.append(s * x @ R.T + t)
+    return my_gte(torch.stack(aligned), Y)
+
+# %% [markdown]
+# **Example: the right shape in the wrong pose.** Turn the ground truth of face 0 by 20° about a tilted
+# axis, scale it by 0.8, move it by (15, −10, 5) px and add 1 px of noise. GTE sees a bad prediction;
+# CVGTCE sees a good shape, and Umeyama recovers the inverse transform.
+
+# %%
+def rotation(axis, degrees):
+    """Rodrigues: the rotation matrix (3, 3) of `degrees` about `axis`."""
+    k = torch.as_tensor(axis, dtype=torch.float64)
+    k = k / k.norm()
+    K = torch.tensor([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]], dtype=torch.float64)
+    a = torch.deg2rad(torch.tensor(float(degrees), dtype=torch.float64))
+    return torch.eye(3, dtype=torch.float64) + torch.sin(a) * K + (1 - torch.cos(a)) * K @ K
+
+R_true, s_true, t_true = rotation([0.3, 1.0, 0.2], 20), 0.8, torch.tensor([15.0, -10.0, 5.0], dtype=torch.float64)
+y0 = Y[0]
+x0 = s_true * (y0 - y0.mean(0)) @ R_true.T + y0.mean(0) + t_true + torch.randn(y0.shape, generator=gen, dtype=torch.float64)
+s, R, t = umeyama(x0, y0)
+aligned_lib, s_lib, R_lib, t_lib = metrics.similarity_align(x0, y0)
+print(f"GTE    {100 * float(my_gte(x0[None], y0[None])):6.2f} %   (the pose is wrong)")
+print(f"CVGTCE {100 * float(my_cvgtce(x0[None], y0[None])):6.2f} %   (the shape is right up to 1 px noise)")
+print(f"recovered scale {float(s):.4f} (1/0.8 = {1 / s_true:.4f}); rotation angle "
+      f"{float(torch.rad2deg(torch.arccos((torch.trace(R) - 1) / 2))):.2f}° (true 20°); det R = {float(torch.linalg.det(R)):+.3f}")
+cv_diff = max(float((s - s_lib).abs()), float((R - R_lib).abs().max()), float((t - t_lib).abs().max()),
+              float((s * x0 @ R.T + t - aligned_lib).abs().max()))
+print(f"vs fa3d.metrics.similarity_align: max |difference| in s, R, t and the aligned points = {cv_diff:.1e}")
+
+# %%
+mine, lib = my_cvgtce(X_noisy, Y), metrics.cvgtce(X_noisy, Y)
+cv_diff = max(cv_diff, float((mine - lib).abs().max()))
+print(f"noisy example of §1: my_cvgtce {100 * mine.mean():.6f} %   fa3d.metrics.cvgtce {100 * lib.mean():.6f} %"
+      f"   (GTE {100 * my_gte(X_noisy, Y).mean():.6f} %)")
+print(f"max |difference| over both examples = {cv_diff:.1e}")
+facts["cvgtce_check_max_abs_diff"] = cv_diff
+facts["pose_example"] = {"gte": 100 * float(my_gte(x0[None], y0[None])), "cvgtce": 100 * float(my_cvgtce(x0[None], y0[None]))}
+
+# %% [markdown]
+# Why is CVGTCE (almost) never above GTE? The identity ($s = 1$, $R = I$, $t = 0$) is one candidate of
+# eq. (4), so the alignment can only lower the *squared* point error. GTE averages unsquared distances, so
+# it may in rare cases rise a little; on real predictions CVGTCE is clearly lower (Table 2: 3.48 vs 4.56 %).
+#
+# ### Why reflections are excluded: a face with its depth flipped
+#
+# Monocular depth has a famous ambiguity: from the front, a face and its **depth-inverted** copy
+# ($z \mapsto -z$, the hollow-mask illusion) look the same. A Z regressor with a sign error makes exactly
+# this prediction: perfect $x, y$, every depth on the wrong side (below: face 1, turned to 15° yaw, mirrored
+# in depth). It is a mirror image (a reflection through the image plane), so an alignment that allows
+# reflections "fixes" it completely:
+
+# %%
+face = render_face(dataclasses.replace(faces.params(1), yaw=15.0, pitch=0.0, roll=0.0), 256)["landmarks"].double()
+flipped = face * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)      # depth inverted
+ref = {
+    "gte_xy": 100 * float(my_gte(flipped[None], face[None], "xy")),
+    "gte_z": 100 * float(my_gte(flipped[None], face[None], "z")),
+    "gte_xyz": 100 * float(my_gte(flipped[None], face[None])),
+    "cvgtce": 100 * float(metrics.cvgtce(flipped, face)),
+    "cvgtce_if_reflections_allowed": 100 * float(my_cvgtce(flipped[None], face[None], allow_reflection=True)),
+}
+for key, value in ref.items():
+    print(f"{key:32s} {value:7.3f} %")
+facts["reflection_example"] = ref
+
+# %%
+s_r, R_r, t_r = umeyama(flipped, face, allow_reflection=True)
+s_p, R_p, t_p = umeyama(flipped, face)
+views = {"ground truth": face, "depth-flipped\nprediction": flipped,
+         f"aligned, reflections allowed\n(det R = {float(torch.linalg.det(R_r)):+.0f})": s_r * flipped @ R_r.T + t_r,
+         f"aligned, rotations only\n(det R = {float(torch.linalg.det(R_p)):+.0f})": s_p * flipped @ R_p.T + t_p}
+fig = Figure(figsize=(12, 3.3), layout="constrained")
+axes = fig.subplots(1, 4, sharey=True)
+for ax, (name, pts) in zip(axes, views.items()):
+    ax.scatter(face[:, 0], face[:, 2], s=8, c=viz.GT_COLOUR, label="truth")
+    if name != "ground truth":
+        ax.scatter(pts[:, 0], pts[:, 2], s=8, c=viz.PRED_COLOUR, label="prediction")
+    ax.scatter(pts[30, 0], pts[30, 2], s=40, marker="*", c="black", label="nose tip (30)")
+    ax.set_title(name, fontsize=9)
+    ax.set(xlabel="x (px)", aspect="equal")
+    ax.grid(alpha=0.3)
+axes[0].set_ylabel("z (px, toward the camera)")
+axes[0].legend(fontsize=7)
+fig.suptitle("seen from above: x across, depth up (the nose tip should point toward the camera)", fontsize=9)
+fig
+
+# %% [markdown]
+# With reflections allowed the inside-out face scores a perfect 0 %; with proper rotations only, the best
+# the alignment can do leaves a large error. Excluding reflections is what makes CVGTCE measure the
+# *shape*, chirality included.
+
+# %% [markdown]
+# ## 3. The model and its test faces
+#
+# The quick cascade trained in notebooks 02–04 (`course.ensure_run("z", OUT_DIR)` reuses it, or trains
+# it now, about 6 minutes on a 2-core CPU, if you run this notebook on its own). Its test set is the run's
+# validation faces: synthetic faces from a seed never used for training, cropped around their box as at
+# test time.
+#
+# Four "methods" on the same faces, the analogue of the paper's comparison of stages:
+#
+# | row | $x, y$ from | $z$ from |
+# |---|---|---|
+# | **detection only** | the detection subnet's maps (§2.1, first half) | the Z regressor |
+# | **2D cascade + mean depth** | the regression subnet (§2.1) | the mean training face (no Z net) |
+# | **full cascade** | the regression subnet | the Z regressor (§2.2) |
+# | **mean-shape baseline** | the mean training face | the mean training face |
+#
+# `predict_crops(cascade, images, stage)` gives the first and third: with `stage="detection"` the points
+# are decoded from the detection maps, with `"regression"` or `"z"` from the hourglass (the Z net gives $z$
+# in both). The mean shape is stored in the checkpoint, in crop pixels.
+
+# %%
+run_dir = course.ensure_run("z", OUT_DIR)
+cascade, ckpt = load_run(run_dir, device)
+scheme = get_scheme(ckpt["scheme"])
+mean_shape = ckpt["mean_shape"]                                   # (N, 3) crop pixels
+crops = course.validation_crops(run_dir, NUM_EVAL)
+gt, yaw = crops["landmarks"], crops["yaw"]
+print(f"run: {run_dir} (stages {ckpt['config']['stages']}, preset {ckpt['preset']['name']}, "
+      f"{ckpt['preset']['image_size']} px crops, scheme {scheme.name})")
+print(f"test faces: {tuple(crops['image'].shape)} uint8 crops, |yaw| from {yaw.abs().min():.0f}° to {yaw.abs().max():.0f}°")
+
+t0 = time.perf_counter()
+with torch.no_grad():
+    preds = {
+        "detection only": predict_crops(cascade, crops["image"], "detection"),
+        "full cascade": predict_crops(cascade, crops["image"], "z"),
+    }
+    same = torch.equal(predict_crops(cascade, crops["image"][:16], "regression"), preds["full cascade"][:16])
+preds["2D cascade + mean depth"] = torch.cat([preds["full cascade"][..., :2], mean_shape[:, 2:].expand(len(gt), -1, -1)], -1)
+preds["mean-shape baseline"] = mean_shape.expand_as(gt).clone()
+preds = {k: preds[k] for k in ("detection only", "2D cascade + mean depth", "full cascade", "mean-shape baseline")}
+print(f"predicted {len(gt)} faces × 2 stages in {time.perf_counter() - t0:.1f} s; "
+      f"stage 'regression' gives the same points as 'z' (16 faces checked): {same}")
+
+# %% [markdown]
+# ## 4. The interocular distance: why 3D
+#
+# The normaliser makes errors comparable across face sizes. It should not depend on the head's pose. The
+# **2D** distance between the eye corners does: it shrinks like $\cos(\text{yaw})$ as the head turns,
+# and vanishes in profile, where a 2D-normalised error explodes. The **3D** distance is a property of
+# the face alone (in pixels of the crop). On the test faces:
+
+# %%
+d3 = metrics.interocular_distance(gt, scheme, axes="xyz")
+d2 = metrics.interocular_distance(gt, scheme, axes="xy")
+e3 = metrics.gte(preds["full cascade"], gt, "xyz")                # normalised by the 3D distance
+e2 = e3 * d3 / d2                                                 # the same errors over the 2D distance
+ya = yaw.abs().numpy()
+fig = Figure(figsize=(10, 3.2), layout="constrained")
+ax1, ax2 = fig.subplots(1, 2)
+ax1.scatter(ya, (d2 / d3).numpy(), s=8, label="2D / 3D interocular distance")
+grid = np.linspace(0, 90, 91)
+ax1.plot(grid, np.cos(np.radians(grid)), "k--", lw=1, label="cos(yaw)")
+ax1.set(xlabel="|yaw| (degrees)", ylabel="ratio", title="the 2D distance shrinks with yaw")
+ax2.scatter(ya, 100 * e2.numpy(), s=8, c="#D55E00", label="normalised by the 2D distance")
+ax2.scatter(ya, 100 * e3.numpy(), s=8, c="#0072B2", label="normalised by the 3D distance (ours)")
+ax2.set(xlabel="|yaw| (degrees)", ylabel="GTE xyz (%)", yscale="log", title="same predictions, two normalisers")
+for ax in (ax1, ax2):
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+fig
+
+# %%
+profile = ya > 60
+print(f"2D/3D ratio: median {float((d2 / d3).median()):.2f}; below 0.5 on {int((d2 / d3 < 0.5).sum())} of {len(gt)} faces")
+print(f"faces with |yaw| > 60°: GTE {100 * e3[profile].mean():.2f} % with the 3D normaliser, "
+      f"{100 * e2[profile].mean():.2f} % with the 2D one")
+facts["interocular_2d_over_3d_median"] = float((d2 / d3).median())
+facts["profile_gte_2d_normaliser"] = 100 * float(e2[profile].mean())
+facts["profile_gte_3d_normaliser"] = 100 * float(e3[profile].mean())
+
+# %% [markdown]
+# A different 2D convention (the AFLW2000-3D protocol, `metrics.nme_bbox`) normalises by
+# $\sqrt{w\,h}$ of the landmarks' box instead: stable under yaw, but not comparable with 3DFAW numbers.
+# Whichever convention, a number is only comparable with numbers computed the same way; that is why the
+# tables below label the paper's numbers as *theirs*.
+
+# %% [markdown]
+# ## 5. Tables 2 and 3, our analogues
+#
+# The paper's Table 2 gives GTE and CVGTCE on the 3DFAW test set; Table 3 gives GTE by axes on the 3DFAW
+# validation set. Here are ours, on synthetic test faces, computed by `fa3d.report` (which calls
+# `fa3d.metrics.summarize`), with the paper's 3DFAW numbers beside them **for reference only**: different
+# data (real photos vs synthetic faces), different networks (the paper preset vs the quick one) and an
+# unpublished interocular convention, so no row here is a reproduction of theirs. Notebook 07 trains the
+# paper preset.
+
+# %%
+numbers = report.report_numbers(preds["full cascade"], gt, yaw=yaw, baseline_pred=preds["mean-shape baseline"],
+                                extra_runs={k: preds[k] for k in ("detection only", "2D cascade + mean depth")},
+                                model_name="full cascade")
+
+def md_table(t):
+    """One of report.tables(...) as a Markdown table."""
+    lines = ["| " + " | ".join(t["header"]) + " |", "|" + "---|" * len(t["header"])]
+    lines += ["| " + " | ".join(row) + " |" for row in t["rows"]]
+    return f"**{t['title']}**\n\n" + "\n".join(lines) + f"\n\n*{t['note']}*"
+
+table2, table3, *yaw_tables = report.tables(numbers)
+display(Markdown(md_table(table2)))
+display(Markdown(md_table(table3)))
+
+# %% [markdown]
+# The same numbers as `fa3d evaluate` prints them (`format_table`), and checked against `my_gte` /
+# `my_cvgtce` of §1–2:
+
+# %%
+runs = numbers["runs"]
+print(format_table(runs))
+mine = {"gte_xyz": 100 * float(my_gte(preds["full cascade"].double(), gt.double()).mean()),
+        "cvgtce": 100 * float(my_cvgtce(preds["full cascade"].double(), gt.double()).mean())}
+print(f"\nfull cascade by our own eq. (2)–(4): GTE xyz {mine['gte_xyz']:.4f} %, CVGTCE {mine['cvgtce']:.4f} %  "
+      f"(fa3d.metrics: {runs['full cascade']['gte_xyz']:.4f} %, {runs['full cascade']['cvgtce']:.4f} %)")
+model, base = runs["full cascade"], runs["mean-shape baseline"]
+print(f"the full cascade's GTE xyz is {model['gte_xyz'] / base['gte_xyz']:.2f}× the mean-shape baseline's")
+facts.update(model_gte=model["gte_xyz"], baseline_gte=base["gte_xyz"], cvgtce=model["cvgtce"],
+             baseline_cvgtce=base["cvgtce"], num_images=model["num_images"],
+             model=model, baseline=base, detection_only=runs["detection only"],
+             mean_depth=runs["2D cascade + mean depth"],
+             own_equations={"gte_xyz": mine["gte_xyz"], "cvgtce": mine["cvgtce"]},
+             paper_3dfaw_reference={"test": report.PAPER_3DFAW["test"], "valid": report.PAPER_3DFAW["valid"]})
+
+# %% [markdown]
+# What do the tables say? Four comparisons, each computed from the numbers above:
+
+# %%
+det, mean_z = runs["detection only"], runs["2D cascade + mean depth"]
+wins = [a for a in viz.ERROR_AXES if model[f"gte_{a}"] < base[f"gte_{a}"]]
+print(f"1. cascade vs mean shape: lower GTE on {len(wins)} of 5 axis sets ({', '.join(wins)}); "
+      f"GTE xyz {model['gte_xyz']:.2f} vs {base['gte_xyz']:.2f} %")
+print(f"2. regression vs detection only, GTE xy: {model['gte_xy']:.2f} vs {det['gte_xy']:.2f} % "
+      f"({100 * (1 - model['gte_xy'] / det['gte_xy']):.0f} % lower)")
+print(f"3. Z net vs the mean face's depth, GTE z: {model['gte_z']:.2f} vs {mean_z['gte_z']:.2f} %")
+print(f"4. CVGTCE: cascade {model['cvgtce']:.2f} %, mean shape {base['cvgtce']:.2f} % "
+      f"(GTE → CVGTCE: cascade −{model['gte_xyz'] - model['cvgtce']:.1f} points, mean shape −{base['gte_xyz'] - base['cvgtce']:.1f})")
+facts["cascade_wins_axes"] = wins
+
+# %% [markdown]
+# 1. The cascade looks at the image: it is below the mean shape on the axes that the pose moves ($x$, $z$)
+#    and on the combined sets.
+#    On $y$ alone the mean shape can be close: every crop is centred on its face box, so the rows of the eyes,
+#    nose and mouth barely move; only the yaw moves points sideways ($x$) and in depth ($z$).
+# 2. The regression subnet refines the detection maps' points: the paper's reason for the second half of §2.1
+#    (notebook 03 trains it).
+# 3. The Z regressor beats the mean face's depth: the synthetic heads turn up to ±90°, and a turned head's
+#    depths are nothing like a frontal mean face's (notebook 06 shows the geometry).
+# 4. CVGTCE forgives pose and scale, which is most of what the **mean shape** gets wrong: after the alignment
+#    it is a plausible face, so its CVGTCE drops far more than its GTE and can come close to (or below) a weak
+#    model's. CVGTCE alone cannot tell a model that reads the image from one that outputs an average face;
+#    that is why the paper reports GTE too.
+
+# %% [markdown]
+# ## 6. Fig. 3: cumulative error curves
+#
+# The paper's Fig. 3 plots, for each axis set, the fraction of test images whose GTE is below a threshold
+# $e$: the **cumulative error distribution** $\mathrm{CED}(e) = \frac{1}{V}\sum_i [E_i \le e]$. One number
+# summarises a curve: the **area under it** up to a limit $e_{\max}$, divided by $e_{\max}$
+# (1 = every image perfect, 0 = every image beyond the limit). Since the CED is a step function, the area
+# has a closed form, which `fa3d.metrics.auc` uses:
+#
+# $$\mathrm{AUC}_{e_{\max}} = \frac{1}{e_{\max}}\int_0^{e_{\max}} \mathrm{CED}(e)\,de
+#   = \frac{1}{V}\sum_{i=1}^{V} \frac{\max(0,\; e_{\max} - E_i)}{e_{\max}}.$$
+#
+# We fix one limit per axis set (twice the full cascade's mean error, rounded up to a whole percent, so that its curve
+# reaches the top) and use it for every method.
+
+# %%
+errors = {name: viz.image_errors(p, gt) for name, p in preds.items()}
+limits = {a: math.ceil(200 * float(np.mean(errors["full cascade"][a]))) / 100 for a in viz.ERROR_AXES}  # whole %
+fig = viz.ced_figure(errors, max_error=limits, title="GTE vs fraction of test images (the paper's Fig. 3, our data)")
+fig
+
+# %%
+auc_table = {name: {a: metrics.auc(e[a], limits[a]) for a in viz.ERROR_AXES} for name, e in errors.items()}
+e_xyz = errors["full cascade"]["xyz"]
+t = torch.linspace(0, limits["xyz"], 2001, dtype=torch.float64)
+trapz = float(torch.trapezoid(metrics.ced(e_xyz, t), t) / limits["xyz"])
+print(f"{'AUC':26s}" + "".join(f"{a + ' [0,' + format(100 * limits[a], 'g') + '%]':>16s}" for a in viz.ERROR_AXES))
+for name, row in auc_table.items():
+    print(f"{name:26s}" + "".join(f"{row[a]:>16.3f}" for a in viz.ERROR_AXES))
+print(f"\nclosed form vs a trapezoid over 2,001 thresholds (xyz, full cascade): {auc_table['full cascade']['xyz']:.5f} vs {trapz:.5f}")
+fail = {name: metrics.failure_rate(e["xyz"], FAIL_THRESHOLD) for name, e in errors.items()}
+print(f"failure rate (GTE xyz > {100 * FAIL_THRESHOLD:g} %): " + ", ".join(f"{k} {100 * v:.1f} %" for k, v in fail.items()))
+facts.update(auc_limits=limits, auc=auc_table, auc_xyz=auc_table["full cascade"]["xyz"],
+             baseline_auc_xyz=auc_table["mean-shape baseline"]["xyz"],
+             failure_threshold=FAIL_THRESHOLD, failure_rate=fail["full cascade"],
+             baseline_failure_rate=fail["mean-shape baseline"])
+
+# %% [markdown]
+# ## 7. Failure cases
+#
+# Averages hide the faces a system gets wrong. The paper's Fig. 4 shows successes; here are the best,
+# the median and the **worst** test faces by GTE $xyz$ (magenta: ours, green: truth, red: the error of each
+# point in the image plane; the depth error is in the title's number, not visible here).
+
+# %%
+def as_jpeg(fig):
+    """Photos compress ~10x better as JPEG than as PNG: keeps the executed notebook small."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="jpeg", dpi=80, pil_kwargs={"quality": 85})
+    return Image(buf.getvalue())
+
+as_jpeg(viz.prediction_gallery(crops["image"], preds["full cascade"], gt, scheme, errors=e_xyz, per_row=PER_ROW,
+                               title="best / median / worst test faces by GTE xyz"))
+
+# %% [markdown]
+# What do the worst faces have in common? Their pose, and which axis and which face part carry the error:
+
+# %%
+order = np.argsort(e_xyz)
+worst = order[-max(PER_ROW, 10):][::-1]
+print(f"the {len(worst)} worst faces: |yaw| " + ", ".join(f"{ya[i]:.0f}°" for i in worst))
+print(f"median |yaw|: worst {np.median(ya[worst]):.0f}°, all faces {np.median(ya):.0f}°")
+err_pt = ((preds["full cascade"] - gt).norm(dim=-1) / metrics.interocular_distance(gt, scheme)[:, None]).numpy()
+err_z = ((preds["full cascade"][..., 2] - gt[..., 2]).abs() / metrics.interocular_distance(gt, scheme)[:, None]).numpy()
+groups = ["jaw", "brows", "nose", "eyes", "lips"]
+idx = {g: [i for i in range(scheme.num_points) if scheme.group_of(i) == g] for g in groups}
+fig = Figure(figsize=(10, 3), layout="constrained")
+ax1, ax2 = fig.subplots(1, 2)
+w = 0.38
+for k, (sel, name) in enumerate(((order[: len(order) // 2], "better half"), (worst, f"{len(worst)} worst"))):
+    ax1.bar(np.arange(5) + (k - 0.5) * w, [100 * err_pt[sel][:, idx[g]].mean() for g in groups], w, label=name)
+    ax2.bar(np.arange(5) + (k - 0.5) * w, [100 * err_z[sel][:, idx[g]].mean() for g in groups], w, label=name)
+for ax, title in ((ax1, "3D point error by face part"), (ax2, "|z| error by face part")):
+    ax.set_xticks(range(5), groups)
+    ax.set(ylabel="% of interocular distance", title=title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+fig
+
+# %%
+share_z = float((errors["full cascade"]["z"][worst] / errors["full cascade"]["xyz"][worst]).mean())
+facts.update(worst_median_abs_yaw=float(np.median(ya[worst])), all_median_abs_yaw=float(np.median(ya)),
+             worst_gte=[100 * float(e_xyz[i]) for i in worst[:PER_ROW]])
+print(f"on the worst faces the z-only GTE is {100 * share_z:.0f} % of the xyz GTE (on average)")
+
+# %% [markdown]
+# ## 8. Error against yaw
+#
+# The synthetic heads turn uniformly over ±90°, so we can ask how the error grows with the pose. The
+# AFLW2000-3D protocol's bins, $|{\rm yaw}| \in [0, 30], (30, 60], (60, 90]$ degrees, with each bin's mean
+# (the step) and the "balanced" mean of the three:
+
+# %%
+viz.error_vs_yaw({"full cascade": e_xyz, "mean-shape baseline": errors["mean-shape baseline"]["xyz"]}, yaw,
+                 title="GTE xyz against |yaw| (each point is a test face)")
+
+# %%
+display(Markdown(md_table(yaw_tables[0])))
+bins = numbers["yaw"]["full cascade"]["gte_xyz"]
+facts["yaw_bins_gte_xyz"] = {"bins": bins["bins"], "means": bins["means"], "counts": bins["counts"],
+                             "balanced": bins["balanced"]}
+
+# %% [markdown]
+# ## 9. The report
+#
+# `fa3d.report.write_report` writes all of this into one folder a student can share: the tables as
+# Markdown and HTML (paper numbers marked as references), the numbers as JSON, the CED curves, the
+# gallery, the error-vs-yaw plot and one test face in interactive 3D. `fa3d evaluate RUN_DIR` writes the
+# same report next to a run's `metrics.json`.
+
+# %%
+paths = report.write_report(REPORT_DIR, pred=preds["full cascade"], gt=gt, scheme=scheme, images=crops["image"],
+                            yaw=yaw, baseline_pred=preds["mean-shape baseline"],
+                            extra_runs={k: preds[k] for k in ("detection only", "2D cascade + mean depth")},
+                            model_name="full cascade", title="fa3d quick cascade on synthetic test faces")
+for kind, path in paths.items():
+    print(f"{kind:9s} {path}  ({path.stat().st_size / 1024:.0f} KB)")
+saved = json.loads(paths["json"].read_text())
+assert abs(saved["runs"]["full cascade"]["gte_xyz"] - model["gte_xyz"]) < 1e-9
+facts["report_files"] = sorted(p.name for p in paths.values())
+
+# %%
+facts["seconds"] = round(time.perf_counter() - t_start, 1)
+with open(os.path.join(OUT_DIR, "05_evaluation.json"), "w") as f:
+    json.dump(facts, f, indent=2)
+print(json.dumps({k: facts[k] for k in ("model_gte", "baseline_gte", "cvgtce", "baseline_cvgtce", "auc_xyz",
+                                        "failure_rate", "num_images", "seconds")}, indent=2))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **A 2D normaliser everywhere.** Recompute the Table 3 analogue with the *2D* interocular distance and
+#    with the AFLW2000-3D normaliser $\sqrt{w h}$ of the box (`metrics.nme_bbox` for $x, y$). How do the
+#    three yaw bins of §8 change under each? Which convention would make a method that is bad at profiles
+#    look best?
+#    *Hint:* divide `(pred - gt)[..., cols].norm(dim=-1).mean(-1)` by
+#    `metrics.interocular_distance(gt, scheme, axes="xy")`; `metrics.yaw_binned_nme(errors, yaw)`.
+# 2. **How much of GTE is pose?** Split the gap between GTE and CVGTCE of the full cascade: align with a
+#    translation only, then translation + scale, then the full similarity. Which part removes most of the
+#    error, and on which faces (frontal or profile) does the rotation matter?
+#    *Hint:* translation only = match the centroids; for scale, $s = \mathrm{tr}(D)/\sigma_x^2$ with
+#    $R = I$ is not optimal — use the least-squares $s$ for fixed $R = I$:
+#    $s = \sum_n \langle y_n - \mu_y, x_n - \mu_x\rangle / \sum_n \lVert x_n - \mu_x\rVert^2$.
+# 3. **A sign error in z.** Evaluate the full cascade with its $z$ negated, as if the Z net's convention
+#    were "larger = farther". What happens to GTE $z$, GTE $xyz$ and CVGTCE, and would CVGTCE with
+#    reflections allowed have caught the bug?
+#    *Hint:* `pred * torch.tensor([1., 1., -1.])`, `my_cvgtce(..., allow_reflection=True)`.
+# 4. **The AUC limit.** The AUC depends on $e_{\max}$. Compute the full cascade's and the baseline's
+#    AUC (xyz) for $e_{\max}$ = 5, 10, 20, 50 %. Can the ranking of two methods change with the limit?
+#    Build two made-up error lists where it does.
+#    *Hint:* `metrics.auc(errors, e_max)`; a method with many perfect faces and a few disasters vs one that
+#    is mediocre everywhere.

@@ -1,0 +1,396 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python (fa3d)
+#     language: python
+#     name: fa3d
+# ---
+
+# %% [markdown]
+# # 08 · Ablations: testing the paper's claims about the Z regressor
+#
+# The paper makes three design choices for depth (§2.2–2.3) and argues for them in words: the Z network
+# sees the **RGB image stacked with the landmark heatmaps** ("a key feature ... they guide the network where
+# to look"), it is trained on heatmaps **from the ground truth and from the 2D stage**, and the heatmaps are
+# Gaussians of a chosen **width** (std 6 px at 384 px). Here each choice is switched off in turn and the
+# consequences are measured: same 2D stage, same training faces, same seed, same test faces, only the one
+# thing changed, with error bars. At the quick scale each ablation is a Z stage of a few epochs on a few
+# hundred faces, so the notebook also says what such small experiments can and cannot show.
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/08_ablations.ipynb)
+#
+# **Quick mode:** about 3 minutes on a 2-core CPU when notebook 03's quick run exists (otherwise it is
+# trained first, a few minutes more).
+
+# %%
+# Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).
+try:
+    import fa3d
+except ImportError:
+    # %pip install -q "fa3d @ git+https://github.com/fa3d-course/fa3d"
+    import fa3d
+from fa3d import course
+device = course.setup(seed=0)   # prints device, memory, versions; seeds everything
+
+# %% tags=["parameters"]
+NUM_TRAIN = 300              # training faces of every Z run; 1000 (the course's quick runs) for tighter numbers
+Z_EPOCHS = 4                 # epochs of every Z run (quick schedule: 12; paper: ~100)
+NUM_TEST = 200               # test faces, the same for every variant
+SEEDS = (0,)                 # one training run per variant; (0, 1, 2) for the spread between runs (3x the time)
+SIGMAS = (1.5, 6.0)          # other heatmap widths to train Z with (quick preset: 3 px); () to skip
+OUT_DIR = "outputs/notebooks"
+
+# %%
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+from IPython.display import Markdown, display
+from matplotlib.figure import Figure
+
+import fa3d.train
+from fa3d import viz
+from fa3d.checkpoint import load_checkpoint
+from fa3d.evaluate import load_run
+from fa3d.heatmaps import gaussian_heatmaps
+from fa3d.models import ZRegressor, normalize_images
+from fa3d.schedules import get_schedule
+from fa3d.train import CHECKPOINT_NAME, QUICK_DEMO, TrainConfig, predict_crops, train
+
+os.makedirs(OUT_DIR, exist_ok=True)
+t_start = time.time()
+facts = {"num_train": NUM_TRAIN, "z_epochs": Z_EPOCHS, "seeds": list(SEEDS)}
+
+# %% [markdown]
+# ## 1. The shared 2D stage and the test faces
+#
+# Every variant below trains **only the Z stage**, on top of the same trained detection + regression
+# subnets: notebook 03's quick run (`course.ensure_run("regression")`, trained here if it is missing). Its
+# x, y predictions are therefore identical in every variant, and any difference in the results is a
+# difference in $z$. All variants start the Z network from the same initial weights (those stored in that
+# run) and are scored on the same held-out synthetic faces.
+
+# %%
+reg_dir = course.ensure_run("regression", OUT_DIR, progress=False)
+reg_cascade, reg_ckpt = load_run(reg_dir)
+crops = course.validation_crops(reg_dir, NUM_TEST)      # (V,3,64,64) uint8 crops + landmarks in crop px
+gt = crops["landmarks"]
+S, sigma0 = crops["image"].shape[-1], reg_cascade.heatmap_sigma
+xy_pred = predict_crops(reg_cascade, crops["image"], "joint")[..., :2]
+print(f"2D stage: {reg_dir}; {len(gt)} test faces of {S} px; heatmap σ = {sigma0} px")
+print(f"2D error on the test faces: GTE xy {100 * float(viz.image_errors(torch.cat([xy_pred, gt[..., 2:]], -1), gt)['xy'].mean()):.2f} %"
+      " (the x, y every variant uses)")
+
+# %% [markdown]
+# ## 2. How a variant is made
+#
+# The Z stage's loss is eq. (1), the mean squared error on $z$, with the input heatmaps rendered at the
+# ground-truth $(x, y)$ with probability $p$ = `z_gt_heatmap_prob` and at the 2D stage's predictions
+# otherwise (the coin is drawn per sample, from the sample's seed):
+#
+# $$\ell_2 = \frac{1}{N}\sum_{n=1}^{N}\left(\tilde z_n - z_n\right)^2,\qquad
+# \tilde z = f_Z\big(I,\ H(\hat x, \hat y;\ \sigma)\big),\quad
+# (\hat x, \hat y) = \begin{cases}(x, y)_\text{gt} & \text{with probability } p\\ (x, y)_\text{2D stage} & \text{otherwise.}\end{cases}$$
+#
+# * $p$ is a field of the training schedule: a custom `TrainSchedule` passed as `TrainConfig(schedule=...)`.
+# * **RGB alone**: the library has no switch for it. The smallest honest variant is the *same* network with
+#   its heatmap input channels set to zero: the first convolution's heatmap filters then see nothing and get
+#   no gradient, so the network is exactly an RGB-only ResNet with the same parameters, initialisation and
+#   training. That is a three-line subclass of `ZRegressor` (below).
+# * **Width σ**: the cascade's `heatmap_sigma` sets the width of the Gaussians the Z network gets (in the Z
+#   stage the 2D subnets are frozen, so it changes nothing else).
+#
+# `train` builds its cascade with `fa3d.train.build_cascade`; for the two structural variants we wrap that
+# function for the duration of one `train` call (`unittest.mock.patch.object`), so the training loop itself
+# is the library's, untouched. The checkpoint keeps the standard layout (same state-dict keys), and the
+# evaluation below applies the same change to the loaded cascade.
+
+# %%
+class RGBOnlyZ(ZRegressor):
+    """The Z regressor with its N heatmap input channels zeroed: z from the RGB image alone."""
+
+    def forward(self, images, heatmaps):
+        return super().forward(images, torch.zeros_like(heatmaps))
+
+
+def apply_variant(cascade, rgb_only=False, sigma=None):
+    """Make a standard cascade into the variant (in place; the weights are kept)."""
+    if rgb_only:
+        z = RGBOnlyZ(cascade.z.config)
+        z.load_state_dict(cascade.z.state_dict())
+        cascade.z = z.to(next(cascade.parameters()).device).train(cascade.z.training)
+    if sigma is not None:
+        cascade.heatmap_sigma = sigma
+    return cascade
+
+
+@contextlib.contextmanager
+def variant_cascades(rgb_only=False, sigma=None):
+    """While active, fa3d.train builds its cascade as the variant."""
+    build = fa3d.train.build_cascade
+    with mock.patch.object(fa3d.train, "build_cascade",
+                           lambda preset, pretrained=False: apply_variant(build(preset, pretrained), rgb_only, sigma)):
+        yield
+
+
+# %% [markdown]
+# One function trains (or reuses, when this notebook ran before with the same settings) the Z stage of a
+# variant. The runs differ **only** in the arguments passed here.
+
+# %%
+def z_schedule(p: float) -> dict:
+    sched = get_schedule("quick")
+    sched.z.epochs, sched.z_gt_heatmap_prob = Z_EPOCHS, p
+    # a short run decays only to 1e-3: decaying to the quick schedule's 1e-4 within ~80 steps stalled the
+    # Z net after its second epoch (measured: flat validation loss), and every variant then looked alike
+    sched.z.lr_end = max(sched.z.lr_end, 1e-3)
+    return sched.to_dict()
+
+
+def run_variant(name, *, p=0.5, rgb_only=False, sigma=None, seed=0):
+    """Train the Z stage of one variant on top of the shared 2D stage; returns its RUN_DIR."""
+    run_dir = Path(OUT_DIR) / "runs" / f"08_{name}_seed{seed}"
+    cfg = TrainConfig(out=str(run_dir), preset="quick", data="synthetic", stages=("z",), seed=seed,
+                      num_train=NUM_TRAIN, num_valid=50, synthetic_size=QUICK_DEMO["synthetic_size"],
+                      schedule=z_schedule(p), init_from=str(reg_dir), progress=False)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    if ckpt_path.exists():
+        old = load_checkpoint(ckpt_path)
+        if old.get("finished") and {**old["config"], "progress": False} == {**fa3d.train._config_dict(cfg)}:
+            return run_dir, 0.0
+    t0 = time.time()
+    with variant_cascades(rgb_only, sigma):
+        train(cfg, overwrite=True)
+    return run_dir, time.time() - t0
+
+
+# %% [markdown]
+# ## 3. Scoring with error bars
+#
+# Each variant is scored on the test faces with the x, y of the 2D stage and its own $z$. The metric is
+# GTE on $z$ (eq. 2 on one axis; percent of the 3D interocular distance $d_i$), per face
+#
+# $$\text{GTE}_z = \frac{1}{N}\sum_{n=1}^{N}\frac{|\tilde z_n - z_n|}{d_i},$$
+#
+# averaged over the test faces. Because all variants are scored on the *same* faces, a difference between
+# two variants is best judged **paired**: the mean of the per-face differences $\pm$ 1.96 standard errors
+# (a 95 % interval). Each model is scored twice: with heatmaps at the 2D stage's predictions (the real
+# pipeline, `predict_crops`) and with heatmaps at the ground-truth x, y (an oracle 2D stage).
+
+# %%
+def z_at(cascade, xy):
+    """z (V, N), centred like the ground truth, with the Z net's heatmaps rendered at ``xy`` (V, N, 2)."""
+    with torch.no_grad():
+        heat = gaussian_heatmaps(xy, S, cascade.heatmap_sigma)
+        z = cascade.eval().z(normalize_images(crops["image"]), heat)
+    return z - z.mean(-1, keepdim=True)
+
+
+def z_errors(z):
+    """Per-face GTE z (percent), (V,)."""
+    pred = torch.cat([xy_pred, z[..., None]], -1)
+    return 100 * viz.image_errors(pred, gt)["z"]
+
+
+def score(run_dir, rgb_only=False, sigma=None):
+    cascade = apply_variant(load_run(run_dir)[0], rgb_only, sigma)
+    return {"pred": z_errors(predict_crops(cascade, crops["image"], "z")[..., 2]),
+            "gt_heatmaps": z_errors(z_at(cascade, gt[..., :2]))}
+
+
+def paired(a, b):
+    """mean(a - b) and the half-width of its 95 % interval."""
+    d = np.asarray(a) - np.asarray(b)
+    return float(d.mean()), float(1.96 * d.std(ddof=1) / np.sqrt(len(d)))
+
+
+baseline_z = z_errors(reg_ckpt["mean_shape"][:, 2].expand(len(gt), -1))   # mean-shape depth in every face
+print(f"mean-shape baseline: GTE z {baseline_z.mean():.2f} %")
+
+# %% [markdown]
+# ## 4. Train the variants
+#
+# Six Z runs per seed: the paper's setting ($p = 0.5$, RGB + heatmaps, σ = 3 px at 64 px, the quick
+# preset's analogue of 6 px at 384 px), RGB alone, $p = 1$ (ground-truth heatmaps only), $p = 0$ (predicted
+# heatmaps only), and the two other widths.
+
+# %%
+VARIANTS = {
+    "paper: RGB + heatmaps, p=0.5": dict(p=0.5),
+    "RGB alone": dict(p=0.5, rgb_only=True),
+    "GT heatmaps only (p=1)": dict(p=1.0),
+    "predicted heatmaps only (p=0)": dict(p=0.0),
+    **{f"σ = {s:g} px": dict(p=0.5, sigma=s) for s in SIGMAS},
+}
+slug = {"paper: RGB + heatmaps, p=0.5": "paper", "RGB alone": "rgb_only", "GT heatmaps only (p=1)": "p1",
+        "predicted heatmaps only (p=0)": "p0", **{f"σ = {s:g} px": f"sigma{s:g}" for s in SIGMAS}}
+scores, seconds = {}, {}
+for seed in SEEDS:
+    for name, kw in VARIANTS.items():
+        run_dir, sec = run_variant(slug[name], seed=seed, **kw)
+        seconds[(name, seed)] = sec
+        scores[(name, seed)] = score(run_dir, kw.get("rgb_only", False), kw.get("sigma"))
+        print(f"seed {seed}  {name:<32} GTE z {scores[(name, seed)]['pred'].mean():6.2f} %   "
+              f"({'reused' if sec == 0 else f'{sec:.0f} s'})")
+
+# %% [markdown]
+# ## 5. Results
+#
+# One row per variant: GTE z with the real 2D stage's heatmaps and with ground-truth heatmaps, and the paired
+# difference to the paper's setting (negative = better than the paper's choice). With several seeds the
+# numbers are means over the runs and the last column gives the spread (standard deviation) between runs.
+
+# %%
+ref = "paper: RGB + heatmaps, p=0.5"
+mean_over_seeds = {name: {k: np.mean([scores[(name, s)][k] for s in SEEDS], 0) for k in ("pred", "gt_heatmaps")}
+                   for name in VARIANTS}
+results = {}
+rows = ["| variant | GTE z, predicted heatmaps (%) | GTE z, GT heatmaps (%) | Δ vs paper (pred.) | spread between seeds |",
+        "|---|---|---|---|---|"]
+for name in VARIANTS:
+    m = mean_over_seeds[name]
+    d, ci = paired(m["pred"], mean_over_seeds[ref]["pred"])
+    run_means = [float(scores[(name, s)]["pred"].mean()) for s in SEEDS]
+    spread = float(np.std(run_means, ddof=1)) if len(SEEDS) > 1 else float("nan")
+    results[name] = {"gte_z": float(m["pred"].mean()), "gte_z_gt_heatmaps": float(m["gt_heatmaps"].mean()),
+                     "delta_vs_paper": d, "delta_ci95": ci, "seed_spread": spread, "per_seed": run_means}
+    rows.append(f"| {name} | {m['pred'].mean():.2f} | {m['gt_heatmaps'].mean():.2f} | "
+                + ("—" if name == ref else f"{d:+.2f} ± {ci:.2f}") + " | "
+                + ("—" if len(SEEDS) == 1 else f"{spread:.2f}") + " |")
+rows.append(f"| mean-shape baseline | {baseline_z.mean():.2f} | {baseline_z.mean():.2f} | | |")
+display(Markdown("\n".join(rows)))
+
+# %%
+fig = Figure(figsize=(11, 3.8), layout="constrained")
+ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+names = list(VARIANTS)
+x = np.arange(len(names))
+for k, (key, label, c) in enumerate((("pred", "heatmaps from the 2D stage (test time)", "#0072B2"),
+                                      ("gt_heatmaps", "heatmaps from the ground truth (oracle)", "#E69F00"))):
+    vals = [mean_over_seeds[n][key].mean() for n in names]
+    err = [1.96 * mean_over_seeds[n][key].std(ddof=1) / np.sqrt(len(gt)) for n in names]
+    ax1.bar(x + (k - 0.5) * 0.38, vals, 0.38, yerr=err, capsize=3, color=c, label=label)
+ax1.axhline(float(baseline_z.mean()), color="grey", ls="--", lw=1, label="mean-shape baseline")
+short = {ref: "paper\nRGB+heat., p=.5", "RGB alone": "RGB\nalone", "GT heatmaps only (p=1)": "GT heat.\nonly, p=1",
+         "predicted heatmaps only (p=0)": "pred. heat.\nonly, p=0"}
+ax1.set_xticks(x, [short.get(n, n) for n in names], fontsize=7)
+ax1.set(ylabel="GTE z (%)", title="Z error of each variant (95 % interval over test faces)")
+ax1.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+diffs = [results[n]["delta_vs_paper"] for n in names if n != ref]
+cis = [results[n]["delta_ci95"] for n in names if n != ref]
+ax2.barh(np.arange(len(diffs)), diffs, xerr=cis, capsize=3,
+         color=["#D55E00" if d - c > 0 else "#009E73" if d + c < 0 else "#999999" for d, c in zip(diffs, cis)])
+ax2.axvline(0, color="black", lw=0.8)
+ax2.set_yticks(np.arange(len(diffs)), [n for n in names if n != ref], fontsize=7)
+ax2.invert_yaxis()
+ax2.set(xlabel="paired Δ GTE z vs the paper's setting (% points)",
+        title="worse (red) / no clear difference (grey) / better (green)")
+fig
+
+# %% [markdown]
+# ### Heatmap width at test time only
+#
+# A cheap extra: the paper-setting model (trained with σ = 3 px) fed Gaussians of another width at test
+# time, with no retraining. This measures how much the Z network depends on the exact *shape* of its input
+# heatmaps, as opposed to where they are.
+
+# %%
+paper_run = Path(OUT_DIR) / "runs" / f"08_paper_seed{SEEDS[0]}"
+test_sigmas = sorted({0.5 * sigma0, sigma0, 2 * sigma0, *SIGMAS})
+mismatch = {s: float(score(paper_run, sigma=s)["pred"].mean()) for s in test_sigmas}
+print("trained with σ = 3 px, tested with σ:  " + "   ".join(f"{s:g} px → {v:.2f} %" for s, v in mismatch.items()))
+matched = {sigma0: results[ref]["gte_z"], **{s: results[f"σ = {s:g} px"]["gte_z"] for s in SIGMAS}}
+print("trained and tested with the same σ:    " + "   ".join(f"{s:g} px → {v:.2f} %" for s, v in sorted(matched.items())))
+
+# %% [markdown]
+# ## 6. What the numbers show, and what they cannot
+#
+# Read the table and the right-hand panel with their intervals; a difference whose interval crosses zero
+# (grey) is not a finding at this scale. The verdicts printed below are computed from the numbers above.
+
+# %%
+def verdict(name):
+    d, ci = results[name]["delta_vs_paper"], results[name]["delta_ci95"]
+    word = "worse" if d - ci > 0 else "better" if d + ci < 0 else "not clearly different"
+    return f"{name}: {d:+.2f} ± {ci:.2f} % points vs the paper's setting → {word}"
+
+
+for name in VARIANTS:
+    if name != ref:
+        print(verdict(name))
+gap = {n: results[n]["gte_z"] - results[n]["gte_z_gt_heatmaps"] for n in VARIANTS}
+print("\ncost of the 2D stage's errors (GTE z with predicted − with GT heatmaps): "
+      + ", ".join(f"{n.split(' (')[0]} {g:+.2f}" for n, g in gap.items() if "σ" not in n))
+
+# %% [markdown]
+# **(a) RGB + heatmaps vs RGB alone.** The paper's argument is that the heatmaps tell the network *where* each
+# landmark is, so it does not have to find the points again before estimating their depth. If RGB alone
+# comes out clearly worse, that supports the claim at this scale; if the difference is small, remember why
+# that can happen here: on synthetic faces the depth of each landmark is largely fixed by the head pose and
+# a few shape parameters, which a small network can read from the whole image, and each landmark's identity
+# is already given by which output unit predicts it. On real faces with varied expressions and occlusion the
+# heatmaps carry more information than here.
+#
+# **(b) Ground-truth vs predicted heatmaps.** A model trained only on ground-truth heatmaps ($p = 1$) has never
+# seen the shifted, wrong heatmaps that a real 2D stage produces; the oracle column shows what it can do with
+# perfect input, the first column what it does with the input it actually gets. The paper's "both" ($p = 0.5$)
+# is a hedge between the two; $p = 0$ trains on test-time conditions only. The gap between the two columns
+# measures how much each model suffers from the 2D errors. The size of that effect depends on how wrong the
+# 2D stage is: the quick 2D stage is far less accurate than the paper's, which exaggerates it.
+#
+# **(c) Width.** σ sets how much of the image around each landmark the first convolution sees at once and how
+# forgiving the input is of small 2D errors; the test-time-only experiment shows how strongly a trained Z net
+# is tied to the width it was trained with.
+#
+# **What this cannot show.** These are 64 px crops, a 4-stage basic-block network instead of a ResNet-200, a
+# few hundred synthetic faces and a few epochs. The intervals are over test faces for *one* training run
+# per variant (set `SEEDS = (0, 1, 2)` to see how much a run varies with its training data and augmentation:
+# differences smaller than that spread are noise even when the paired interval is narrow). An effect that is
+# absent here may appear at the paper's scale and vice versa; the notebook is a method for testing the claims,
+# and its default settings are a smoke test of that method, not a verdict on the paper.
+
+# %%
+facts.update(
+    baseline_gte_z=float(baseline_z.mean()),
+    variants=results,
+    sigma_test_only={f"{s:g}": v for s, v in mismatch.items()},
+    sigma_matched={f"{s:g}": v for s, v in matched.items()},
+    train_seconds=round(sum(seconds.values()), 1),
+    seconds=round(time.time() - t_start, 1),
+)
+with open(os.path.join(OUT_DIR, "08_ablations.json"), "w") as f:
+    json.dump(facts, f, indent=2)
+print(json.dumps({k: v for k, v in facts.items() if k != "variants"}, indent=2))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Is one run enough?** Set `SEEDS = (0, 1, 2)` and compare the spread between seeds with the paired
+#    intervals over test faces. Which of the verdicts survive?
+#    *Hint:* the "spread between seeds" column; a difference is convincing when it is larger than about twice
+#    the spread *and* its paired interval excludes zero for every seed.
+# 2. **Heatmaps alone.** The opposite ablation of (a): zero the *RGB* channels and keep the heatmaps. How much
+#    of the depth is predictable from the 2D landmark layout alone? Compare with notebook 00's linear probe.
+#    *Hint:* another three-line subclass of `ZRegressor` that passes `torch.zeros_like(images)`; pass it
+#    through `apply_variant` like `RGBOnlyZ`.
+# 3. **Intermediate probabilities.** Add $p = 0.25$ and $p = 0.75$ and plot GTE z (predicted and oracle
+#    heatmaps) against $p$. Is there a sweet spot, and does it move when the 2D stage is worse?
+#    *Hint:* `run_variant("p025", p=0.25)`; for a worse 2D stage, train a shorter one in another folder,
+#    `reg_dir = course.ensure_run("regression", "/tmp/worse_2d", epochs_scale=0.25, num_train=200)`, and re-run
+#    §1–§4 with it.
+# 4. **A hook for the library.** The RGB-only variant needed a patch of `build_cascade`. Sketch the smallest
+#    change to `fa3d.train.TrainConfig` that would make "Z inputs" a configuration field (with what values?),
+#    and say what it would have to store in the checkpoint so that `load_run` rebuilds the right network.
+#    *Hint:* look at how `schedule` and `preset` are stored and read back in `train` and `load_run`.
