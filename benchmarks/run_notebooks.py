@@ -21,8 +21,12 @@ NOTEBOOKS = ROOT / "notebooks"
 def execute(notebook: Path, out_dir: Path, kernel: str = "fa3d", parameters: dict | None = None,
             cell_timeout: int = 900) -> tuple[Path, float]:
     """Run one notebook with papermill; returns (executed path, seconds)."""
+    import os
+
     import papermill as pm
 
+    # nobody moves a slider in a headless run: fa3d.widgets shows static figures (notebook 06)
+    os.environ.setdefault("FA3D_INTERACTIVE", "0")
     out_dir = out_dir.resolve()
     executed = out_dir / "executed" / notebook.name
     executed.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import torch
 
 from fa3d.models import get_preset
 from fa3d.schedules import STAGES, get_schedule
-from fa3d.train import StageLoss, _make_optimizer, build_cascade
+from fa3d.train import StageLoss, _make_optimizer, build_cascade, optimizer_step, random_batch
 
 
 def bench_stage(cascade, stage: str, batch: int, size: int, steps: int, warmup: int, device, channels_last: bool,
@@ -25,13 +25,7 @@ def bench_stage(cascade, stage: str, batch: int, size: int, steps: int, warmup: 
     loss_mod.set_mode(True)
     params = [p for m in loss_mod.trainable() for p in m.parameters()]
     opt = _make_optimizer(optimizer, params, 1e-5, 0.0)
-    N = cascade.z.config.num_landmarks
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=g).to(device)
-    landmarks = (torch.rand(batch, N, 3, generator=g) * 0.6 + 0.2).mul(size).to(device)
-    landmarks[..., 2] -= landmarks[..., 2].mean(-1, keepdim=True)
-    face = torch.full((batch,), 0.8 * size, device=device)
-    use_gt = (torch.arange(batch) % 2 == 0).to(device)
+    data = random_batch(batch, size, cascade.z.config.num_landmarks, device)
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
@@ -40,11 +34,7 @@ def bench_stage(cascade, stage: str, batch: int, size: int, steps: int, warmup: 
             if cuda:
                 torch.cuda.synchronize(device)
             t0 = time.perf_counter()
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss, _ = loss_mod(images, landmarks, face, use_gt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(loss_mod, opt, data)
     if cuda:
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0

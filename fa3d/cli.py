@@ -53,11 +53,26 @@ def _cmd_train(args) -> int:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown} in --stages; choose from {','.join(STAGES)}")
+    overrides = {}
+    if args.heatmap_sigma is not None:
+        overrides["heatmap_sigma"] = args.heatmap_sigma
+    if args.z_inputs is not None:
+        overrides["z"] = {"inputs": args.z_inputs}
+    schedule = None
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        from .schedules import get_schedule
+        sched = get_schedule(args.preset)
+        for name in STAGES:
+            sched.stage(name).batch_size = args.batch_size
+        schedule = sched.to_dict()
     cfg = TrainConfig(out=args.out, preset=args.preset, data=args.data, stages=stages, seed=args.seed,
                       device=args.device, deterministic=args.deterministic, epochs_scale=args.epochs_scale,
                       max_steps=args.max_steps, num_train=args.num_train, num_valid=args.num_valid,
                       synthetic_size=args.synthetic_size, pretrained=args.pretrained, num_workers=args.workers,
-                      progress=not args.no_progress, init_from=args.init_from)
+                      progress=not args.no_progress, init_from=args.init_from, schedule=schedule,
+                      preset_overrides=overrides or None)
     from .models import PretrainedWeightsUnavailable
     try:
         path = train(cfg, resume=args.resume, overwrite=args.overwrite)
@@ -117,7 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if RUN_DIR holds a run")
     p.add_argument("--init-from", default=None, metavar="RUN_DIR",
-                   help="start from the subnets trained in another run (same preset), e.g. to add stages")
+                   help="start from the subnets trained in another run (same crop size), e.g. to add stages")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="global batch of every stage (default: the preset's schedule; paper: 8 for the 2D stages, 16 for Z)")
+    p.add_argument("--heatmap-sigma", type=float, default=None,
+                   help="std of the Gaussian heatmaps in crop px (default: the preset's, 6 paper / 3 quick)")
+    p.add_argument("--z-inputs", default=None, choices=["rgb+heatmaps", "rgb", "heatmaps"],
+                   help="what the Z regressor sees (default rgb+heatmaps, the paper's; the others are ablations)")
     p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every stage's epochs")
     p.add_argument("--max-steps", type=int, default=None, help="at most this many steps per stage (smoke tests)")
     p.add_argument("--num-train", type=int, default=1000, help="synthetic training faces")

@@ -50,7 +50,7 @@ from .data.transforms import Augment3D, AugmentConfig, face_crop_matrix, warp_la
 from .heatmaps import decode_heatmaps, disk_heatmaps, disk_radius, gaussian_heatmaps, resize_points
 from .metrics import gte
 from .models import (Cascade, DetectionConfig, Preset, RegressionConfig, ZConfig, detection_loss,
-                     get_preset, normalize_images, regression_loss)
+                     get_preset, normalize_images, override_preset, regression_loss)
 from .schedules import STAGES, TrainSchedule, get_schedule
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -80,6 +80,7 @@ class TrainConfig:
     progress: bool = True                      # tqdm bars
     schedule: dict | None = None               # a TrainSchedule.to_dict() overriding the preset's
     init_from: str | None = None               # RUN_DIR (or checkpoint) whose trained subnets start this run
+    preset_overrides: dict | None = None       # e.g. {"heatmap_sigma": 6.0, "z": {"inputs": "rgb"}}
 
 
 # ----------------------------------------------------------------------------- seeds and order
@@ -420,15 +421,65 @@ def _trim_log(path: Path, stages, start_stage: int, start_epoch: int) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
-_after_step = None  # test hook: called as _after_step(stage, epoch, step); may raise to simulate a crash
+def optimizer_step(model: nn.Module, opt: torch.optim.Optimizer, batch: dict) -> torch.Tensor:
+    """One training step of a :class:`StageLoss` (or its DDP wrapper) on a batch already on
+    its device, in bf16 autocast on CUDA; returns the loss."""
+    on_gpu = batch["image"].is_cuda
+    with torch.autocast(device_type="cuda" if on_gpu else "cpu", dtype=torch.bfloat16, enabled=on_gpu):
+        loss, _ = model(batch["image"], batch["landmarks"], batch["face_height"], batch["gt_heatmaps"])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
 
 
-def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
+def random_batch(batch_size: int, size: int, num_landmarks: int, device, seed: int = 0) -> dict:
+    """A training batch of random crops and plausible landmarks, for benchmarks and memory probes:
+    ``image`` uint8 (B,3,S,S), ``landmarks`` (B,N,3) crop px, ``face_height`` (B,), ``gt_heatmaps`` (B,)."""
+    g = torch.Generator().manual_seed(seed)
+    landmarks = (torch.rand(batch_size, num_landmarks, 3, generator=g) * 0.6 + 0.2) * size
+    landmarks[..., 2] -= landmarks[..., 2].mean(-1, keepdim=True)
+    batch = {"image": torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, generator=g),
+             "landmarks": landmarks, "face_height": torch.full((batch_size,), 0.8 * size),
+             "gt_heatmaps": torch.arange(batch_size) % 2 == 0}
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+#: which stages train each subnetwork
+TRAINED_BY = {"detection": ("detection", "joint"), "regression": ("regression", "joint"), "z": ("z",)}
+
+
+def load_init_from(cascade: Cascade, init_from: str, preset: Preset, stages) -> list[str]:
+    """Start ``cascade`` from another run's weights (``TrainConfig.init_from``); returns the
+    subnets loaded. A subnet whose configuration differs from that run's (an ablation, e.g.
+    ``z.inputs``) keeps its fresh initialisation, which is only allowed when this run trains it."""
+    path = Path(init_from)
+    init = load_checkpoint(path / CHECKPOINT_NAME if path.is_dir() else path)
+    own = preset_to_dict(preset)
+    if init["preset"]["image_size"] != own["image_size"] or \
+            init["preset"]["detection"]["num_landmarks"] != own["detection"]["num_landmarks"]:
+        raise ValueError(f"--init-from {init_from}: that run used {init['preset']['image_size']} px crops and "
+                         f"{init['preset']['detection']['num_landmarks']} landmarks ({init['preset']['name']} preset), "
+                         f"this one {own['image_size']} px and {own['detection']['num_landmarks']} ({preset.name})")
+    loaded = []
+    for name, sd in init["models"].items():
+        if init["preset"][name] == own[name]:
+            getattr(cascade, name).load_state_dict(sd)
+            loaded.append(name)
+        elif not set(TRAINED_BY[name]) & set(stages):
+            raise ValueError(f"--init-from {init_from}: its {name} subnetwork is configured differently from "
+                             f"this run's ({init['preset'][name]} vs {own[name]}), and this run does not train it")
+    return loaded
+
+
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, on_step=None) -> Path:
     """Train (or resume) a run; returns RUN_DIR/checkpoint.pt. See the module docstring.
 
     A fresh run refuses a RUN_DIR that already holds a checkpoint unless ``overwrite``.
     ``resume`` continues from RUN_DIR/checkpoint.pt with the configuration stored there
     (only ``device``, ``num_workers`` and ``progress`` are taken from ``cfg``).
+    ``on_step(stage, epoch, step)`` is called after every optimiser step; an exception it
+    raises stops the run like a crash would (the last finished epoch's checkpoint stays).
     """
     run_dir = Path(cfg.out)
     ckpt_path, log_path = run_dir / CHECKPOINT_NAME, run_dir / LOG_NAME
@@ -464,7 +515,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Pa
     workers = cfg.num_workers if cfg.num_workers is not None else (6 if on_gpu else 0)
     progress = cfg.progress and d.main
 
-    preset = preset_from_dict(ckpt["preset"]) if ckpt else get_preset(cfg.preset, get_scheme(cfg.scheme).num_points)
+    preset = (preset_from_dict(ckpt["preset"]) if ckpt else
+              override_preset(get_preset(cfg.preset, get_scheme(cfg.scheme).num_points), cfg.preset_overrides))
     if ckpt:  # the run's own schedule, even if the preset's default changed since
         schedule = TrainSchedule.from_dict(ckpt["schedule"])
     else:
@@ -478,13 +530,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Pa
     elif cfg.init_from:
         # Continue from an earlier run's weights, e.g. train regression on top of a finished
         # detection run (the course trains the cascade one notebook, one stage at a time).
-        init_path = Path(cfg.init_from)
-        init = load_checkpoint(init_path / CHECKPOINT_NAME if init_path.is_dir() else init_path)
-        if init["preset"] != preset_to_dict(preset):
-            raise ValueError(f"--init-from {cfg.init_from}: that run used a different preset "
-                             f"({init['preset']['name']}) than this one ({preset.name})")
-        for name, sd in init["models"].items():
-            getattr(cascade, name).load_state_dict(sd)
+        load_init_from(cascade, cfg.init_from, preset, cfg.stages)
     if channels_last:
         cascade = cascade.to(memory_format=torch.channels_last)
 
@@ -565,18 +611,13 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Pa
             for batch in bar:
                 if step >= total:
                     break
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=on_gpu):
-                    loss, _ = model(batch["image"], batch["landmarks"], batch["face_height"], batch["gt_heatmaps"])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                loss = optimizer_step(model, opt, {k: v.to(device, non_blocking=True) for k, v in batch.items()})
                 sched.step()
                 step += 1
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{losses[-1]:.4g}")
-                if _after_step is not None:
-                    _after_step(stage, epoch, step)
+                if on_step is not None:
+                    on_step(stage, epoch, step)
             bar.close()
             train_loss = float(np.mean(losses)) if losses else float("nan")
             if d.world > 1:  # mean over processes, for the log

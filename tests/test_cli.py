@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fa3d.checkpoint import load_checkpoint
 from fa3d.cli import main
 from fa3d.data.readers import write_image
 from fa3d.data.synthetic import SyntheticFaces
@@ -41,6 +42,16 @@ def test_train_refuses_to_overwrite_an_existing_run(run_dir, capsys):
     assert main(["train", "--out", str(run_dir), *TINY]) == 2
     assert "--resume" in capsys.readouterr().err
     assert (run_dir / "checkpoint.pt").read_bytes() == before
+
+
+def test_train_options_for_batch_size_and_ablations_reach_the_run(run_dir, tmp_path):
+    out = tmp_path / "ablation"
+    assert main(["train", "--out", str(out), *TINY, "--stages", "z", "--init-from", str(run_dir),
+                 "--batch-size", "3", "--heatmap-sigma", "2", "--z-inputs", "rgb"]) == 0
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["schedule"]["z"]["batch_size"] == 3
+    assert ckpt["preset"]["heatmap_sigma"] == 2.0 and ckpt["preset"]["z"]["inputs"] == "rgb"
+    assert json.loads((out / "log.jsonl").read_text().splitlines()[0])["images"] == 3  # one step of 3
 
 
 def test_evaluate_prints_the_table_and_writes_matching_metrics(run_dir, capsys):

@@ -299,3 +299,17 @@ def test_z_load_pretrained_reuses_rgb_filters(tmp_path):
     torch.save({"conv1.weight": torch.zeros(8, 3, 7, 7)}, bad)
     with pytest.raises(ValueError, match="other.pth"):
         load_pretrained(ZRegressor(cfg), str(bad))
+
+
+@pytest.mark.parametrize("inputs, channels", [("rgb+heatmaps", 3 + 66), ("rgb", 3), ("heatmaps", 66)])
+def test_z_inputs_ablations_use_only_their_input(inputs, channels):
+    torch.manual_seed(0)
+    z = ZRegressor(ZConfig(layers=(1, 1, 1, 1), block="basic", width=8, inputs=inputs)).eval()
+    assert z.conv1.in_channels == channels
+    images, heat = torch.randn(2, 3, 64, 64), torch.rand(2, 66, 64, 64)
+    with torch.no_grad():
+        out = z(images, heat)
+        other_images, other_heat = z(torch.randn_like(images), heat), z(images, torch.rand_like(heat))
+    assert out.shape == (2, 66)
+    assert torch.equal(out, other_heat) == (inputs == "rgb")          # heatmaps ignored only by "rgb"
+    assert torch.equal(out, other_images) == (inputs == "heatmaps")   # images ignored only by "heatmaps"

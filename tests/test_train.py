@@ -179,10 +179,8 @@ def test_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, m
         if (stage, epoch, step) == ("joint", 1, 3):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_mod, "_after_step", crash)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(tmp_path / "resumed"))
-    monkeypatch.setattr(train_mod, "_after_step", None)
+        train(tiny_config(tmp_path / "resumed"), on_step=crash)
     interrupted = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
     assert (interrupted["stage"], interrupted["epoch"], interrupted["finished"]) == ("joint", 0, False)
     with pytest.raises(RunDirError, match="--resume"):  # never clobber a run by accident
@@ -206,6 +204,46 @@ def test_overwrite_replaces_a_run_and_missing_resume_is_an_error(tmp_path):
     train(cfg)
     train(cfg, overwrite=True)
     assert len(read_log(tmp_path / "run")) == 1
+
+
+def test_init_from_continues_from_another_runs_weights(tmp_path):
+    train(tiny_config(tmp_path / "det", stages=("detection",), max_steps=2))
+    train(tiny_config(tmp_path / "z", stages=("z",), max_steps=2, init_from=str(tmp_path / "det")))
+    det, z = _weights(tmp_path / "det"), _weights(tmp_path / "z")
+    for k in det:  # the 2D subnets are frozen in the z stage: carried over unchanged; the Z net trained
+        if not k.startswith("z."):
+            assert torch.equal(det[k], z[k]), k
+    assert not torch.equal(det["z.fc.weight"], z["z.fc.weight"])
+
+
+def test_init_from_with_an_ablated_z_net_and_wrong_sizes(tmp_path):
+    train(tiny_config(tmp_path / "det", stages=("detection",), max_steps=1))
+    rgb = tiny_config(tmp_path / "rgb", stages=("z",), max_steps=1, init_from=str(tmp_path / "det"),
+                      preset_overrides={"heatmap_sigma": 1.5, "z": {"inputs": "rgb"}})
+    train(rgb)
+    ckpt = load_checkpoint(tmp_path / "rgb" / "checkpoint.pt")
+    assert ckpt["preset"]["z"]["inputs"] == "rgb" and ckpt["preset"]["heatmap_sigma"] == 1.5
+    assert ckpt["models"]["z"]["conv1.weight"].shape[1] == 3          # RGB only: 3 input channels
+    # a differently built subnet that this run would not train cannot be taken over
+    with pytest.raises(ValueError, match="detection subnetwork is configured differently"):
+        train(tiny_config(tmp_path / "bad", stages=("regression",), max_steps=1, init_from=str(tmp_path / "det"),
+                          preset_overrides={"detection": {"width": 16}}))
+    with pytest.raises(ValueError, match="px crops"):
+        train(tiny_config(tmp_path / "bad2", stages=("z",), max_steps=1, init_from=str(tmp_path / "det"),
+                          preset_overrides={"image_size": 128}))
+
+
+def test_preset_overrides_reject_unknown_fields():
+    from fa3d.models import override_preset
+    quick = get_preset("quick")
+    assert override_preset(quick, {"z": {"inputs": "heatmaps"}}).z.in_channels == 66
+    assert override_preset(quick, None) == quick
+    with pytest.raises(ValueError, match="sigma"):
+        override_preset(quick, {"sigma": 2.0})
+    with pytest.raises(ValueError, match="z.input"):
+        override_preset(quick, {"z": {"input": "rgb"}})
+    with pytest.raises(ValueError, match="ZConfig.inputs"):
+        override_preset(quick, {"z": {"inputs": "depth"}})
 
 
 def test_ddp_under_torchrun_with_gloo(tmp_path):

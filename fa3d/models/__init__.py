@@ -2,6 +2,6 @@
 from .cascade import Cascade, landmarks_to_image, normalize_images
 from .detection import (DetectionConfig, DetectionNet, PretrainedWeightsUnavailable,
                         detection_loss)
-from .presets import PRESETS, Preset, get_preset
+from .presets import PRESETS, Preset, get_preset, override_preset
 from .regression import RegressionConfig, RegressionNet, regression_loss
 from .zregressor import ZConfig, ZRegressor, z_loss

@@ -10,7 +10,7 @@ Add a field here (e.g. a training schedule) rather than branching in code.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from .detection import DetectionConfig
 from .regression import RegressionConfig
@@ -57,3 +57,26 @@ def get_preset(name: str, num_landmarks: int = 66) -> Preset:
     return replace(p, detection=replace(p.detection, num_landmarks=num_landmarks),
                    regression=replace(p.regression, num_landmarks=num_landmarks),
                    z=replace(p.z, num_landmarks=num_landmarks))
+
+
+def override_preset(preset: Preset, overrides: dict | None) -> Preset:
+    """A copy of ``preset`` with some fields replaced, nested for the subnetworks, e.g.
+    ``{"heatmap_sigma": 6.0, "z": {"inputs": "rgb"}}`` (notebook 08's ablations).
+
+    Unknown fields are a ValueError; ``num_landmarks`` comes from the scheme and cannot be set.
+    """
+    changes = {}
+    for key, value in (overrides or {}).items():
+        if key not in {f.name for f in fields(preset)} or key == "name":
+            raise ValueError(f"preset override {key!r}: not a field of Preset "
+                             f"(choose from image_size, heatmap_sigma, detection, regression, z)")
+        if key in ("detection", "regression", "z"):
+            sub = getattr(preset, key)
+            names = {f.name for f in fields(sub)} - {"num_landmarks"}
+            bad = sorted(set(value) - names)
+            if bad:
+                raise ValueError(f"preset override {key}.{bad[0]}: not a field of {type(sub).__name__} "
+                                 f"(choose from {', '.join(sorted(names))})")
+            value = replace(sub, **{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+        changes[key] = value
+    return replace(preset, **changes)

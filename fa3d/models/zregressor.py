@@ -34,6 +34,20 @@ class ZConfig:
     block: str = "bottleneck"  # "bottleneck" or "basic" (two 3×3 convs, for small presets)
     width: int = 64            # stem channels; stage i has width·2^i (×4 at the output for bottleneck)
     pretrained_path: str | None = None  # optional state dict to fine-tune from (see load_pretrained)
+    # What the first convolution sees. The paper: the RGB crop stacked with the N heatmaps.
+    # "rgb" and "heatmaps" are its ablations (notebook 08): the other input is not used at all.
+    inputs: str = "rgb+heatmaps"
+
+    def __post_init__(self):
+        if self.inputs not in Z_INPUTS:
+            raise ValueError(f"ZConfig.inputs must be one of {Z_INPUTS}, got {self.inputs!r}")
+
+    @property
+    def in_channels(self) -> int:
+        return 3 * ("rgb" in self.inputs) + self.num_landmarks * ("heatmaps" in self.inputs)
+
+
+Z_INPUTS = ("rgb+heatmaps", "rgb", "heatmaps")
 
 
 class PreActBasic(nn.Module):
@@ -73,14 +87,16 @@ def make_stage(block: str, in_ch: int, width: int, blocks: int, stride: int) -> 
 
 
 class ZRegressor(nn.Module):
-    """(images (B,3,S,S) normalised, heatmaps (B,N,S,S)) -> z (B, N) in crop pixels."""
+    """(images (B,3,S,S) normalised, heatmaps (B,N,S,S)) -> z (B, N) in crop pixels.
+
+    With ``config.inputs`` "rgb" or "heatmaps" the other argument is ignored (ablations)."""
 
     def __init__(self, config: ZConfig):
         super().__init__()
         self.config = config
         N, w = config.num_landmarks, config.width
         expansion = 4 if config.block == "bottleneck" else 1
-        self.conv1 = nn.Conv2d(3 + N, w, kernel_size=7, stride=2, padding=3, bias=False)  # B1
+        self.conv1 = nn.Conv2d(config.in_channels, w, kernel_size=7, stride=2, padding=3, bias=False)  # B1
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)                   # B2
         stages, in_ch = [], w
         for i, blocks in enumerate(config.layers):                                        # B3-B6
@@ -104,7 +120,9 @@ class ZRegressor(nn.Module):
         nn.init.zeros_(self.fc.bias)
 
     def forward(self, images: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.conv1(torch.cat([images, heatmaps], dim=1)))  # (B, w, S/4, S/4)
+        x = {"rgb+heatmaps": lambda: torch.cat([images, heatmaps], dim=1), "rgb": lambda: images,
+             "heatmaps": lambda: heatmaps}[self.config.inputs]()            # (B, in_channels, S, S)
+        x = self.maxpool(self.conv1(x))                                      # (B, w, S/4, S/4)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))            # (B, C, S/32, S/32)
         x = F.relu(self.norm(x)).mean(dim=(2, 3))                            # (B, C)
         return self.fc(x)
@@ -140,8 +158,8 @@ def load_pretrained(model: ZRegressor, path: str) -> None:
                          f"unexpected keys {unexpected[:3]}, wrong shapes {wrong_shape[:3]}")
     first_conv, own_first = state["conv1.weight"], own["conv1.weight"]
     state = {k: v for k, v in state.items() if v.shape == own[k].shape}
-    if first_conv.shape == own_first[:, :3].shape:  # an RGB first conv: reuse it for the RGB channels
-        conv = own_first.clone()
+    if "rgb" in model.config.inputs and first_conv.shape == own_first[:, :3].shape:
+        conv = own_first.clone()  # an RGB first conv: reuse it for the RGB input channels
         conv[:, :3] = first_conv  # the N heatmap channels keep N(0, 0.01)
         state["conv1.weight"] = conv
     model.load_state_dict(state, strict=False)

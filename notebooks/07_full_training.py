@@ -161,23 +161,20 @@ course.show_source(fa3d.train._make_optimizer)
 # ## 2. A batch size that fits your GPU
 #
 # The paper trained on two 12 GB Titan X cards with batches of 8 (2D stages) and 16 (Z). A Colab T4 has
-# 15 GiB, an A100 40 or 80 GiB. `course.pick_batch_size(stage, paper_batch)` keeps the paper's batch when
-# it fits and otherwise takes the largest that does, from planning figures of GPU memory per image for
-# the *paper* preset (fp32 weights, bf16 autocast; refine them for your card with
-# `python benchmarks/train_speed.py --preset paper`). On a CPU it returns the paper's batch unchanged. The
-# quick preset's nets are tiny, so its batches are left alone. A smaller batch means more steps per epoch
-# with the same learning-rate end points; the schedule's decay is per step, so it still ends at
-# $\eta_\text{end}$.
+# 15 GiB, an A100 40 or 80 GiB. Rather than guess how much memory an image costs, `course.pick_batch_sizes`
+# **measures** it: for each stage it runs one real training step (the same loss, optimiser, bf16 autocast
+# and memory layout as `train`) on random crops at the schedule's batch, and halves the batch until the
+# step fits with 10 % to spare. On a CPU it returns the schedule's batches unchanged. A smaller batch means
+# more steps per epoch with the same learning-rate end points; the schedule's decay is per step, so it
+# still ends at $\eta_\text{end}$.
 
 # %%
-course.show_source(course.pick_batch_size)
+course.show_source(course.pick_batch_sizes)
 
 # %%
 schedule = get_schedule(PRESET)
-if PRESET == "paper":
-    for name in ALL_STAGES:
-        s = schedule.stage(name)
-        s.batch_size = course.pick_batch_size(name, s.batch_size, device)
+for name, batch in course.pick_batch_sizes(PRESET, device, stages).items():
+    schedule.stage(name).batch_size = batch
 print("batch sizes for this run:", {name: schedule.stage(name).batch_size for name in ALL_STAGES},
       f"(on {device}{', ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else ''})")
 facts["batch_sizes"] = {name: schedule.stage(name).batch_size for name in ALL_STAGES}
@@ -190,8 +187,8 @@ facts["batch_sizes"] = {name: schedule.stage(name).batch_size for name in ALL_ST
 # kill it) is often better than a notebook. The paper used **two GPUs**: `torchrun` starts one process per
 # GPU, each takes every second sample of the same shuffled order, DDP averages the gradients, and rank 0
 # alone validates, logs and writes checkpoints. `batch_size` is the *global* batch, so the paper's 8 becomes
-# 4 per GPU, as on their two Titan X. (The command line takes the preset's schedule: for a batch size
-# different from the paper's use the Python API as below.)
+# 4 per GPU, as on their two Titan X. On the command line, `--batch-size B` sets one batch for every stage;
+# for different batches per stage (as picked above) use the Python API as below.
 
 # %%
 args = ["--preset", PRESET, "--data", DATA, "--stages", ",".join(stages), "--out", str(RUN_DIR),
@@ -220,10 +217,11 @@ print("then:\n  " + shlex.join(["fa3d", "evaluate", "--run", str(RUN_DIR), "--da
 # state, the resumed run sees exactly the samples an uninterrupted run would.
 #
 # On Colab a disconnect kills the Python process: with `USE_DRIVE = True` the run lives on your Drive, and
-# running this notebook again with `RESUME = True` picks it up. Here we **simulate** the disconnect: the
-# library's test hook `fa3d.train._after_step` (called after every optimiser step) raises an exception in
-# the middle of the run, exactly where a dying kernel would stop it, and the run is then resumed by a fresh
-# `python -m fa3d train --resume` process that shares nothing with this one except the files on disk.
+# running this notebook again with `RESUME = True` picks it up. Here we **simulate** the disconnect:
+# `train(cfg, on_step=...)` calls a function of ours after every optimiser step, and ours raises an
+# exception in the middle of the run, exactly where a dying kernel would stop it. The run is then resumed
+# by a fresh `python -m fa3d train --resume` process that shares nothing with this one except the files
+# on disk.
 
 # %%
 cfg = TrainConfig(out=str(RUN_DIR), preset=PRESET, data=DATA, stages=stages, seed=0, epochs_scale=EPOCHS_SCALE,
@@ -245,14 +243,11 @@ ckpt_path = RUN_DIR / fa3d.train.CHECKPOINT_NAME
 resumed, cut_log = False, []
 t0 = time.time()
 if SIMULATE_DISCONNECT:        # the demonstration: a fresh run (this folder belongs to the notebook), cut off
-    fa3d.train._after_step = disconnect
     try:
-        train(cfg, overwrite=True)
+        train(cfg, overwrite=True, on_step=disconnect)
         print("the run finished before the planned cut (too few epochs in the second stage)")
     except SimulatedDisconnect as err:
         print(f"\n*** {err} ***")
-    finally:
-        fa3d.train._after_step = None
     cut_log = read_log(RUN_DIR)
 elif RESUME and ckpt_path.exists():
     print(f"resuming {RUN_DIR}")
@@ -393,10 +388,11 @@ print(json.dumps(facts, indent=2))
 #    `TrainConfig(schedule=sched.to_dict(), ...)`) and compare validation GTE with the Adam run above at the
 #    same number of steps. Does RMSprop need a different learning rate?
 #    *Hint:* `viz.training_curves` on both logs; try the quick rates and the same rates ÷ 3.
-# 3. **Batch size for a T4.** For a 15 GiB T4, work out what `pick_batch_size` returns for each stage, and
-#    how many optimiser steps the paper schedule then takes on 3DFAW. What would you change in the learning
-#    rate if you kept the paper's effective batch with gradient accumulation instead?
-#    *Hint:* the formula is in the source shown in §2; steps per epoch = ⌊13,672 / batch⌋.
+# 3. **Batch size and steps.** Suppose `pick_batch_sizes` gives batch 4 for the 2D stages and 8 for Z on
+#    your GPU. How many optimiser steps does the paper schedule then take on 3DFAW, and what is the per-step
+#    decay factor of the detection stage? What would you change if you kept the paper's effective batch
+#    with gradient accumulation instead?
+#    *Hint:* steps per epoch = ⌊13,672 / batch⌋; $\gamma = (\eta_\text{end}/\eta_\text{start})^{1/(T-1)}$.
 # 4. **Where does the time go?** From this run's `log.jsonl`, compute seconds per training image for each
 #    stage, and extrapolate the paper preset's cost using the GFLOP figures of §6 (quick preset:
 #    `fa3d.models.get_preset("quick")`; count its FLOPs with `torch.utils.flop_counter.FlopCounterMode`).

@@ -48,12 +48,10 @@ SIGMAS = (1.5, 6.0)          # other heatmap widths to train Z with (quick prese
 OUT_DIR = "outputs/notebooks"
 
 # %%
-import contextlib
 import json
 import os
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
@@ -65,7 +63,7 @@ from fa3d import viz
 from fa3d.checkpoint import load_checkpoint
 from fa3d.evaluate import load_run
 from fa3d.heatmaps import gaussian_heatmaps
-from fa3d.models import ZRegressor, normalize_images
+from fa3d.models import normalize_images
 from fa3d.schedules import get_schedule
 from fa3d.train import CHECKPOINT_NAME, QUICK_DEMO, TrainConfig, predict_crops, train
 
@@ -105,45 +103,20 @@ print(f"2D error on the test faces: GTE xy {100 * float(viz.image_errors(torch.c
 # (\hat x, \hat y) = \begin{cases}(x, y)_\text{gt} & \text{with probability } p\\ (x, y)_\text{2D stage} & \text{otherwise.}\end{cases}$$
 #
 # * $p$ is a field of the training schedule: a custom `TrainSchedule` passed as `TrainConfig(schedule=...)`.
-# * **RGB alone**: the library has no switch for it. The smallest honest variant is the *same* network with
-#   its heatmap input channels set to zero: the first convolution's heatmap filters then see nothing and get
-#   no gradient, so the network is exactly an RGB-only ResNet with the same parameters, initialisation and
-#   training. That is a three-line subclass of `ZRegressor` (below).
-# * **Width σ**: the cascade's `heatmap_sigma` sets the width of the Gaussians the Z network gets (in the Z
+# * **RGB alone**: `ZConfig.inputs = "rgb"`. The first convolution then has 3 input channels instead of
+#   $3 + N$ and never sees a heatmap: a genuine RGB-only ResNet, otherwise the same network, trained the same way.
+# * **Width σ**: the preset's `heatmap_sigma` sets the width of the Gaussians the Z network gets (in the Z
 #   stage the 2D subnets are frozen, so it changes nothing else).
 #
-# `train` builds its cascade with `fa3d.train.build_cascade`; for the two structural variants we wrap that
-# function for the duration of one `train` call (`unittest.mock.patch.object`), so the training loop itself
-# is the library's, untouched. The checkpoint keeps the standard layout (same state-dict keys), and the
-# evaluation below applies the same change to the loaded cascade.
+# Both are fields of the preset, changed for one run with `TrainConfig(preset_overrides=...)` (on the command
+# line: `--z-inputs rgb`, `--heatmap-sigma 6`). The checkpoint stores the preset it was trained with, so
+# `load_run` rebuilds each variant's network as it was trained, and the scoring below needs no special case.
+# With `init_from`, every variant starts from notebook 03's run: its frozen 2D subnets, and its Z network's
+# initial weights wherever the Z network is built the same way (for RGB alone the first convolution differs,
+# so that Z network starts from a fresh initialisation, drawn with the same seed).
 
 # %%
-class RGBOnlyZ(ZRegressor):
-    """The Z regressor with its N heatmap input channels zeroed: z from the RGB image alone."""
-
-    def forward(self, images, heatmaps):
-        return super().forward(images, torch.zeros_like(heatmaps))
-
-
-def apply_variant(cascade, rgb_only=False, sigma=None):
-    """Make a standard cascade into the variant (in place; the weights are kept)."""
-    if rgb_only:
-        z = RGBOnlyZ(cascade.z.config)
-        z.load_state_dict(cascade.z.state_dict())
-        cascade.z = z.to(next(cascade.parameters()).device).train(cascade.z.training)
-    if sigma is not None:
-        cascade.heatmap_sigma = sigma
-    return cascade
-
-
-@contextlib.contextmanager
-def variant_cascades(rgb_only=False, sigma=None):
-    """While active, fa3d.train builds its cascade as the variant."""
-    build = fa3d.train.build_cascade
-    with mock.patch.object(fa3d.train, "build_cascade",
-                           lambda preset, pretrained=False: apply_variant(build(preset, pretrained), rgb_only, sigma)):
-        yield
-
+course.show_source(fa3d.train.load_init_from)
 
 # %% [markdown]
 # One function trains (or reuses, when this notebook ran before with the same settings) the Z stage of a
@@ -159,20 +132,20 @@ def z_schedule(p: float) -> dict:
     return sched.to_dict()
 
 
-def run_variant(name, *, p=0.5, rgb_only=False, sigma=None, seed=0):
+def run_variant(name, *, p=0.5, inputs="rgb+heatmaps", sigma=None, seed=0):
     """Train the Z stage of one variant on top of the shared 2D stage; returns its RUN_DIR."""
     run_dir = Path(OUT_DIR) / "runs" / f"08_{name}_seed{seed}"
+    overrides = {"z": {"inputs": inputs}, **({"heatmap_sigma": sigma} if sigma is not None else {})}
     cfg = TrainConfig(out=str(run_dir), preset="quick", data="synthetic", stages=("z",), seed=seed,
                       num_train=NUM_TRAIN, num_valid=50, synthetic_size=QUICK_DEMO["synthetic_size"],
-                      schedule=z_schedule(p), init_from=str(reg_dir), progress=False)
+                      schedule=z_schedule(p), init_from=str(reg_dir), preset_overrides=overrides, progress=False)
     ckpt_path = run_dir / CHECKPOINT_NAME
     if ckpt_path.exists():
         old = load_checkpoint(ckpt_path)
         if old.get("finished") and {**old["config"], "progress": False} == {**fa3d.train._config_dict(cfg)}:
             return run_dir, 0.0
     t0 = time.time()
-    with variant_cascades(rgb_only, sigma):
-        train(cfg, overwrite=True)
+    train(cfg, overwrite=True)
     return run_dir, time.time() - t0
 
 
@@ -204,8 +177,12 @@ def z_errors(z):
     return 100 * viz.image_errors(pred, gt)["z"]
 
 
-def score(run_dir, rgb_only=False, sigma=None):
-    cascade = apply_variant(load_run(run_dir)[0], rgb_only, sigma)
+def score(run_dir, test_sigma=None):
+    """Per-face GTE z with predicted and with ground-truth heatmaps; ``test_sigma`` overrides the width
+    of the heatmaps fed at test time (the model was trained with its preset's)."""
+    cascade = load_run(run_dir)[0]
+    if test_sigma is not None:
+        cascade.heatmap_sigma = test_sigma
     return {"pred": z_errors(predict_crops(cascade, crops["image"], "z")[..., 2]),
             "gt_heatmaps": z_errors(z_at(cascade, gt[..., :2]))}
 
@@ -229,7 +206,7 @@ print(f"mean-shape baseline: GTE z {baseline_z.mean():.2f} %")
 # %%
 VARIANTS = {
     "paper: RGB + heatmaps, p=0.5": dict(p=0.5),
-    "RGB alone": dict(p=0.5, rgb_only=True),
+    "RGB alone": dict(p=0.5, inputs="rgb"),
     "GT heatmaps only (p=1)": dict(p=1.0),
     "predicted heatmaps only (p=0)": dict(p=0.0),
     **{f"σ = {s:g} px": dict(p=0.5, sigma=s) for s in SIGMAS},
@@ -241,7 +218,7 @@ for seed in SEEDS:
     for name, kw in VARIANTS.items():
         run_dir, sec = run_variant(slug[name], seed=seed, **kw)
         seconds[(name, seed)] = sec
-        scores[(name, seed)] = score(run_dir, kw.get("rgb_only", False), kw.get("sigma"))
+        scores[(name, seed)] = score(run_dir)
         print(f"seed {seed}  {name:<32} GTE z {scores[(name, seed)]['pred'].mean():6.2f} %   "
               f"({'reused' if sec == 0 else f'{sec:.0f} s'})")
 
@@ -309,7 +286,7 @@ fig
 # %%
 paper_run = Path(OUT_DIR) / "runs" / f"08_paper_seed{SEEDS[0]}"
 test_sigmas = sorted({0.5 * sigma0, sigma0, 2 * sigma0, *SIGMAS})
-mismatch = {s: float(score(paper_run, sigma=s)["pred"].mean()) for s in test_sigmas}
+mismatch = {s: float(score(paper_run, test_sigma=s)["pred"].mean()) for s in test_sigmas}
 print("trained with σ = 3 px, tested with σ:  " + "   ".join(f"{s:g} px → {v:.2f} %" for s, v in mismatch.items()))
 matched = {sigma0: results[ref]["gte_z"], **{s: results[f"σ = {s:g} px"]["gte_z"] for s in SIGMAS}}
 print("trained and tested with the same σ:    " + "   ".join(f"{s:g} px → {v:.2f} %" for s, v in sorted(matched.items())))
@@ -383,14 +360,15 @@ print(json.dumps({k: v for k, v in facts.items() if k != "variants"}, indent=2))
 #    the spread *and* its paired interval excludes zero for every seed.
 # 2. **Heatmaps alone.** The opposite ablation of (a): zero the *RGB* channels and keep the heatmaps. How much
 #    of the depth is predictable from the 2D landmark layout alone? Compare with notebook 00's linear probe.
-#    *Hint:* another three-line subclass of `ZRegressor` that passes `torch.zeros_like(images)`; pass it
-#    through `apply_variant` like `RGBOnlyZ`.
+#    *Hint:* `run_variant("heatmaps_only", inputs="heatmaps")`.
 # 3. **Intermediate probabilities.** Add $p = 0.25$ and $p = 0.75$ and plot GTE z (predicted and oracle
 #    heatmaps) against $p$. Is there a sweet spot, and does it move when the 2D stage is worse?
 #    *Hint:* `run_variant("p025", p=0.25)`; for a worse 2D stage, train a shorter one in another folder,
 #    `reg_dir = course.ensure_run("regression", "/tmp/worse_2d", epochs_scale=0.25, num_train=200)`, and re-run
 #    §1–§4 with it.
-# 4. **A hook for the library.** The RGB-only variant needed a patch of `build_cascade`. Sketch the smallest
-#    change to `fa3d.train.TrainConfig` that would make "Z inputs" a configuration field (with what values?),
-#    and say what it would have to store in the checkpoint so that `load_run` rebuilds the right network.
-#    *Hint:* look at how `schedule` and `preset` are stored and read back in `train` and `load_run`.
+# 4. **Where do the variants differ?** Load the checkpoints of the paper-setting and the RGB-alone runs and
+#    compare their stored presets and the shapes of every Z-network tensor. Which tensors differ, and why
+#    could `init_from` not carry the untrained Z network of notebook 03's run over to the RGB-alone run?
+#    What does `load_run` read to rebuild each network?
+#    *Hint:* `load_checkpoint(run_dir / "checkpoint.pt")["preset"]["z"]`, `ckpt["models"]["z"]`;
+#    `fa3d.train.load_init_from` and `fa3d.evaluate.load_run`.
