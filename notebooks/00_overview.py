@@ -25,7 +25,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/00_overview.ipynb)
 #
-# **Quick mode:** about 25 s on a 2-core CPU (no training in this notebook).
+# **Quick mode:** about 15 s on a 2-core CPU (no training in this notebook).
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).

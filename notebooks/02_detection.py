@@ -28,8 +28,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/02_detection.ipynb)
 #
-# **Quick mode:** about 2 minutes on a 2-core CPU (about 1 minute of it trains the quick detector; a
-# later run of the notebook reuses the trained run).
+# **Quick mode:** about 1 minute on a 2-core CPU (45 s of it trains the quick detector; a later run of
+# the notebook reuses the trained run).
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).

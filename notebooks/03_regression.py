@@ -30,7 +30,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/03_regression.ipynb)
 #
 # **Quick mode:** about 3.5 minutes on a 2-core CPU after notebook 02 (about 3 minutes of it trains the
-# regression and joint stages; a later run reuses them).
+# regression and joint stages; a later run reuses them, and the notebook then takes about 20 s).
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).

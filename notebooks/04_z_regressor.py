@@ -29,7 +29,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/04_z_regressor.ipynb)
 #
 # **Quick mode:** about 3 minutes on a 2-core CPU after notebook 03 (about 2.5 minutes of it trains the Z
-# net; a later run reuses it).
+# net; a later run reuses it, and the notebook then takes about 20 s).
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).

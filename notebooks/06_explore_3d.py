@@ -25,8 +25,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/06_explore_3d.ipynb)
 #
-# **Quick mode:** about 30 s on a 2-core CPU when notebooks 02–04 ran before in the same `OUT_DIR`;
-# about 6 min more when it trains the quick cascade itself. The 3D figures load plotly.js from a CDN:
+# **Quick mode:** about 15 s on a 2-core CPU when notebooks 02–04 ran before in the same `OUT_DIR`;
+# about 6 minutes more when it trains the quick cascade itself. The 3D figures load plotly.js from a CDN:
 # they need an internet connection to show (see `viz.use_plotly_renderer(offline=True)` otherwise).
 
 # %%

@@ -27,7 +27,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/07_full_training.ipynb)
 #
-# **Quick mode:** about 2–3 minutes on a 2-core CPU. **Paper preset:** half a day to days on one GPU (see §6).
+# **Quick mode:** about 2 minutes on a 2-core CPU. **Paper preset:** half a day to days on one GPU (see §6).
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).

@@ -26,8 +26,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/08_ablations.ipynb)
 #
-# **Quick mode:** about 3 minutes on a 2-core CPU when notebook 03's quick run exists (otherwise it is
-# trained first, a few minutes more).
+# **Quick mode:** about 2 minutes on a 2-core CPU when notebook 03's quick run exists (otherwise it is
+# trained first, about 4 minutes more).
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).
