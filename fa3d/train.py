@@ -455,6 +455,7 @@ def load_init_from(cascade: Cascade, init_from: str, preset: Preset, stages) -> 
     ``z.inputs``) keeps its fresh initialisation, which is only allowed when this run trains it."""
     path = Path(init_from)
     init = load_checkpoint(path / CHECKPOINT_NAME if path.is_dir() else path)
+    init["preset"] = preset_to_dict(preset_from_dict(init["preset"]))  # fields added since get their defaults
     own = preset_to_dict(preset)
     if init["preset"]["image_size"] != own["image_size"] or \
             init["preset"]["detection"]["num_landmarks"] != own["detection"]["num_landmarks"]:
@@ -704,7 +705,7 @@ def run_quick_pipeline(out_dir, *, seed: int = 0, num_train: int | None = None, 
             resume = ({**saved["config"], "progress": None, "num_workers": None} ==
                       {**_config_dict(cfg), "progress": None, "num_workers": None}
                       and saved["schedule"] == get_schedule("quick").to_dict()
-                      and saved["preset"] == preset_to_dict(get_preset("quick")))
+                      and preset_from_dict(saved["preset"]) == get_preset("quick"))
         except (ValueError, KeyError):
             resume = False
     train(cfg, resume=resume, overwrite=not resume)

@@ -66,7 +66,7 @@ from fa3d import viz
 from fa3d.data import SyntheticFaces, get_scheme
 from fa3d.data.transforms import CenterCrop3D
 from fa3d.evaluate import load_run
-from fa3d.heatmaps import decode_heatmaps, gaussian_heatmaps
+from fa3d.heatmaps import decode_heatmaps, gaussian_heatmaps, resize_points
 from fa3d.metrics import gte
 from fa3d.models import RegressionNet, get_preset, normalize_images, regression_loss
 from fa3d.models.detection import BilinearUpsample

@@ -233,6 +233,16 @@ def test_init_from_with_an_ablated_z_net_and_wrong_sizes(tmp_path):
                           preset_overrides={"image_size": 128}))
 
 
+def test_init_from_a_checkpoint_written_before_a_preset_field_existed(tmp_path):
+    train(tiny_config(tmp_path / "det", stages=("detection",), max_steps=1))
+    path = tmp_path / "det" / "checkpoint.pt"
+    old = load_checkpoint(path)
+    del old["preset"]["z"]["inputs"]            # as written by fa3d before ZConfig.inputs
+    save_checkpoint(path, old)
+    train(tiny_config(tmp_path / "reg", stages=("regression",), max_steps=1, init_from=str(tmp_path / "det")))
+    assert torch.equal(_weights(tmp_path / "det")["z.fc.weight"], _weights(tmp_path / "reg")["z.fc.weight"])
+
+
 def test_preset_overrides_reject_unknown_fields():
     from fa3d.models import override_preset
     quick = get_preset("quick")
