@@ -17,7 +17,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fa3d.models import DetectionNet, RegressionNet, ZRegressor, get_preset
+from fa3d.models import DetectionNet, RegressionNet, ZRegressor, get_preset, num_parameters
 
 PAPER_EXPECTED = {"detection": "80.1 / 58.2 M", "regression": "~23 / 3.4 M", "z": "103.5 / 63.0 M"}
 
@@ -69,7 +69,7 @@ def main() -> None:
     for name in args.presets:
         preset = get_preset(name)
         for sub, (model, inputs) in subnets(preset, "meta").items():
-            params = sum(p.numel() for p in model.parameters()) / 1e6
+            params = num_parameters(model) / 1e6
             shape = " + ".join("×".join(str(d) for d in x.shape[1:]) for x in inputs)
             row = (f"| {name} | {sub} | {shape} | {params:.2f} | {forward_gflops(model, inputs):.2f} | "
                    f"{PAPER_EXPECTED[sub] if name == 'paper' else ''}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,8 +22,6 @@ NOTEBOOKS = ROOT / "notebooks"
 def execute(notebook: Path, out_dir: Path, kernel: str = "fa3d", parameters: dict | None = None,
             cell_timeout: int = 900) -> tuple[Path, float]:
     """Run one notebook with papermill; returns (executed path, seconds)."""
-    import os
-
     import papermill as pm
 
     # nobody moves a slider in a headless run: fa3d.widgets shows static figures (notebook 06)

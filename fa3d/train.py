@@ -455,21 +455,20 @@ def load_init_from(cascade: Cascade, init_from: str, preset: Preset, stages) -> 
     ``z.inputs``) keeps its fresh initialisation, which is only allowed when this run trains it."""
     path = Path(init_from)
     init = load_checkpoint(path / CHECKPOINT_NAME if path.is_dir() else path)
-    init["preset"] = preset_to_dict(preset_from_dict(init["preset"]))  # fields added since get their defaults
-    own = preset_to_dict(preset)
-    if init["preset"]["image_size"] != own["image_size"] or \
-            init["preset"]["detection"]["num_landmarks"] != own["detection"]["num_landmarks"]:
-        raise ValueError(f"--init-from {init_from}: that run used {init['preset']['image_size']} px crops and "
-                         f"{init['preset']['detection']['num_landmarks']} landmarks ({init['preset']['name']} preset), "
-                         f"this one {own['image_size']} px and {own['detection']['num_landmarks']} ({preset.name})")
+    theirs = preset_from_dict(init["preset"])   # fields added to the configs since that run get their defaults
+    if (theirs.image_size, theirs.num_landmarks) != (preset.image_size, preset.num_landmarks):
+        raise ValueError(f"--init-from {init_from}: that run used {theirs.image_size} px crops and "
+                         f"{theirs.num_landmarks} landmarks ({theirs.name} preset), "
+                         f"this one {preset.image_size} px and {preset.num_landmarks} ({preset.name})")
     loaded = []
     for name, sd in init["models"].items():
-        if init["preset"][name] == own[name]:
+        if getattr(theirs, name) == getattr(preset, name):
             getattr(cascade, name).load_state_dict(sd)
             loaded.append(name)
         elif not set(TRAINED_BY[name]) & set(stages):
             raise ValueError(f"--init-from {init_from}: its {name} subnetwork is configured differently from "
-                             f"this run's ({init['preset'][name]} vs {own[name]}), and this run does not train it")
+                             f"this run's ({getattr(theirs, name)} vs {getattr(preset, name)}), "
+                             f"and this run does not train it")
     return loaded
 
 

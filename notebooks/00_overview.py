@@ -58,12 +58,11 @@ from matplotlib.patches import FancyBboxPatch
 from fa3d import viz
 from fa3d.data import SyntheticFaces, get_scheme, open_dataset, render_face
 from fa3d.data.readers import DATASET_SPECS
-from fa3d.models import Cascade, get_preset, normalize_images
+from fa3d.models import Cascade, get_preset, normalize_images, num_parameters
 
 scheme = get_scheme(SCHEME)
 N = scheme.num_points
 os.makedirs(OUT_DIR, exist_ok=True)
-viz.setup_notebook()        # figures display inline; plotly.js from a CDN keeps saved notebooks small
 facts = {}                  # what this notebook computed; written to OUT_DIR/00_overview.json
 
 # %% [markdown]
@@ -189,8 +188,7 @@ def describe(preset):
         cascade = Cascade.from_preset(preset).eval()
         with torch.no_grad():
             out = cascade(torch.empty(1, 3, preset.image_size, preset.image_size))
-    params = {name: sum(p.numel() for p in getattr(cascade, name).parameters())
-              for name in ("detection", "regression", "z")}
+    params = {name: num_parameters(getattr(cascade, name)) for name in ("detection", "regression", "z")}
     shapes = {k: tuple(v.shape[1:]) for k, v in out.items()}
     shapes["image"] = (3, preset.image_size, preset.image_size)
     shapes["z_input"] = (3 + preset.num_landmarks, preset.image_size, preset.image_size)

@@ -71,7 +71,6 @@ from fa3d.models import get_preset
 scheme, s68 = get_scheme(SCHEME), get_scheme("68")
 N = scheme.num_points
 os.makedirs(OUT_DIR, exist_ok=True)
-viz.setup_notebook()         # returned matplotlib Figures display inline
 ds = SyntheticFaces(1000, image_size=IMAGE_SIZE, scheme=SCHEME, seed=0)
 params = ds.params(FACE_INDEX)
 # the same person, frontal and symmetric: no roll, centred in the frame, eyes looking ahead

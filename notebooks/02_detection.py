@@ -68,7 +68,7 @@ from fa3d.data.transforms import CenterCrop3D
 from fa3d.evaluate import load_run
 from fa3d.heatmaps import decode_heatmaps, disk_heatmaps, disk_radius, resize_points
 from fa3d.metrics import summarize
-from fa3d.models import DetectionNet, detection_loss, get_preset, normalize_images
+from fa3d.models import DetectionNet, detection_loss, get_preset, normalize_images, num_parameters
 from fa3d.models.detection import BilinearUpsample
 from fa3d.schedules import get_schedule
 from fa3d.train import read_log
@@ -78,7 +78,6 @@ cfg = preset.detection            # DetectionConfig: block, layers, width, num_l
 S, N = preset.image_size, preset.num_landmarks
 scheme = get_scheme("3dfaw66")
 os.makedirs(OUT_DIR, exist_ok=True)
-viz.setup_notebook()
 facts = {"preset": PRESET}        # what this notebook computed; written to OUT_DIR/02_detection.json
 print(preset.name, "preset:", cfg, f"| crops {S}×{S} px")
 
@@ -115,16 +114,11 @@ print(preset.name, "preset:", cfg, f"| crops {S}×{S} px")
 # %%
 course.show_source(tv_resnet.Bottleneck.forward)
 
-
 # %%
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 for name, block in [("BasicBlock(256, 256)", tv_resnet.BasicBlock(256, 256)),
                     ("Bottleneck(1024, 256) -> 1024 channels", tv_resnet.Bottleneck(1024, 256))]:
     x = torch.randn(1, 256 if "Basic" in name else 1024, 8, 8)
-    print(f"{name:40s} {n_params(block):>9,} parameters, {tuple(x.shape)} -> {tuple(block(x).shape)}")
+    print(f"{name:40s} {num_parameters(block):>9,} parameters, {tuple(x.shape)} -> {tuple(block(x).shape)}")
 print("a bottleneck has 4× the channels of a basic block for fewer weights: that is why deep ResNets use it")
 
 # %% [markdown]
@@ -173,7 +167,7 @@ def feature_sizes(layers: nn.Sequential, size: int) -> list[tuple[str, tuple]]:
     return rows
 
 
-print(f"quick backbone: {n_params(backbone):,} parameters; feature maps for a {S} px crop:")
+print(f"quick backbone: {num_parameters(backbone):,} parameters; feature maps for a {S} px crop:")
 for name, shape in feature_sizes(backbone, S):
     print(f"  {name:8s} {shape}  stride {S // shape[-1]}")
 
@@ -266,8 +260,8 @@ nn.init.zeros_(head.weight)
 nn.init.zeros_(head.bias)
 upsample = BilinearUpsample(out_channels, factor=4)
 mine = nn.Sequential(OrderedDict(backbone=backbone, upsample=upsample, head=head))
-print(f"head: {tuple(head.weight.shape)} weights + {N} biases = {n_params(head):,} parameters; "
-      f"deconvolution: {n_params(upsample):,} parameters (vs {out_channels ** 2 * 64:,} for a full one)")
+print(f"head: {tuple(head.weight.shape)} weights + {N} biases = {num_parameters(head):,} parameters; "
+      f"deconvolution: {num_parameters(upsample):,} parameters (vs {out_channels ** 2 * 64:,} for a full one)")
 
 # %% [markdown]
 # ## 6. The whole detector, checked against `DetectionNet`
@@ -289,11 +283,11 @@ lib.eval()
 with torch.no_grad():
     out_mine, out_lib = mine(x), lib(x)
 same = float((out_mine - out_lib).abs().max())
-print(f"parameters: ours {n_params(mine):,} | DetectionNet {n_params(lib):,}")
+print(f"parameters: ours {num_parameters(mine):,} | DetectionNet {num_parameters(lib):,}")
 print(f"output: ours {tuple(out_mine.shape)} | DetectionNet {tuple(out_lib.shape)}  (B, N, S/4, S/4)")
 print(f"max |difference| with the same weights: {same:.1e}")
-assert n_params(mine) == n_params(lib) and out_mine.shape == out_lib.shape and same < 1e-5
-facts.update(quick_params=n_params(lib), quick_output_shape=list(out_lib.shape), built_vs_library_max_diff=same)
+assert num_parameters(mine) == num_parameters(lib) and out_mine.shape == out_lib.shape and same < 1e-5
+facts.update(quick_params=num_parameters(lib), quick_output_shape=list(out_lib.shape), built_vs_library_max_diff=same)
 
 # %% [markdown]
 # ## 7. The paper's detector, counted on the meta device
@@ -309,11 +303,11 @@ with torch.device("meta"):
     with FlopCounterMode(display=False) as flops:
         y_meta = paper_net(x_meta)
     tv152 = tv_resnet.resnet152()
-paper_params, gflop = n_params(paper_net), flops.get_total_flops() / 1e9
+paper_params, gflop = num_parameters(paper_net), flops.get_total_flops() / 1e9
 print(f"paper DetectionNet: {paper_params / 1e6:.1f} M parameters (torchvision ResNet-152 with its fc: "
-      f"{n_params(tv152) / 1e6:.1f} M), input {tuple(x_meta.shape)} -> {tuple(y_meta.shape)}")
+      f"{num_parameters(tv152) / 1e6:.1f} M), input {tuple(x_meta.shape)} -> {tuple(y_meta.shape)}")
 print(f"forward: {gflop:.1f} GFLOP per 384 px image (2 × multiply-adds) vs quick "
-      f"{n_params(lib) / 1e6:.2f} M parameters at {S} px")
+      f"{num_parameters(lib) / 1e6:.2f} M parameters at {S} px")
 facts.update(paper_params_millions=round(paper_params / 1e6, 2), paper_gflop=round(gflop, 1),
              paper_output_shape=list(y_meta.shape))
 

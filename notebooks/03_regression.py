@@ -68,7 +68,7 @@ from fa3d.data.transforms import CenterCrop3D
 from fa3d.evaluate import load_run
 from fa3d.heatmaps import decode_heatmaps, gaussian_heatmaps, resize_points
 from fa3d.metrics import gte
-from fa3d.models import RegressionNet, get_preset, normalize_images, regression_loss
+from fa3d.models import RegressionNet, get_preset, normalize_images, num_parameters, regression_loss
 from fa3d.models.detection import BilinearUpsample
 from fa3d.models.regression import Hourglass, PreActBottleneck, residuals
 from fa3d.schedules import StageSchedule, TrainSchedule, get_schedule
@@ -79,13 +79,8 @@ cfg = preset.regression           # RegressionConfig: features, depth, num_block
 S, N, C = preset.image_size, preset.num_landmarks, cfg.features
 scheme = get_scheme("3dfaw66")
 os.makedirs(OUT_DIR, exist_ok=True)
-viz.setup_notebook()
 facts = {"preset": PRESET}        # what this notebook computed; written to OUT_DIR/03_regression.json
 print(preset.name, "preset:", cfg, f"| crops {S}×{S} px, hourglass input {S // 4}×{S // 4}")
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 # %% [markdown]
@@ -108,7 +103,7 @@ course.show_source(PreActBottleneck)
 # %%
 unit = PreActBottleneck(C, C // 2, C).requires_grad_(False)
 x = torch.randn(2, C, 16, 16)
-print(f"PreActBottleneck({C}, {C // 2}, {C}): {n_params(unit):,} parameters, {tuple(x.shape)} -> {tuple(unit(x).shape)}")
+print(f"PreActBottleneck({C}, {C // 2}, {C}): {num_parameters(unit):,} parameters, {tuple(x.shape)} -> {tuple(unit(x).shape)}")
 nn.init.zeros_(unit.conv3.weight)          # F(x) = 0: the unit is exactly the identity
 ident = float((unit(x) - x).abs().max())
 post = tv_resnet.Bottleneck(C, C // 4).requires_grad_(False)
@@ -162,7 +157,7 @@ while isinstance(sub, Hourglass):
     sub = sub.low2
 with torch.no_grad():
     hg_diff = float((mine_hg(x) - lib_hg(x)).abs().max())
-print(f"hourglass depth {cfg.depth}, {C} channels: ours {n_params(mine_hg):,} | library {n_params(lib_hg):,} "
+print(f"hourglass depth {cfg.depth}, {C} channels: ours {num_parameters(mine_hg):,} | library {num_parameters(lib_hg):,} "
       f"parameters; max |difference| {hg_diff:.1e}")
 print(f"resolutions: input {tuple(x.shape[-2:])} -> pooled " + " -> ".join(str(s) for s in sizes)
       + f" -> back to {tuple(lib_hg(x).shape[-2:])}")
@@ -184,7 +179,7 @@ axes = fig.subplots(1, 3)
 for ax, m, t in zip(axes, (coarse[0, 0], nearest, deconv),
                     ("8×8 map", "nearest ×2 (Newell et al.)", "deconvolution ×2, bilinear init")):
     ax.imshow(m, cmap="magma"); ax.set_title(t, fontsize=9); ax.set_axis_off()
-print(f"learned ×2 upsampling in one quick hourglass: {sum(n_params(m) for m in lib_hg.modules() if isinstance(m, BilinearUpsample)):,} "
+print(f"learned ×2 upsampling in one quick hourglass: {sum(num_parameters(m) for m in lib_hg.modules() if isinstance(m, BilinearUpsample)):,} "
       "parameters")
 fig
 
@@ -229,11 +224,11 @@ det_maps = torch.rand(1, N, S // 4, S // 4)
 with torch.no_grad():
     out_mine, out_lib = mine(images, det_maps), lib(images, det_maps)
 diff = float((out_mine - out_lib).abs().max())
-print(f"parameters: ours {n_params(mine):,} | RegressionNet {n_params(lib):,}")
+print(f"parameters: ours {num_parameters(mine):,} | RegressionNet {num_parameters(lib):,}")
 print(f"input: image {tuple(images.shape)} + detection maps {tuple(det_maps.shape)} -> stem sees "
       f"{3 + N} channels at {S // 4}×{S // 4}; output {tuple(out_lib.shape)}; max |difference| {diff:.1e}")
-assert n_params(mine) == n_params(lib) and out_mine.shape == out_lib.shape and diff < 1e-5
-facts.update(quick_params=n_params(lib), quick_output_shape=list(out_lib.shape), built_vs_library_max_diff=diff)
+assert num_parameters(mine) == num_parameters(lib) and out_mine.shape == out_lib.shape and diff < 1e-5
+facts.update(quick_params=num_parameters(lib), quick_output_shape=list(out_lib.shape), built_vs_library_max_diff=diff)
 
 # %%
 paper = get_preset("paper")
@@ -243,10 +238,10 @@ with torch.device("meta"):
     xd = torch.zeros(1, paper.num_landmarks, paper.image_size // 4, paper.image_size // 4)
     with FlopCounterMode(display=False) as flops:
         y = paper_net(xi, xd)
-print(f"paper RegressionNet: {n_params(paper_net) / 1e6:.2f} M parameters, depth {paper.regression.depth}, "
+print(f"paper RegressionNet: {num_parameters(paper_net) / 1e6:.2f} M parameters, depth {paper.regression.depth}, "
       f"{paper.regression.features} channels; {tuple(xi.shape)} + {tuple(xd.shape)} -> {tuple(y.shape)}; "
       f"{flops.get_total_flops() / 1e9:.1f} GFLOP per image")
-facts.update(paper_params_millions=round(n_params(paper_net) / 1e6, 2),
+facts.update(paper_params_millions=round(num_parameters(paper_net) / 1e6, 2),
              paper_gflop=round(flops.get_total_flops() / 1e9, 1))
 
 # %% [markdown]

@@ -66,7 +66,7 @@ from fa3d.data.transforms import Augment3D, AugmentConfig, CenterCrop3D
 from fa3d.evaluate import load_run
 from fa3d.heatmaps import decode_heatmaps, gaussian_heatmaps
 from fa3d.metrics import summarize
-from fa3d.models import ZRegressor, get_preset, normalize_images, z_loss
+from fa3d.models import ZRegressor, get_preset, normalize_images, num_parameters, z_loss
 from fa3d.models.regression import PreActBottleneck
 from fa3d.models.zregressor import PreActBasic
 from fa3d.schedules import get_schedule
@@ -77,13 +77,8 @@ cfg = preset.z                    # ZConfig: block, layers, width, num_landmarks
 S, N = preset.image_size, preset.num_landmarks
 scheme = get_scheme("3dfaw66")
 os.makedirs(OUT_DIR, exist_ok=True)
-viz.setup_notebook()
 facts = {"preset": PRESET}        # what this notebook computed; written to OUT_DIR/04_z_regressor.json
 print(preset.name, "preset:", cfg, f"| crops {S}×{S} px")
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 # %% [markdown]
@@ -124,20 +119,20 @@ def unit_spec(unit) -> str:
 
 
 rows = [("B1", "1× conv", f"({paper_net.conv1.out_channels},7×7,2×2), in: 3+N = {paper_net.conv1.in_channels} channels",
-         shapes["conv1"], n_params(paper_net.conv1)),
+         shapes["conv1"], num_parameters(paper_net.conv1)),
         ("B2", "1× pooling", "(3×3, 2×2) max", shapes["maxpool"], 0)]
 for b, name in zip(("B3", "B4", "B5", "B6"), ("layer1", "layer2", "layer3", "layer4")):
     layer = getattr(paper_net, name)
-    rows.append((b, f"{len(layer)}× bottleneck", unit_spec(layer[0]), shapes[name], n_params(layer)))
+    rows.append((b, f"{len(layer)}× bottleneck", unit_spec(layer[0]), shapes[name], num_parameters(layer)))
 rows.append(("", "BN-ReLU, avg pool, FC", f"{paper_net.fc.in_features} -> N = {paper_net.fc.out_features}",
-             tuple(z_meta.shape), n_params(paper_net.fc) + n_params(paper_net.norm)))
+             tuple(z_meta.shape), num_parameters(paper_net.fc) + num_parameters(paper_net.norm)))
 print(f"{'block':6s}{'layers':22s}{'spec (channels, kernel, stride)':48s}{'output':>20s}{'params':>12s}")
 for b, kind, spec, shape, p in rows:
     print(f"{b:6s}{kind:22s}{spec:48s}{str(tuple(shape[1:])):>20s}{p:>12,}")
 depth = 2 + 3 * sum(len(getattr(paper_net, n)) for n in ("layer1", "layer2", "layer3", "layer4"))
-print(f"\n{n_params(paper_net) / 1e6:.1f} M parameters, {depth} weight layers on the main path "
+print(f"\n{num_parameters(paper_net) / 1e6:.1f} M parameters, {depth} weight layers on the main path "
       f"(1 conv + 3 per bottleneck + 1 FC), {flops.get_total_flops() / 1e9:.1f} GFLOP per 384 px image")
-facts.update(paper_params_millions=round(n_params(paper_net) / 1e6, 2), paper_depth=depth,
+facts.update(paper_params_millions=round(num_parameters(paper_net) / 1e6, 2), paper_depth=depth,
              paper_gflop=round(flops.get_total_flops() / 1e9, 1))
 
 # %% [markdown]
@@ -212,10 +207,10 @@ heat = torch.rand(1, N, S, S)
 with torch.no_grad():
     out_mine, out_lib = mine(img, heat), quick_net(img, heat)
 diff = float((out_mine - out_lib).abs().max())
-print(f"parameters: ours {n_params(mine):,} | ZRegressor {n_params(quick_net):,}; output {tuple(out_lib.shape)}; "
+print(f"parameters: ours {num_parameters(mine):,} | ZRegressor {num_parameters(quick_net):,}; output {tuple(out_lib.shape)}; "
       f"max |difference| {diff:.1e}")
-assert n_params(mine) == n_params(quick_net) and out_mine.shape == out_lib.shape and diff < 1e-5
-facts.update(quick_params=n_params(quick_net), built_vs_library_max_diff=diff)
+assert num_parameters(mine) == num_parameters(quick_net) and out_mine.shape == out_lib.shape and diff < 1e-5
+facts.update(quick_params=num_parameters(quick_net), built_vs_library_max_diff=diff)
 
 # %% [markdown]
 # ## 5. The loss, eq. (1)
@@ -355,7 +350,7 @@ print(json.dumps(facts, indent=2))
 #
 # 1. **Which stage is B5?** Count the bottleneck units, the convolutions and the parameters of each stage
 #    of the paper preset's Z net, and the parameters Table 1's 38 blocks would add. Where do most of the
-#    63 M parameters live? *Hint:* `len(paper_net.layer3)`, `n_params(paper_net.layer3[1])`.
+#    63 M parameters live? *Hint:* `len(paper_net.layer3)`, `num_parameters(paper_net.layer3[1])`.
 # 2. **Without the heatmaps.** Feed the trained Z net *zero* heatmaps (the RGB image alone) on the
 #    validation crops and measure GTE z. Why is this unfair to an RGB-only network, and how would you make
 #    it fair? *Hint:* `cascade.z(normalize_images(crops["image"]), torch.zeros(V, N, S, S))`; notebook 08

@@ -66,6 +66,11 @@ class Cascade(nn.Module):
                 "landmarks": torch.cat([xy, z[..., None]], dim=-1)}
 
 
+def num_parameters(module: nn.Module) -> int:
+    """The number of parameters (weights and biases) of ``module``; works on the ``meta`` device."""
+    return sum(p.numel() for p in module.parameters())
+
+
 def landmarks_to_image(landmarks: torch.Tensor, crop_matrix: torch.Tensor) -> torch.Tensor:
     """Map landmarks (B,N,3) from crop pixels back to the original image.
 

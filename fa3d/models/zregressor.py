@@ -120,8 +120,12 @@ class ZRegressor(nn.Module):
         nn.init.zeros_(self.fc.bias)
 
     def forward(self, images: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
-        x = {"rgb+heatmaps": lambda: torch.cat([images, heatmaps], dim=1), "rgb": lambda: images,
-             "heatmaps": lambda: heatmaps}[self.config.inputs]()            # (B, in_channels, S, S)
+        if self.config.inputs == "rgb":
+            x = images
+        elif self.config.inputs == "heatmaps":
+            x = heatmaps
+        else:
+            x = torch.cat([images, heatmaps], dim=1)                         # (B, 3+N, S, S)
         x = self.maxpool(self.conv1(x))                                      # (B, w, S/4, S/4)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))            # (B, C, S/32, S/32)
         x = F.relu(self.norm(x)).mean(dim=(2, 3))                            # (B, C)

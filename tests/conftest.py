@@ -1,0 +1,43 @@
+"""Suite-wide guard: no test reaches the network (CI machines have none, and tests never
+download). Loopback and Unix sockets stay allowed (torchrun's gloo rendezvous, Jupyter kernels)."""
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+_connect, _getaddrinfo = socket.socket.connect, socket.getaddrinfo
+
+
+def _is_local(host) -> bool:
+    if host in (None, "localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost
+        return False
+
+
+def _refuse(what):
+    raise RuntimeError(f"a test tried to reach the network ({what}); tests must never download")
+
+
+def _connect_local_only(sock, address):
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address[0]):
+        _refuse(address)
+    return _connect(sock, address)
+
+
+def _getaddrinfo_local_only(host, *args, **kwargs):
+    if isinstance(host, bytes):
+        host = host.decode()
+    if not _is_local(host):
+        _refuse(host)
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    monkeypatch.setattr(socket.socket, "connect", _connect_local_only)
+    monkeypatch.setattr(socket, "getaddrinfo", _getaddrinfo_local_only)
