@@ -28,9 +28,9 @@ def subnets(preset, device="cpu"):
     with torch.device(device):
         images = torch.zeros(1, 3, S, S)
         return {
-            "detection": (DetectionNet(preset.detection), (images,)),
-            "regression": (RegressionNet(preset.regression), (images, torch.zeros(1, N, S // 4, S // 4))),
-            "z": (ZRegressor(preset.z), (images, torch.zeros(1, N, S, S))),
+            "detection": (DetectionNet(preset.detection, N), (images,)),
+            "regression": (RegressionNet(preset.regression, N), (images, torch.zeros(1, N, S // 4, S // 4))),
+            "z": (ZRegressor(preset.z, N), (images, torch.zeros(1, N, S, S))),
         }
 
 

@@ -4,7 +4,7 @@
     python benchmarks/train_speed.py --preset paper --steps 50 --device cuda
 
 Random crops and landmarks of the preset's size, the preset's batch sizes, the
-stage losses of fa3d.train (targets built on the device), bf16 autocast and
+stage losses of fa3d.losses (targets built on the device), bf16 autocast and
 channels_last on CUDA as in training. Data loading is not included.
 """
 from __future__ import annotations
@@ -14,18 +14,19 @@ import time
 
 import torch
 
-from fa3d.models import get_preset
-from fa3d.schedules import STAGES, get_schedule
-from fa3d.train import StageLoss, _make_optimizer, build_cascade, optimizer_step, random_batch
+from fa3d.data.training import random_batch
+from fa3d.losses import StageLoss
+from fa3d.models import Cascade, get_preset
+from fa3d.schedules import STAGES, get_schedule, make_optimizer
+from fa3d.train import optimizer_step
 
 
-def bench_stage(cascade, stage: str, batch: int, size: int, steps: int, warmup: int, device, channels_last: bool,
-                optimizer: str) -> dict:
-    loss_mod = StageLoss(cascade, stage, channels_last)
+def bench_stage(cascade, stage: str, batch: int, size: int, steps: int, warmup: int, device, optimizer: str) -> dict:
+    loss_mod = StageLoss(cascade, stage)
     loss_mod.set_mode(True)
     params = [p for m in loss_mod.trainable() for p in m.parameters()]
-    opt = _make_optimizer(optimizer, params, 1e-5, 0.0)
-    data = random_batch(batch, size, cascade.z.config.num_landmarks, device)
+    opt = make_optimizer(optimizer, params, 1e-5, 0.0)
+    data = random_batch(batch, size, cascade.num_landmarks, device)
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
@@ -66,16 +67,15 @@ def main(argv=None) -> None:
     channels_last = device.type == "cuda" if args.channels_last is None else args.channels_last
     preset, schedule = get_preset(args.preset), get_schedule(args.preset)
     torch.manual_seed(0)
-    cascade = build_cascade(preset).to(device)
+    cascade = Cascade.from_preset(preset).to(device)
     if channels_last:
-        cascade = cascade.to(memory_format=torch.channels_last)
+        cascade.to_channels_last()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
     print(f"preset {args.preset} ({preset.image_size} px), {name}, channels_last={channels_last}, "
           f"{args.steps} steps after {args.warmup} warm-up")
     for stage in args.stages.split(","):
         batch = args.batch or schedule.stage(stage).batch_size
-        r = bench_stage(cascade, stage, batch, preset.image_size, args.steps, args.warmup, device, channels_last,
-                        schedule.optimizer)
+        r = bench_stage(cascade, stage, batch, preset.image_size, args.steps, args.warmup, device, schedule.optimizer)
         mem = f"  peak GPU memory {r['peak_gpu_mem_gib']:.2f} GiB" if "peak_gpu_mem_gib" in r else ""
         print(f"{stage:>10}: batch {batch:>3}  {r['images_per_s']:8.1f} images/s  "
               f"({r['ms_per_image']:.2f} ms/image){mem}", flush=True)

@@ -1,4 +1,4 @@
-"""Training checkpoints: atomic writes, safe loading, RNG states.
+"""Training checkpoints: written atomically, loaded safely (plain data only), with RNG states.
 
 A checkpoint is one ``torch.save`` file holding only plain data (dicts, lists,
 numbers, strings, tensors), so it loads with ``torch.load(..., weights_only=True)``,
@@ -11,16 +11,16 @@ which cannot run code hidden in a malicious file::
      "rng": {"torch": ByteTensor, "cuda": [...], "numpy": ..., "python": ...},
      "config": {...}, "preset": {...}, "scheme": "3dfaw66", ...}
 
-Writes go to a temporary file in the same folder, which is then renamed over
-the target with ``os.replace`` (atomic on POSIX and Windows): a crash or a full
-disk during saving leaves the previous checkpoint intact, never a half-written one.
+Writes go through :func:`fa3d.files.atomic_write`: a crash or a full disk during
+saving leaves the previous checkpoint intact, never a half-written one.
+
+Format versions: 1 (fa3d 0.1); 2 (fa3d 0.2): the Z network's stem has BN-ReLU, as a
+pre-activation ResNet's, so version-1 Z weights do not load (its 2D subnets still do).
 """
 from __future__ import annotations
 
-import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -29,8 +29,10 @@ import torch
 
 import fa3d
 
+from .files import atomic_write
+
 FORMAT = "fa3d-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -44,23 +46,8 @@ class CheckpointError(ValueError):
 def save_checkpoint(path, checkpoint: dict) -> Path:
     """Write ``checkpoint`` (plain data and tensors) to ``path`` atomically; adds the format
     fields and ``fa3d_version``. Returns the path. On any error the old file is untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, "fa3d_version": fa3d.__version__, **checkpoint}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600): give it a normal file's mode
-        with os.fdopen(fd, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(data, f))
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:

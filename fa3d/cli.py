@@ -1,4 +1,4 @@
-"""The ``fa3d`` command line (also ``python -m fa3d``).
+"""The ``fa3d`` command line (also ``python -m fa3d``): argument parsing, one function per command.
 
     fa3d synth --out DIR --num-train N --num-valid M   write synthetic faces in the 3DFAW layout
     fa3d demo  --out DIR                               the main job of `make demo`
@@ -15,14 +15,11 @@ import os
 import sys
 from pathlib import Path
 
-#: The validation faces of a synthetic run use this offset on the seed, so that
-#: train and valid never share a face within one run.
-SYNTHETIC_VALID_SEED_OFFSET = 10_000
-
 
 def _cmd_synth(args) -> int:
-    from .data.readers import export_3dfaw_layout
+    from .data.splits import SYNTHETIC_VALID_SEED_OFFSET
     from .data.synthetic import SyntheticFaces
+    from .data.writers import export_3dfaw_layout
 
     out = Path(args.out)
     for split, n, seed in (("train", args.num_train, args.seed),
@@ -46,8 +43,9 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from .runs import TrainConfig
     from .schedules import STAGES
-    from .train import TrainConfig, train
+    from .train import train
 
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     unknown = [s for s in stages if s not in STAGES]
@@ -97,7 +95,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .evaluate import predict_files
+    from .predict import predict_files
 
     results = predict_files(args.run, args.images, bbox=args.bbox, out_dir=args.out, overwrite=args.overwrite,
                             device=args.device)

@@ -1,5 +1,7 @@
-"""Small helpers the course notebooks share: environment report, seeding, source display,
-batch sizes that fit the GPU, optional Google Drive, and reusing quick runs between notebooks.
+"""Helpers the course notebooks share: set-up, batch sizes that fit the GPU, and the quick runs.
+
+Environment report and seeding, source display, measured batch sizes, optional Google
+Drive, and the quick runs that notebooks 02-08 train once and reuse.
 
 Nothing here is needed to use fa3d as a library; it keeps the notebooks' first cells short.
 """
@@ -9,16 +11,25 @@ import inspect
 import os
 import platform
 import random
-import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import __version__
-
-
-def in_colab() -> bool:
-    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+from .checkpoint import FORMAT_VERSION, load_checkpoint
+from .data.splits import test_dataset
+from .data.training import random_batch
+from .data.transforms import CenterCrop3D
+from .demo import QUICK_DEMO
+from .env import in_colab
+from .losses import StageLoss
+from .metrics import summarize
+from .models import Cascade, get_preset
+from .predict import predict_crops
+from .runs import CHECKPOINT_NAME, TrainConfig
+from .schedules import STAGES, get_schedule, make_optimizer
+from .train import optimizer_step, train
 
 
 def _ram_gib() -> float | None:
@@ -40,7 +51,7 @@ def seed_everything(seed: int = 0) -> None:
 def setup(seed: int = 0, quiet: bool = False) -> torch.device:
     """Seed everything, set up figures for Jupyter, pick the device (CUDA when present) and print
     what this machine has."""
-    from .viz import setup_notebook
+    from .viz import setup_notebook  # matplotlib and plotly: only in notebooks
 
     seed_everything(seed)
     setup_notebook()  # inline matplotlib figures, plotly.js from a CDN (no-op outside Jupyter)
@@ -91,24 +102,20 @@ def pick_batch_sizes(preset: str = "paper", device: torch.device | str | None = 
     A Colab T4 (15 GiB) typically gets smaller batches than the paper's two 12 GB Titan X
     cards shared; the schedule's learning-rate end points stay the same (the decay is per step).
     """
-    from .models import get_preset
-    from .schedules import STAGES, get_schedule
-    from .train import StageLoss, _make_optimizer, build_cascade, optimizer_step, random_batch
-
     schedule = get_schedule(preset)
     stages = tuple(stages or STAGES)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type != "cuda":
         return {s: schedule.stage(s).batch_size for s in stages}
     p = get_preset(preset)
-    cascade = build_cascade(p).to(device).to(memory_format=torch.channels_last)
+    cascade = Cascade.from_preset(p).to(device).to_channels_last()
     total = torch.cuda.get_device_properties(device).total_memory
 
     def fits(stage: str, b: int) -> bool:
-        loss_mod = StageLoss(cascade, stage, channels_last=True)
+        loss_mod = StageLoss(cascade, stage)
         loss_mod.set_mode(True)
         params = [q for m in loss_mod.trainable() for q in m.parameters()]
-        opt = _make_optimizer(schedule.optimizer, params, 1e-12, 0.0)  # the cascade is thrown away after
+        opt = make_optimizer(schedule.optimizer, params, 1e-12, 0.0)  # the cascade is thrown away after
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         try:
@@ -158,8 +165,7 @@ COURSE_RUNS = {
 }
 
 
-def course_run_dir(name: str, out_dir="outputs/notebooks"):
-    from pathlib import Path
+def course_run_dir(name: str, out_dir="outputs/notebooks") -> Path:
     return Path(out_dir) / "runs" / f"quick_{name}"
 
 
@@ -167,20 +173,19 @@ def ensure_run(name: str, out_dir="outputs/notebooks", *, seed: int = 0, progres
                epochs_scale: float = 1.0, num_train: int | None = None):
     """The quick run ``name`` ("detection", "regression" or "z") under ``out_dir/runs``:
     reused when an earlier notebook finished it, resumed when it was interrupted, else
-    trained now (with the runs it builds on first). Returns its RUN_DIR.
+    trained now (with the runs it builds on first; a run written by an older fa3d is
+    retrained). Returns its RUN_DIR.
 
     Any notebook can therefore run on its own: it trains what it needs and no more.
     """
-    from .checkpoint import load_checkpoint
-    from .train import CHECKPOINT_NAME, QUICK_DEMO, TrainConfig, train
-
     if name not in COURSE_RUNS:
         raise ValueError(f"unknown course run {name!r}; choose one of {list(COURSE_RUNS)}")
     previous, stages = COURSE_RUNS[name]
     run_dir = course_run_dir(name, out_dir)
     ckpt_path = run_dir / CHECKPOINT_NAME
-    if ckpt_path.exists():
-        if load_checkpoint(ckpt_path).get("finished"):
+    saved = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    if saved is not None and saved.get("format_version") == FORMAT_VERSION:
+        if saved.get("finished"):
             print(f"reusing the finished quick run {run_dir}")
             return run_dir
         print(f"resuming the interrupted quick run {run_dir}")
@@ -192,20 +197,13 @@ def ensure_run(name: str, out_dir="outputs/notebooks", *, seed: int = 0, progres
                       num_train=num_train or QUICK_DEMO["num_train"], num_valid=QUICK_DEMO["num_valid"],
                       synthetic_size=QUICK_DEMO["synthetic_size"], epochs_scale=epochs_scale,
                       init_from=init_from, progress=progress)
-    train(cfg)
+    train(cfg, overwrite=saved is not None)
     return run_dir
 
 
 def validation_crops(run_dir, num_images: int | None = None) -> dict:
     """The run's validation faces as evaluation crops: ``image`` uint8 (V, 3, S, S),
     ``landmarks`` (V, N, 3) in crop pixels, ``crop_matrix`` (V, 2, 3), ``yaw`` (V,) degrees."""
-    from pathlib import Path
-
-    from .checkpoint import load_checkpoint
-    from .data.transforms import CenterCrop3D
-    from .evaluate import test_dataset
-    from .train import CHECKPOINT_NAME
-
     ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
     dataset = test_dataset("synthetic", ckpt)
     crop = CenterCrop3D(ckpt["preset"]["image_size"])
@@ -218,9 +216,6 @@ def validation_crops(run_dir, num_images: int | None = None) -> dict:
 def score_stage(cascade, crops: dict, stage: str = "z", mean_shape: torch.Tensor | None = None) -> dict:
     """GTE/CVGTCE (percent, :func:`fa3d.metrics.summarize`) of the cascade trained up to
     ``stage`` on evaluation crops, and of the mean-shape baseline when ``mean_shape`` is given."""
-    from .metrics import summarize
-    from .train import predict_crops
-
     pred = predict_crops(cascade, crops["image"], stage)
     out = {"model": summarize(pred, crops["landmarks"]), "pred": pred}
     if mean_shape is not None:

@@ -206,13 +206,20 @@ def failure_rate(errors, threshold: float) -> float:
     return float((_errors(errors) > threshold).double().mean())
 
 
+#: The metric keys of :func:`summarize`'s dict (all in percent), in its order: GTE on the
+#: axes xy, xyz, x, y, z, then CVGTCE. The single table of metric names: ``fa3d evaluate``
+#: (metrics.json, its printed table) and :mod:`fa3d.report` iterate over it.
+METRIC_KEYS = ("gte_xy", "gte_xyz", "gte_x", "gte_y", "gte_z", "cvgtce")
+
+
 def summarize(pred, gt, eye_corners=(36, 45)) -> dict:
     """Paper §3 numbers in **percent** (means over images) + num_images.
 
     pred, gt: (B, N, 3) or (N, 3); a gt without z carries NaN z (fa3d convention).
 
-    Keys: gte_xy, gte_xyz, gte_x, gte_y, gte_z, cvgtce, num_images. Entries needing z are
-    NaN where the ground truth has no z. `fa3d evaluate` writes this dict as metrics.json.
+    Keys: :data:`METRIC_KEYS` (gte_xy, gte_xyz, gte_x, gte_y, gte_z, cvgtce), then num_images.
+    Entries needing z are NaN where the ground truth has no z. `fa3d evaluate` writes this
+    dict as metrics.json.
     """
     pred, gt, _ = _pair(pred, gt)
     out = {f"gte_{a}": 100 * float(gte(pred, gt, a, eye_corners).mean()) for a in ("xy", "xyz", "x", "y", "z")}

@@ -29,7 +29,7 @@ import torch
 
 from . import viz
 from .data.schemes import get_scheme
-from .metrics import gte, nme_bbox, summarize, yaw_binned_nme
+from .metrics import METRIC_KEYS, gte, nme_bbox, summarize, yaw_binned_nme
 
 #: Bulat & Tzimiropoulos 2016 on **3DFAW** (their Tables 2 and 3), percent. References, not ours.
 PAPER_3DFAW = {
@@ -40,7 +40,7 @@ PAPER_3DFAW = {
 #: Published AFLW2000-3D balanced NME (%, mean of the three yaw-bin means; DESIGN.md).
 PUBLISHED_AFLW2000 = {"3D-FAN": 3.76, "3DDFA-V2": 3.51, "SynergyNet": 3.41}
 YAW_BINS = ((0, 30), (30, 60), (60, 90))
-METRIC_KEYS = ("gte_xy", "gte_xyz", "gte_x", "gte_y", "gte_z", "cvgtce")
+BASELINE_NAME = "mean-shape baseline"  #: the report's name of baseline_pred
 REPORT_FILES = {"markdown": "report.md", "html": "report.html", "json": "report.json", "ced": "ced.png",
                 "gallery": "gallery.jpg", "yaw": "error_by_yaw.png", "face_3d": "face_3d.html",
                 "training": "training_curves.png"}
@@ -66,11 +66,8 @@ def report_numbers(pred, gt, *, yaw=None, baseline_pred=None, extra_runs: dict |
     "aflw2000": {"balanced_nme", "bins", "published"} (data_name "aflw2000" with 68 points)}.
     """
     gt = _tensor(gt)
-    runs = {model_name: _tensor(pred)}
-    baseline = "mean-shape baseline" if baseline_pred is not None else None
-    if baseline:
-        runs[baseline] = _tensor(baseline_pred)
-    runs.update({name: _tensor(p) for name, p in (extra_runs or {}).items()})
+    runs = _runs(pred, baseline_pred, extra_runs, model_name)
+    baseline = BASELINE_NAME if baseline_pred is not None else None
     out = {"data": data_name, "model": model_name, "baseline": baseline, "num_images": int(gt.shape[0]),
            "runs": {name: summarize(p, gt, eye_corners) for name, p in runs.items()}}
     if yaw is not None:
@@ -85,6 +82,15 @@ def report_numbers(pred, gt, *, yaw=None, baseline_pred=None, extra_runs: dict |
             mine = out["yaw"][model_name]["nme_bbox"]
             out["aflw2000"] = {"balanced_nme": mine["balanced"], "bins": mine, "published": dict(PUBLISHED_AFLW2000)}
     return out
+
+
+def _runs(pred, baseline_pred, extra_runs: dict | None, model_name: str) -> dict[str, torch.Tensor]:
+    """{name: (V, N, 3) float64}: the model, then the mean-shape baseline (when given), then extra_runs."""
+    runs = {model_name: _tensor(pred)}
+    if baseline_pred is not None:
+        runs[BASELINE_NAME] = _tensor(baseline_pred)
+    runs.update({name: _tensor(p) for name, p in (extra_runs or {}).items()})
+    return runs
 
 
 def _percent(binned: dict) -> dict:
@@ -217,20 +223,69 @@ def write_report(out_dir, *, pred, gt, scheme, images=None, yaw=None, baseline_p
     drawn faces are read. yaw: (V,) degrees (NaN = unknown). baseline_pred: (V, N, 3) of the
     mean-shape baseline. extra_runs: {name: (V, N, 3)} more rows and curves (e.g. stages).
     metrics: a metrics.json dict: the report checks that its numbers agree and says so.
-    log: :func:`fa3d.train.read_log` records for the training curves. ``data_name="aflw2000"``
+    log: :func:`fa3d.runs.read_log` records for the training curves. ``data_name="aflw2000"``
     (68 points, yaw given) adds the yaw-binned balanced NME next to published numbers.
     offline_html: embed plotly.js in face_3d.html (~4.8 MB) instead of loading it from a CDN.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out = _ReportFolder(out_dir)
     scheme = get_scheme(scheme)
+    pred_t, gt_t = _checked_landmarks(pred, gt, scheme)
+    numbers = report_numbers(pred_t, gt_t, yaw=yaw, baseline_pred=baseline_pred, extra_runs=extra_runs,
+                             model_name=model_name, data_name=data_name, eye_corners=eye_corners)
+    notes = _notes(numbers, data_name, metrics)
+
+    runs = _runs(pred_t, baseline_pred, extra_runs, model_name)
+    errors = {name: viz.image_errors(p, gt_t, eye_corners) for name, p in runs.items()}
+    model_err = errors[model_name]["xyz"]
+    order = np.argsort(np.where(np.isfinite(model_err), model_err, np.inf), kind="stable")  # best first
+    out.save("ced", viz.ced_figure(errors, title=f"GTE vs fraction of {data_name} test images"))
+    out.save("gallery", _gallery_figure(images, pred_t, gt_t, scheme, model_err, order, per_row=per_row, ids=ids))
+    if "yaw" in numbers:
+        out.save("yaw", _yaw_figure(errors, yaw))
+    if log:
+        out.save("training", viz.training_curves(log))
+    median = int(order[(len(model_err) - 1) // 2])
+    _write_face_3d(out, images, pred_t, gt_t, scheme, median, model_err, ids=ids, offline_html=offline_html)
+
+    _write_text_files(out, numbers, title or f"fa3d evaluation report: {model_name} on {data_name}", notes)
+    return out.paths
+
+
+class _ReportFolder:
+    """The report's folder: paths = {kind: path} of the files written so far, figures =
+    {kind: file name} of the figures among them (what the markdown and HTML pages link)."""
+
+    def __init__(self, out_dir):
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.paths: dict[str, Path] = {}
+        self.figures: dict[str, str] = {}
+
+    def path(self, key: str) -> Path:
+        return self.dir / REPORT_FILES[key]
+
+    def save(self, key: str, fig) -> None:
+        """Save a matplotlib figure as the report's ``key`` file (JPEG quality 88 for .jpg)."""
+        path = self.path(key)
+        jpeg = {"pil_kwargs": {"quality": 88}} if path.suffix == ".jpg" else {}
+        fig.savefig(path, dpi=110, bbox_inches="tight", **jpeg)
+        self.paths[key], self.figures[key] = path, path.name
+
+
+def _checked_landmarks(pred, gt, scheme) -> tuple[torch.Tensor, torch.Tensor]:
+    """pred and gt as float64 tensors, after checking they are both (V, N, 3) with the scheme's N."""
     pred_t, gt_t = _tensor(pred), _tensor(gt)
     if pred_t.shape != gt_t.shape or pred_t.dim() != 3:
         raise ValueError(f"pred and gt must both be (V, N, 3); got {tuple(pred_t.shape)} and {tuple(gt_t.shape)}")
     if pred_t.shape[1] != scheme.num_points:
         raise ValueError(f"landmarks have {pred_t.shape[1]} points but scheme {scheme.name!r} has {scheme.num_points}")
-    numbers = report_numbers(pred_t, gt_t, yaw=yaw, baseline_pred=baseline_pred, extra_runs=extra_runs,
-                             model_name=model_name, data_name=data_name, eye_corners=eye_corners)
+    return pred_t, gt_t
+
+
+def _notes(numbers: dict, data_name: str, metrics: dict | None) -> list[str]:
+    """The lines quoted at the top of the report. With a metrics.json dict, also checks that
+    the report's numbers agree with it: sets numbers["agrees_with_metrics_json"], and warns
+    (and says so in the notes) when they do not."""
     notes = [f"Our numbers: {numbers['num_images']} {data_name} test faces, computed by fa3d.metrics from the "
              "predictions. Rows and columns marked paper / published are other people's numbers on other data, "
              "for reference only."]
@@ -242,54 +297,49 @@ def write_report(out_dir, *, pred, gt, scheme, images=None, yaw=None, baseline_p
             notes.append("WARNING: these numbers differ from metrics.json: " + "; ".join(bad))
         else:
             notes.append("The model's numbers agree with metrics.json (to its 4 decimals).")
+    return notes
 
-    paths, figures = {}, {}
 
-    def save(key, fig):
-        path = out_dir / REPORT_FILES[key]
-        jpeg = {"pil_kwargs": {"quality": 88}} if path.suffix == ".jpg" else {}
-        fig.savefig(path, dpi=110, bbox_inches="tight", **jpeg)
-        paths[key], figures[key] = path, path.name
-
-    runs = {model_name: pred_t}
-    if baseline_pred is not None:
-        runs["mean-shape baseline"] = _tensor(baseline_pred)
-    runs.update({k: _tensor(v) for k, v in (extra_runs or {}).items()})
-    errors = {name: viz.image_errors(p, gt_t, eye_corners) for name, p in runs.items()}
-    save("ced", viz.ced_figure(errors, title=f"GTE vs fraction of {data_name} test images"))
-    model_err = errors[model_name]["xyz"]
+def _gallery_figure(images, pred, gt, scheme, model_err: np.ndarray, order: np.ndarray, *, per_row: int, ids):
+    """The best, median and worst ``per_row`` faces by GTE xyz (order: image indices, best first);
+    only their images are read."""
     V = len(model_err)
-    order = np.argsort(np.where(np.isfinite(model_err), model_err, np.inf), kind="stable")
     k = min(per_row, V)
     shown = set(order[:k]) | set(order[max(0, (V - k) // 2):max(0, (V - k) // 2) + k]) | set(order[V - k:])
     gallery_images = None if images is None else {int(i): _image(images, int(i)) for i in shown}
-    save("gallery", viz.prediction_gallery(gallery_images, pred_t, gt_t, scheme, errors=model_err, per_row=per_row,
-                                           ids=list(ids) if ids is not None else None,
-                                           title="best / median / worst by GTE xyz (magenta: ours, green: truth)"))
-    if "yaw" in numbers:
-        yaw_t = _tensor(yaw).reshape(-1)
-        known = ~torch.isnan(yaw_t)
-        save("yaw", viz.error_vs_yaw({name: e["xyz"][known.numpy()] for name, e in errors.items()}, yaw_t[known],
-                                     title=f"GTE xyz against |yaw| ({int(known.sum())} faces with known yaw)"))
-    if log:
-        save("training", viz.training_curves(log))
+    return viz.prediction_gallery(gallery_images, pred, gt, scheme, errors=model_err, per_row=per_row,
+                                  ids=list(ids) if ids is not None else None,
+                                  title="best / median / worst by GTE xyz (magenta: ours, green: truth)")
 
-    median = int(order[(V - 1) // 2])
-    face_title = f"test face {ids[median] if ids is not None else median} (median GTE xyz {100 * model_err[median]:.2f} %)"
-    image = _image(images, median)
-    fig3d = (viz.image_and_3d_plotly(image, pred_t[median], scheme, gt=gt_t[median], title=face_title)
-             if image is not None else viz.compare_3d_plotly(pred_t[median], gt_t[median], scheme, title=face_title))
-    paths["face_3d"] = out_dir / REPORT_FILES["face_3d"]
-    fig3d.write_html(paths["face_3d"], include_plotlyjs=True if offline_html else "cdn")
-    figures["face_3d"] = paths["face_3d"].name
 
-    title = title or f"fa3d evaluation report: {model_name} on {data_name}"
+def _yaw_figure(errors: dict, yaw):
+    """GTE xyz against |yaw| for every run, over the faces whose yaw is known (not NaN)."""
+    yaw_t = _tensor(yaw).reshape(-1)
+    known = ~torch.isnan(yaw_t)
+    return viz.error_vs_yaw({name: e["xyz"][known.numpy()] for name, e in errors.items()}, yaw_t[known],
+                            title=f"GTE xyz against |yaw| ({int(known.sum())} faces with known yaw)")
+
+
+def _write_face_3d(out: _ReportFolder, images, pred, gt, scheme, face: int, model_err: np.ndarray, *, ids,
+                   offline_html: bool) -> None:
+    """face_3d.html: test face ``face`` in 3D, prediction vs ground truth, beside its image when there is one."""
+    face_title = f"test face {ids[face] if ids is not None else face} (median GTE xyz {100 * model_err[face]:.2f} %)"
+    image = _image(images, face)
+    fig3d = (viz.image_and_3d_plotly(image, pred[face], scheme, gt=gt[face], title=face_title)
+             if image is not None else viz.compare_3d_plotly(pred[face], gt[face], scheme, title=face_title))
+    path = out.path("face_3d")
+    out.paths["face_3d"] = path
+    fig3d.write_html(path, include_plotlyjs=True if offline_html else "cdn")
+    out.figures["face_3d"] = path.name
+
+
+def _write_text_files(out: _ReportFolder, numbers: dict, title: str, notes: list[str]) -> None:
+    """report.md and report.html (linking the figures written so far), and report.json."""
     for key, writer in (("markdown", markdown_report), ("html", html_report)):
-        paths[key] = out_dir / REPORT_FILES[key]
-        paths[key].write_text(writer(numbers, figures, title, notes))
-    paths["json"] = out_dir / REPORT_FILES["json"]
-    paths["json"].write_text(json.dumps(_json_safe(numbers), indent=2) + "\n")
-    return paths
+        out.paths[key] = out.path(key)
+        out.paths[key].write_text(writer(numbers, out.figures, title, notes))
+    out.paths["json"] = out.path("json")
+    out.paths["json"].write_text(json.dumps(_json_safe(numbers), indent=2) + "\n")
 
 
 def _json_safe(x):

@@ -1,4 +1,4 @@
-"""Training schedules (paper §2.3) as data: one :class:`TrainSchedule` per preset.
+"""Training schedules (paper §2.3) as data, one per preset, and the optimiser and step plan they make.
 
 The cascade is trained in four stages, each with its own epochs, batch size and
 a learning rate that decays from ``lr_start`` to ``lr_end``:
@@ -15,9 +15,16 @@ exactly (``torch.optim.lr_scheduler.ExponentialLR`` stepped after every batch).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
+import torch
+
 STAGES = ("detection", "regression", "joint", "z")
+#: The subnetworks each stage trains (the others are frozen), in the cascade's order: the
+#: last one is where the stage's forward can stop.
+STAGE_SUBNETS = {"detection": ("detection",), "regression": ("regression",),
+                 "joint": ("detection", "regression"), "z": ("z",)}
 
 
 @dataclass
@@ -94,3 +101,44 @@ def get_schedule(preset_name: str) -> TrainSchedule:
         raise ValueError(f"no training schedule for preset {preset_name!r}; known: {sorted(SCHEDULES)}")
     return SCHEDULES[preset_name]()
 
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """The schedule's optimiser: "rmsprop" (Torch7's optim.rmsprop defaults: alpha 0.99,
+    epsilon 1e-8), "adam" or "sgd" (momentum 0.9)."""
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-8, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; use 'rmsprop', 'adam' or 'sgd'")
+
+
+def make_lr_scheduler(optimizer: torch.optim.Optimizer, stage: StageSchedule, total_steps: int):
+    """Geometric decay per step from ``lr_start`` (step 0) to ``lr_end`` (step total_steps - 1)."""
+    gamma = (stage.lr_end / stage.lr_start) ** (1 / (total_steps - 1)) if total_steps > 1 else 1.0
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+
+
+@dataclass
+class StagePlan:
+    """How one stage runs: ``epochs``, ``steps_per_epoch``, ``total_steps`` (all epochs, capped
+    by max_steps) and ``batch_per_process`` (the global batch split over the processes)."""
+    epochs: int
+    steps_per_epoch: int
+    total_steps: int
+    batch_per_process: int
+
+
+def stage_plan(stage: StageSchedule, num_train: int, world: int = 1, epochs_scale: float = 1.0,
+               max_steps: int | None = None) -> StagePlan:
+    """The step plan of one stage for ``num_train`` training faces on ``world`` processes."""
+    per_rank = max(1, min(stage.batch_size, num_train) // world)  # a set smaller than a batch: one batch of it
+    steps_per_epoch = max(1, num_train // (per_rank * world))
+    epochs = max(1, round(stage.epochs * epochs_scale))
+    total = epochs * steps_per_epoch
+    if max_steps is not None:
+        total = min(total, max_steps)
+        epochs = math.ceil(total / steps_per_epoch)
+    return StagePlan(epochs, steps_per_epoch, total, per_rank)

@@ -30,15 +30,7 @@ from matplotlib.figure import Figure
 
 from . import viz
 from .data.schemes import LandmarkScheme, get_scheme
-
-
-def _in_jupyter_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and "IPKernelApp" in shell.config
+from .env import in_jupyter_kernel
 
 
 def resolve_interactive(interactive: bool | None = None) -> bool:
@@ -52,7 +44,7 @@ def resolve_interactive(interactive: bool | None = None) -> bool:
         import ipywidgets  # noqa: F401
     except ImportError:
         return False
-    return _in_jupyter_kernel()
+    return in_jupyter_kernel()
 
 
 def sample_figure(stages: dict, scheme: str | LandmarkScheme, landmark: int, *, gt=None,

@@ -58,7 +58,7 @@ from matplotlib.patches import FancyBboxPatch
 from fa3d import viz
 from fa3d.data import SyntheticFaces, get_scheme, open_dataset, render_face
 from fa3d.data.readers import DATASET_SPECS
-from fa3d.models import Cascade, get_preset, normalize_images, num_parameters
+from fa3d.models import Cascade, get_preset, num_parameters
 
 scheme = get_scheme(SCHEME)
 N = scheme.num_points
@@ -191,7 +191,7 @@ def describe(preset):
     params = {name: num_parameters(getattr(cascade, name)) for name in ("detection", "regression", "z")}
     shapes = {k: tuple(v.shape[1:]) for k, v in out.items()}
     shapes["image"] = (3, preset.image_size, preset.image_size)
-    shapes["z_input"] = (3 + preset.num_landmarks, preset.image_size, preset.image_size)
+    shapes["z_net_input"] = (3 + preset.num_landmarks, preset.image_size, preset.image_size)  # RGB stacked on z_input
     return {"image_size": preset.image_size, "heatmap_sigma": preset.heatmap_sigma,
             "shapes": shapes, "params": {**params, "total": sum(params.values())}}
 
@@ -200,7 +200,7 @@ presets = {name: get_preset(name, num_landmarks=N) for name in ("quick", "paper"
 info = {name: describe(p) for name, p in presets.items()}
 print(f"(both presets described in {time.perf_counter() - t0:.1f} s)\n")
 print(f"{'':28s}{'quick':>22s}{'paper':>22s}")
-for key in ("image", "detection_logits", "heatmaps", "z_input", "landmarks"):
+for key in ("image", "detection_logits", "heatmaps", "z_net_input", "landmarks"):
     print(f"{key:28s}" + "".join(f"{str(info[n]['shapes'][key]):>22s}" for n in info))
 for key in ("detection", "regression", "z", "total"):
     print(f"{'params: ' + key:28s}" + "".join(f"{info[n]['params'][key] / 1e6:>20.2f} M" for n in info))
@@ -242,7 +242,7 @@ det = box(ax, xs[1], top, "detection subnet", net_text("detection", "ResNet-152 
 dmap = box(ax, xs[2], top, "N detection maps", shape_text("detection_logits") + "\n(binary disks)", DATA)
 reg = box(ax, xs[3], top, "regression subnet", net_text("regression", "hourglass"), NET, w=2.8)
 hmap = box(ax, xs[4], top, "N heatmaps", shape_text("heatmaps") + "\n(Gaussians)", DATA)
-stack = box(ax, xs[4], bottom, "RGB + N heatmaps", shape_text("z_input"), DATA)
+stack = box(ax, xs[4], bottom, "RGB + N heatmaps", shape_text("z_net_input"), DATA)
 znet = box(ax, xs[3], bottom, "Z regressor", net_text("z", "pre-act ResNet-200"), NET, w=2.8)
 zout = box(ax, xs[2], bottom, "z of each landmark", f"paper {N}\nquick {N}", DATA)
 lm3d = box(ax, xs[1], bottom, "3D landmarks", shape_text("landmarks") + "\n= (x, y, z)", OUT, w=2.8)
@@ -282,7 +282,7 @@ from fa3d.data import CenterCrop3D
 quick = Cascade.from_preset(presets["quick"]).eval()
 crop = CenterCrop3D(presets["quick"].image_size)(item)
 with torch.no_grad():
-    out = quick(normalize_images(crop["image"])[None])
+    out = quick(crop["image"][None])          # uint8 crops: the forward normalises them
 for key, value in out.items():
     assert tuple(value.shape[1:]) == info["quick"]["shapes"][key], key
     print(f"{key:18s} {tuple(value.shape)}")

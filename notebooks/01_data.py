@@ -294,7 +294,7 @@ facts.update(crop_roundtrip_max_px=roundtrip, crop_scale=round(k, 4))
 
 # %% [markdown]
 # The inverse matters at test time: the network predicts in crop pixels, `unwarp_landmarks` (through
-# `Cascade`'s `landmarks_to_image`) brings $x, y$ back and divides $z$ by $k$, and the error is float
+# `fa3d.data.transforms.unwarp_landmarks`) brings $x, y$ back and divides $z$ by $k$, and the error is float
 # rounding.
 
 # %% [markdown]

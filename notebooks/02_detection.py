@@ -65,16 +65,15 @@ from torchvision.models import resnet as tv_resnet
 from fa3d import viz
 from fa3d.data import SyntheticFaces, get_scheme
 from fa3d.data.transforms import CenterCrop3D
-from fa3d.evaluate import load_run
+from fa3d.runs import load_run, read_log
 from fa3d.heatmaps import decode_heatmaps, disk_heatmaps, disk_radius, resize_points
 from fa3d.metrics import summarize
 from fa3d.models import DetectionNet, detection_loss, get_preset, normalize_images, num_parameters
 from fa3d.models.detection import BilinearUpsample
 from fa3d.schedules import get_schedule
-from fa3d.train import read_log
 
 preset = get_preset(PRESET)
-cfg = preset.detection            # DetectionConfig: block, layers, width, num_landmarks
+cfg = preset.detection            # DetectionConfig: block, layers, width, pretrained
 S, N = preset.image_size, preset.num_landmarks
 scheme = get_scheme("3dfaw66")
 os.makedirs(OUT_DIR, exist_ok=True)
@@ -272,7 +271,7 @@ print(f"head: {tuple(head.weight.shape)} weights + {N} biases = {num_parameters(
 
 # %%
 torch.manual_seed(0)
-lib = DetectionNet(cfg)
+lib = DetectionNet(cfg, N)
 x = normalize_images(SyntheticFaces(2, image_size=S, seed=5)[0]["image"][None])   # any image will do
 mine.load_state_dict(lib.state_dict())                   # strict: every name and shape must match
 for p in lib.head.parameters():                          # make the head non-zero so the outputs say something
@@ -298,7 +297,7 @@ facts.update(quick_params=num_parameters(lib), quick_output_shape=list(out_lib.s
 
 # %%
 with torch.device("meta"):
-    paper_net = DetectionNet(paper.detection)
+    paper_net = DetectionNet(paper.detection, paper.num_landmarks)
     x_meta = torch.zeros(1, 3, paper.image_size, paper.image_size)
     with FlopCounterMode(display=False) as flops:
         y_meta = paper_net(x_meta)

@@ -65,17 +65,17 @@ from torchvision.models import resnet as tv_resnet
 from fa3d import viz
 from fa3d.data import SyntheticFaces, get_scheme
 from fa3d.data.transforms import CenterCrop3D
-from fa3d.evaluate import load_run
+from fa3d.runs import load_run, read_log
 from fa3d.heatmaps import decode_heatmaps, gaussian_heatmaps, resize_points
 from fa3d.metrics import gte
-from fa3d.models import RegressionNet, get_preset, normalize_images, num_parameters, regression_loss
+from fa3d.models import Cascade, RegressionNet, get_preset, normalize_images, num_parameters, regression_loss
 from fa3d.models.detection import BilinearUpsample
 from fa3d.models.regression import Hourglass, PreActBottleneck, residuals
 from fa3d.schedules import StageSchedule, TrainSchedule, get_schedule
-from fa3d.train import StageLoss, build_cascade, read_log
+from fa3d.losses import StageLoss
 
 preset = get_preset(PRESET)
-cfg = preset.regression           # RegressionConfig: features, depth, num_blocks, num_landmarks
+cfg = preset.regression           # RegressionConfig: features, depth, num_blocks
 S, N, C = preset.image_size, preset.num_landmarks, cfg.features
 scheme = get_scheme("3dfaw66")
 os.makedirs(OUT_DIR, exist_ok=True)
@@ -213,7 +213,7 @@ class MyRegressionNet(nn.Module):
 
 
 torch.manual_seed(0)
-lib = RegressionNet(cfg)
+lib = RegressionNet(cfg, N)
 mine = MyRegressionNet(N, C, cfg.depth)
 nn.init.normal_(lib.head.weight, std=0.01)             # a non-zero head, so the comparison says something
 mine.load_state_dict(lib.state_dict())
@@ -233,7 +233,7 @@ facts.update(quick_params=num_parameters(lib), quick_output_shape=list(out_lib.s
 # %%
 paper = get_preset("paper")
 with torch.device("meta"):
-    paper_net = RegressionNet(paper.regression)
+    paper_net = RegressionNet(paper.regression, paper.num_landmarks)
     xi = torch.zeros(1, 3, paper.image_size, paper.image_size)
     xd = torch.zeros(1, paper.num_landmarks, paper.image_size // 4, paper.image_size // 4)
     with FlopCounterMode(display=False) as flops:
@@ -315,7 +315,7 @@ fig
 # detector runs in eval mode (batch-norm statistics fixed) without gradients. In the joint stage both train.
 
 # %%
-demo = build_cascade(preset)
+demo = Cascade.from_preset(preset)
 for stage in ("regression", "joint"):
     loss_mod = StageLoss(demo, stage)
     loss_mod.set_mode(True)

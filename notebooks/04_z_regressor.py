@@ -63,17 +63,18 @@ from torch.utils.flop_counter import FlopCounterMode
 from fa3d import viz
 from fa3d.data import SyntheticFaces, get_scheme
 from fa3d.data.transforms import Augment3D, AugmentConfig, CenterCrop3D
-from fa3d.evaluate import load_run
+from fa3d.runs import load_run, read_log
 from fa3d.heatmaps import decode_heatmaps, gaussian_heatmaps
 from fa3d.metrics import summarize
 from fa3d.models import ZRegressor, get_preset, normalize_images, num_parameters, z_loss
 from fa3d.models.regression import PreActBottleneck
 from fa3d.models.zregressor import PreActBasic
 from fa3d.schedules import get_schedule
-from fa3d.train import StageLoss, TrainCrops, read_log
+from fa3d.data.training import TrainCrops
+from fa3d.losses import StageLoss
 
 preset = get_preset(PRESET)
-cfg = preset.z                    # ZConfig: block, layers, width, num_landmarks
+cfg = preset.z                    # ZConfig: block, layers, width, inputs
 S, N = preset.image_size, preset.num_landmarks
 scheme = get_scheme("3dfaw66")
 os.makedirs(OUT_DIR, exist_ok=True)
@@ -104,7 +105,7 @@ course.show_source(PreActBasic)
 # %%
 paper = get_preset("paper")
 with torch.device("meta"):
-    paper_net = ZRegressor(paper.z)
+    paper_net = ZRegressor(paper.z, paper.num_landmarks)
     x = torch.zeros(1, 3 + paper.num_landmarks, paper.image_size, paper.image_size)
     shapes = {}
     for name in ("conv1", "maxpool", "layer1", "layer2", "layer3", "layer4"):
@@ -118,8 +119,8 @@ def unit_spec(unit) -> str:
     return "[" + ", ".join(f"({c.out_channels},{c.kernel_size[0]}×{c.kernel_size[1]})" for c in convs) + "]"
 
 
-rows = [("B1", "1× conv", f"({paper_net.conv1.out_channels},7×7,2×2), in: 3+N = {paper_net.conv1.in_channels} channels",
-         shapes["conv1"], num_parameters(paper_net.conv1)),
+rows = [("B1", "conv, BN, ReLU", f"({paper_net.conv1.out_channels},7×7,2×2), in: 3+N = {paper_net.conv1.in_channels} channels",
+         shapes["conv1"], num_parameters(paper_net.conv1) + num_parameters(paper_net.bn1)),
         ("B2", "1× pooling", "(3×3, 2×2) max", shapes["maxpool"], 0)]
 for b, name in zip(("B3", "B4", "B5", "B6"), ("layer1", "layer2", "layer3", "layer4")):
     layer = getattr(paper_net, name)
@@ -147,7 +148,7 @@ facts.update(paper_params_millions=round(num_parameters(paper_net) / 1e6, 2), pa
 
 # %%
 torch.manual_seed(0)
-quick_net = ZRegressor(cfg)
+quick_net = ZRegressor(cfg, N)
 stats = {"conv1 (new, 3+N in)": quick_net.conv1.weight.detach(), "fc (new, N out)": quick_net.fc.weight.detach(),
          "layer2.0.conv1 (He init)": quick_net.layer2[0].conv1.weight.detach()}
 for name, wgt in stats.items():

@@ -62,8 +62,9 @@ from matplotlib.figure import Figure
 
 from fa3d import metrics, report, viz
 from fa3d.data import SyntheticFaces, get_scheme, render_face
-from fa3d.evaluate import format_table, load_run
-from fa3d.train import predict_crops
+from fa3d.evaluate import format_table
+from fa3d.runs import load_run
+from fa3d.predict import predict_crops
 
 os.makedirs(OUT_DIR, exist_ok=True)
 REPORT_DIR = Path(OUT_DIR) / "05_report"
@@ -282,14 +283,15 @@ fig
 #
 # | row | $x, y$ from | $z$ from |
 # |---|---|---|
-# | **detection only** | the detection subnet's maps (§2.1, first half) | the Z regressor |
+# | **detection only + mean depth** | the detection subnet's maps (§2.1, first half) | the mean training face (no Z net) |
 # | **2D cascade + mean depth** | the regression subnet (§2.1) | the mean training face (no Z net) |
 # | **full cascade** | the regression subnet | the Z regressor (§2.2) |
 # | **mean-shape baseline** | the mean training face | the mean training face |
 #
-# `predict_crops(cascade, images, stage)` gives the first and third: with `stage="detection"` the points
-# are decoded from the detection maps, with `"regression"` or `"z"` from the hourglass (the Z net gives $z$
-# in both). The mean shape is stored in the checkpoint, in crop pixels.
+# `predict_crops(cascade, images, stage)` gives the cascade trained up to `stage`: with `"detection"` the
+# points are decoded from the detection maps and $z$ is 0 (no Z net yet), with `"regression"` from the
+# hourglass, with `"z"` from the hourglass and the Z net. Both 2D rows take their depth from the mean
+# shape, stored in the checkpoint in crop pixels, so that they differ from each other in $x, y$ only.
 
 # %%
 run_dir = course.ensure_run("z", OUT_DIR)
@@ -308,12 +310,15 @@ with torch.no_grad():
         "detection only": predict_crops(cascade, crops["image"], "detection"),
         "full cascade": predict_crops(cascade, crops["image"], "z"),
     }
-    same = torch.equal(predict_crops(cascade, crops["image"][:16], "regression"), preds["full cascade"][:16])
+    same = torch.equal(predict_crops(cascade, crops["image"][:16], "regression")[..., :2],
+                       preds["full cascade"][:16, :, :2])
+mean_depth = mean_shape[:, 2:].expand(len(gt), -1, -1)
+preds["detection only"] = torch.cat([preds["detection only"][..., :2], mean_depth], -1)
 preds["2D cascade + mean depth"] = torch.cat([preds["full cascade"][..., :2], mean_shape[:, 2:].expand(len(gt), -1, -1)], -1)
 preds["mean-shape baseline"] = mean_shape.expand_as(gt).clone()
 preds = {k: preds[k] for k in ("detection only", "2D cascade + mean depth", "full cascade", "mean-shape baseline")}
 print(f"predicted {len(gt)} faces × 2 stages in {time.perf_counter() - t0:.1f} s; "
-      f"stage 'regression' gives the same points as 'z' (16 faces checked): {same}")
+      f"stage 'regression' gives the same x, y as 'z' (16 faces checked): {same}")
 
 # %% [markdown]
 # ## 4. The interocular distance: why 3D

@@ -63,8 +63,8 @@ from matplotlib.figure import Figure
 
 from fa3d import metrics, viz, widgets
 from fa3d.data import SyntheticFaces, get_scheme, render_face
-from fa3d.evaluate import load_run
-from fa3d.train import predict_crops
+from fa3d.runs import load_run
+from fa3d.predict import predict_crops
 
 os.makedirs(OUT_DIR, exist_ok=True)
 interactive = widgets.resolve_interactive(INTERACTIVE)

@@ -67,13 +67,16 @@ import torch
 from IPython.display import Markdown, display
 from matplotlib.figure import Figure
 
-import fa3d.train
+import fa3d.runs
+import fa3d.schedules
 from fa3d import viz
 from fa3d.checkpoint import load_checkpoint
-from fa3d.evaluate import evaluate_dataset, evaluate_run, load_run, test_dataset
+from fa3d.data.splits import test_dataset
+from fa3d.evaluate import evaluate_dataset, evaluate_run
+from fa3d.runs import TrainConfig, load_run, read_log
 from fa3d.schedules import STAGES as ALL_STAGES
 from fa3d.schedules import get_schedule
-from fa3d.train import TrainConfig, read_log, train
+from fa3d.train import train
 
 os.makedirs(OUT_DIR, exist_ok=True)
 stages = tuple(s.strip() for s in STAGES.split(",") if s.strip())
@@ -155,7 +158,7 @@ fig
 # schedule, so you can try either (exercise 2):
 
 # %%
-course.show_source(fa3d.train._make_optimizer)
+course.show_source(fa3d.schedules.make_optimizer)
 
 # %% [markdown]
 # ## 2. A batch size that fits your GPU
@@ -239,7 +242,7 @@ def disconnect(stage, epoch, step):
         raise SimulatedDisconnect(f"simulated disconnect in the {stage} stage, epoch 2, after step {step}")
 
 
-ckpt_path = RUN_DIR / fa3d.train.CHECKPOINT_NAME
+ckpt_path = RUN_DIR / fa3d.runs.CHECKPOINT_NAME
 resumed, cut_log = False, []
 t0 = time.time()
 if SIMULATE_DISCONNECT:        # the demonstration: a fresh run (this folder belongs to the notebook), cut off

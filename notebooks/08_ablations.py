@@ -58,14 +58,16 @@ import torch
 from IPython.display import Markdown, display
 from matplotlib.figure import Figure
 
-import fa3d.train
+import fa3d.runs
 from fa3d import viz
 from fa3d.checkpoint import load_checkpoint
-from fa3d.evaluate import load_run
+from fa3d.demo import QUICK_DEMO
+from fa3d.predict import predict_crops
+from fa3d.runs import CHECKPOINT_NAME, TrainConfig, load_run
 from fa3d.heatmaps import gaussian_heatmaps
 from fa3d.models import normalize_images
 from fa3d.schedules import get_schedule
-from fa3d.train import CHECKPOINT_NAME, QUICK_DEMO, TrainConfig, predict_crops, train
+from fa3d.train import train
 
 os.makedirs(OUT_DIR, exist_ok=True)
 t_start = time.time()
@@ -117,7 +119,7 @@ print(f"2D error on the test faces: GTE xy {100 * float(viz.image_errors(torch.c
 # so that Z network starts from a fresh initialisation, drawn with the same seed).
 
 # %%
-course.show_source(fa3d.train.load_init_from)
+course.show_source(fa3d.runs.load_init_from)
 
 # %% [markdown]
 # One function trains (or reuses, when this notebook ran before with the same settings) the Z stage of a
@@ -144,7 +146,7 @@ def run_variant(name, *, p=0.5, inputs="rgb+heatmaps", sigma=None, seed=0):
     if ckpt_path.exists():
         old = load_checkpoint(ckpt_path)
         same = lambda c: {**c, "out": None, "progress": None}      # the same run, wherever OUT_DIR is
-        if old.get("finished") and same(old["config"]) == same(fa3d.train._config_dict(cfg)):
+        if old.get("finished") and same(old["config"]) == same(cfg.to_dict()):
             return run_dir, 0.0
     t0 = time.time()
     train(cfg, overwrite=True)
@@ -374,4 +376,4 @@ print(json.dumps({k: v for k, v in facts.items() if k != "variants"}, indent=2))
 #    could `init_from` not carry the untrained Z network of notebook 03's run over to the RGB-alone run?
 #    What does `load_run` read to rebuild each network?
 #    *Hint:* `load_checkpoint(run_dir / "checkpoint.pt")["preset"]["z"]`, `ckpt["models"]["z"]`;
-#    `fa3d.train.load_init_from` and `fa3d.evaluate.load_run`.
+#    `fa3d.runs.load_init_from` and `fa3d.runs.load_run`.

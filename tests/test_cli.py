@@ -12,9 +12,9 @@ import torch
 
 from fa3d.checkpoint import load_checkpoint
 from fa3d.cli import main
-from fa3d.data.readers import write_image
+from fa3d.data.writers import write_image
 from fa3d.data.synthetic import SyntheticFaces
-from fa3d.evaluate import METRIC_KEYS
+from fa3d.metrics import METRIC_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "quick", "--num-train", "16", "--num-valid", "6", "--synthetic-size", "64",

@@ -7,7 +7,7 @@ import torch
 from fa3d import course
 from fa3d.checkpoint import load_checkpoint
 from fa3d.schedules import STAGES, get_schedule
-from fa3d.train import read_log
+from fa3d.runs import read_log
 
 
 def test_largest_batch_that_fits_halves_until_it_fits():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from fa3d.data.readers import write_300wlp_mat, write_aflw2000_3d_mat, write_image, write_pts
+from fa3d.data.writers import write_300wlp_mat, write_aflw2000_3d_mat, write_image, write_pts
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "data_scripts"
 

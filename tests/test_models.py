@@ -11,9 +11,11 @@ import torchvision
 from torchvision.models.resnet import Bottleneck
 
 from fa3d.heatmaps import decode_heatmaps, disk_heatmaps, gaussian_heatmaps
-from fa3d.models import (PRESETS, Cascade, DetectionConfig, DetectionNet, PretrainedWeightsUnavailable,
+from fa3d.data.transforms import unwarp_landmarks
+from fa3d.heatmaps import resize_points
+from fa3d.models import (PRESETS, Cascade, DetectionConfig, DetectionNet, Preset, PretrainedWeightsUnavailable,
                          RegressionNet, ZConfig, ZRegressor, detection_loss, get_preset,
-                         landmarks_to_image, normalize_images, regression_loss, z_loss)
+                         normalize_images, regression_loss, z_loss)
 from fa3d.models.detection import BilinearUpsample, ResNetBackbone
 from fa3d.models.regression import Hourglass, PreActBottleneck
 from fa3d.models.zregressor import load_pretrained
@@ -26,7 +28,8 @@ def paper_meta():
     """The paper preset's three nets on the meta device: structure and shapes, no memory, no compute."""
     preset = get_preset("paper")
     with torch.device("meta"):
-        return preset, DetectionNet(preset.detection), RegressionNet(preset.regression), ZRegressor(preset.z)
+        N = preset.num_landmarks
+        return preset, DetectionNet(preset.detection, N), RegressionNet(preset.regression, N), ZRegressor(preset.z, N)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +71,8 @@ def test_paper_z_is_preact_resnet200(paper_meta):
     assert [len(s) for s in (z.layer1, z.layer2, z.layer3, z.layer4)] == [3, 24, 36, 3]
     assert all(isinstance(b, PreActBottleneck) for s in (z.layer1, z.layer2, z.layer3, z.layer4) for b in s)
     assert 3 * sum(len(s) for s in (z.layer1, z.layer2, z.layer3, z.layer4)) + 2 == 200  # + conv1 + fc
+    # the pre-activation ResNet stem: conv -> BN -> ReLU -> max-pool (fb.resnet.torch preresnet)
+    assert isinstance(z.bn1, nn.BatchNorm2d) and z.bn1.num_features == z.conv1.out_channels == 64
     assert z.conv1.in_channels == 3 + 66 and z.conv1.kernel_size == (7, 7) and z.conv1.stride == (2, 2)
     widths = [(s[0].conv1.out_channels, s[0].conv2.out_channels, s[0].conv3.out_channels)
               for s in (z.layer1, z.layer2, z.layer3, z.layer4)]
@@ -104,10 +109,10 @@ def test_quick_cascade_forward(quick):
     preset, cascade = quick
     S, N = preset.image_size, 66
     cascade.eval()
-    images = normalize_images(torch.randint(0, 256, (2, 3, S, S), dtype=torch.uint8))
+    images = torch.randint(0, 256, (2, 3, S, S), dtype=torch.uint8)
     with torch.no_grad():
         out = cascade(images)
-        feats = cascade.detection.backbone(images)
+        feats = cascade.detection.backbone(normalize_images(images))
     assert feats.shape[-1] == S // 16  # output stride 16 in the quick layout too
     assert out["detection_logits"].shape == (2, N, S // 4, S // 4)
     assert out["heatmaps"].shape == (2, N, S, S)
@@ -115,17 +120,77 @@ def test_quick_cascade_forward(quick):
     assert lm.shape == (2, N, 3) and lm.dtype == torch.float32 and torch.isfinite(lm).all()
     assert torch.equal(lm[..., :2], decode_heatmaps(out["heatmaps"]))
     assert lm[..., :2].min() >= 0 and lm[..., :2].max() <= S - 1
+    # the forward's intermediates are the paper's chain, step by step
+    torch.testing.assert_close(out["detection_maps"], torch.sigmoid(out["detection_logits"]))
+    assert torch.equal(out["detection_xy"], resize_points(decode_heatmaps(out["detection_maps"]), S // 4, S))
+    assert torch.equal(out["z_input"], gaussian_heatmaps(lm[..., :2], S, preset.heatmap_sigma))
+    torch.testing.assert_close(lm[..., 2], out["z"] - out["z"].mean(-1, keepdim=True))
+    torch.testing.assert_close(lm[..., 2].mean(-1), torch.zeros(2), atol=1e-5, rtol=0)
+
+
+def test_cascade_forward_stops_early_and_renders_z_input_at_given_points(quick):
+    preset, cascade = quick
+    S = preset.image_size
+    cascade.eval()
+    images = torch.randint(0, 256, (2, 3, S, S), dtype=torch.uint8)
+    given = torch.rand(2, 66, 2) * (S - 1)
+    with torch.no_grad():
+        full = cascade(images)
+        det = cascade(images, upto="detection")
+        mixed = cascade(images, z_xy=given, z_xy_mask=torch.tensor([True, False]))
+        z_only = cascade.z(normalize_images(images), gaussian_heatmaps(given, S, preset.heatmap_sigma))
+    assert "heatmaps" not in det and "z" not in det
+    assert torch.equal(det["xy"], full["detection_xy"]) and torch.equal(det["landmarks"][..., 2], torch.zeros(2, 66))
+    assert torch.equal(mixed["xy"], full["xy"])                       # x, y never come from z_xy
+    torch.testing.assert_close(mixed["z"][0], z_only[0])              # sample 0: Z input at the given points
+    torch.testing.assert_close(mixed["z"][1], full["z"][1])           # sample 1: at the decoded points
+    with pytest.raises(ValueError, match="upto"):
+        cascade(images, upto="joint")
+
+
+def test_channels_last_cascade_gives_the_same_landmarks(quick):
+    preset, _ = quick
+    torch.manual_seed(0)
+    a = Cascade.from_preset(preset).eval()
+    b = Cascade.from_preset(preset).eval()
+    b.load_state_dict(a.state_dict())
+    b.to_channels_last()
+    images = torch.randint(0, 256, (2, 3, preset.image_size, preset.image_size), dtype=torch.uint8)
+    with torch.no_grad():
+        out_a, out_b = a(images), b(images)
+    assert out_b["z_input"].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out_a["landmarks"], out_b["landmarks"], atol=1e-3, rtol=1e-4)
+
+
+def test_cascade_under_cpu_bf16_autocast(quick):
+    preset, cascade = quick
+    cascade.eval()
+    images = torch.randint(0, 256, (2, 3, preset.image_size, preset.image_size), dtype=torch.uint8)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = cascade(images)
+    assert out["landmarks"].dtype == torch.float32 and torch.isfinite(out["landmarks"]).all()
 
 
 def test_presets_are_data():
     p68 = get_preset("quick", num_landmarks=68)
-    assert (p68.detection.num_landmarks, p68.regression.num_landmarks, p68.z.num_landmarks) == (68, 68, 68)
-    assert PRESETS["quick"].detection.num_landmarks == 66  # get_preset returns a copy
+    c68 = Cascade.from_preset(p68)
+    assert (p68.num_landmarks, c68.num_landmarks, c68.detection.head.out_channels, c68.z.fc.out_features) == (68,) * 4
+    assert PRESETS["quick"].num_landmarks == 66  # get_preset returns a copy
+    assert Preset.from_dict(p68.to_dict()) == p68
     paper = get_preset("paper")
     assert (paper.image_size, paper.heatmap_sigma) == (384, 6.0)
     assert paper.image_size % 64 == 0 and get_preset("quick").image_size % 64 == 0
     with pytest.raises(ValueError, match="unknown preset"):
         get_preset("huge")
+
+
+def test_preset_from_a_checkpoint_of_fa3d_0_1():
+    old = get_preset("quick", num_landmarks=68).to_dict()
+    del old["num_landmarks"]
+    for sub in ("detection", "regression", "z"):   # fa3d 0.1 kept N in every sub-config
+        old[sub]["num_landmarks"] = 68
+    old["z"]["layers"] = list(old["z"]["layers"])  # as JSON gives it back
+    assert Preset.from_dict(old) == get_preset("quick", num_landmarks=68)
 
 
 # ----------------------------------------------------------------------------- initialisation
@@ -165,7 +230,7 @@ def test_detection_head_starts_at_zero(quick):
 
 def test_z_new_layers_are_gaussian_001():
     torch.manual_seed(0)
-    z = ZRegressor(ZConfig(layers=(1, 1, 1, 1), block="bottleneck", width=64))
+    z = ZRegressor(ZConfig(layers=(1, 1, 1, 1), block="bottleneck", width=64), 66)
     for w in (z.conv1.weight, z.fc.weight):
         assert abs(w.mean().item()) < 1e-3
         assert w.std().item() == pytest.approx(0.01, rel=0.05)
@@ -209,14 +274,14 @@ def test_each_quick_subnet_overfits_a_tiny_batch():
 
     p = disks.mean()
     best_constant = -(p * p.log() + (1 - p) * (1 - p).log()).item()
-    losses = _overfit(DetectionNet(preset.detection), (images,), disks, detection_loss, steps=30, lr=1e-2)
+    losses = _overfit(DetectionNet(preset.detection, N), (images,), disks, detection_loss, steps=30, lr=1e-2)
     assert losses[0] == pytest.approx(math.log(2)) and losses[-1] < 0.8 * best_constant
 
-    losses = _overfit(RegressionNet(preset.regression), (images, disks), gauss, regression_loss, steps=30, lr=1e-3)
+    losses = _overfit(RegressionNet(preset.regression, N), (images, disks), gauss, regression_loss, steps=30, lr=1e-3)
     assert losses[0] == pytest.approx(gauss.square().mean().item())  # zero head: empty maps at first
     assert losses[-1] < 0.6 * gauss.var(unbiased=False).item()
 
-    losses = _overfit(ZRegressor(preset.z), (images, gauss), z_true, z_loss, steps=20, lr=1e-2)
+    losses = _overfit(ZRegressor(preset.z, N), (images, gauss), z_true, z_loss, steps=20, lr=1e-2)
     assert losses[-1] < 0.1 * z_true.var(unbiased=False).item()
 
 
@@ -233,12 +298,12 @@ def test_normalize_images():
         normalize_images(torch.zeros(1, 3, 2, 2, dtype=torch.int32))
 
 
-def test_landmarks_to_image_by_hand():
+def test_crop_landmarks_back_to_the_image_by_hand():
     # crop = rotate by 90°, scale 2, shift (10, 5): (x, y) -> (-2y + 10, 2x + 5), z -> 2z
     A = torch.tensor([[[0.0, -2.0, 10.0], [2.0, 0.0, 5.0]],
                       [[0.5, 0.0, -1.0], [0.0, 0.5, 3.0]]])
     crop = torch.tensor([[[6.0, 7.0, 6.0]], [[1.0, 4.0, -1.0]]])
-    image = landmarks_to_image(crop, A)
+    image = unwarp_landmarks(crop, A)
     torch.testing.assert_close(image, torch.tensor([[[1.0, 2.0, 3.0]], [[4.0, 2.0, -2.0]]]))
 
 
@@ -258,14 +323,14 @@ def _no_download(monkeypatch, tmp_path):
 def test_pretrained_missing_raises_clear_error(monkeypatch, tmp_path):
     calls = _no_download(monkeypatch, tmp_path)
     with pytest.raises(PretrainedWeightsUnavailable) as err:
-        DetectionNet(DetectionConfig(layers=(2, 2, 2, 2), block="basic", num_landmarks=4, pretrained=True))
+        DetectionNet(DetectionConfig(layers=(2, 2, 2, 2), block="basic", pretrained=True), 4)
     msg = str(err.value)
     assert os.path.join(str(tmp_path), "hub", "checkpoints", "resnet18-f37072fd.pth") in msg
     assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in msg
     assert "pretrained=False" in msg
     assert len(calls) == 1  # the (refused) download was the only way out: nothing reached the network
     with pytest.raises(ValueError, match="no torchvision ImageNet weights"):
-        DetectionNet(DetectionConfig(layers=(1, 1, 1, 1), block="basic", pretrained=True))
+        DetectionNet(DetectionConfig(layers=(1, 1, 1, 1), block="basic", pretrained=True), 66)
 
 
 def test_pretrained_loads_from_torch_cache(monkeypatch, tmp_path):
@@ -274,7 +339,7 @@ def test_pretrained_loads_from_torch_cache(monkeypatch, tmp_path):
     reference = torchvision.models.resnet18()
     os.makedirs(tmp_path / "hub" / "checkpoints")
     torch.save(reference.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
-    det = DetectionNet(DetectionConfig(layers=(2, 2, 2, 2), block="basic", num_landmarks=4, pretrained=True))
+    det = DetectionNet(DetectionConfig(layers=(2, 2, 2, 2), block="basic", pretrained=True), 4)
     assert not calls
     torch.testing.assert_close(det.backbone.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
     torch.testing.assert_close(det.backbone.bn1.running_var, reference.bn1.running_var)
@@ -282,14 +347,14 @@ def test_pretrained_loads_from_torch_cache(monkeypatch, tmp_path):
 
 def test_z_load_pretrained_reuses_rgb_filters(tmp_path):
     torch.manual_seed(0)
-    cfg = ZConfig(num_landmarks=4, layers=(1, 1, 1, 1), block="basic", width=8)
-    source = ZRegressor(cfg).state_dict()
+    cfg = ZConfig(layers=(1, 1, 1, 1), block="basic", width=8)
+    source = ZRegressor(cfg, 4).state_dict()
     source["conv1.weight"] = torch.randn(8, 3, 7, 7)   # an "ImageNet" RGB stem
     source["fc.weight"] = torch.randn(1000, 64)         # and classifier
     source["fc.bias"] = torch.randn(1000)
     path = tmp_path / "imagenet_z.pth"
     torch.save(source, path)
-    model = ZRegressor(ZConfig(**{**cfg.__dict__, "pretrained_path": str(path)}))
+    model = ZRegressor(ZConfig(**{**cfg.__dict__, "pretrained_path": str(path)}), 4)
     torch.testing.assert_close(model.conv1.weight[:, :3], source["conv1.weight"])
     assert model.conv1.weight[:, 3:].std().item() < 0.05            # heatmap channels: N(0, 0.01)
     assert model.fc.weight.shape == (4, 64) and model.fc.weight.std().item() < 0.05
@@ -298,13 +363,13 @@ def test_z_load_pretrained_reuses_rgb_filters(tmp_path):
     bad = tmp_path / "other.pth"
     torch.save({"conv1.weight": torch.zeros(8, 3, 7, 7)}, bad)
     with pytest.raises(ValueError, match="other.pth"):
-        load_pretrained(ZRegressor(cfg), str(bad))
+        load_pretrained(ZRegressor(cfg, 4), str(bad))
 
 
 @pytest.mark.parametrize("inputs, channels", [("rgb+heatmaps", 3 + 66), ("rgb", 3), ("heatmaps", 66)])
 def test_z_inputs_ablations_use_only_their_input(inputs, channels):
     torch.manual_seed(0)
-    z = ZRegressor(ZConfig(layers=(1, 1, 1, 1), block="basic", width=8, inputs=inputs)).eval()
+    z = ZRegressor(ZConfig(layers=(1, 1, 1, 1), block="basic", width=8, inputs=inputs), 66).eval()
     assert z.conv1.in_channels == channels
     images, heat = torch.randn(2, 3, 64, 64), torch.rand(2, 66, 64, 64)
     with torch.no_grad():
@@ -313,3 +378,38 @@ def test_z_inputs_ablations_use_only_their_input(inputs, channels):
     assert out.shape == (2, 66)
     assert torch.equal(out, other_heat) == (inputs == "rgb")          # heatmaps ignored only by "rgb"
     assert torch.equal(out, other_images) == (inputs == "heatmaps")   # images ignored only by "heatmaps"
+
+
+def test_z_loads_a_preact_resnet_state_dict_with_its_stem_bn(tmp_path):
+    """An ImageNet pre-activation ResNet in this layout (RGB stem conv -> BN -> ReLU -> max-pool,
+    1000 classes) fine-tunes into the 3+N-channel Z net: every layer but the new ones is taken over."""
+    torch.manual_seed(0)
+    cfg = ZConfig(layers=(1, 1, 1, 1), block="bottleneck", width=8)
+    imagenet = ZRegressor(ZConfig(**{**cfg.__dict__, "inputs": "rgb"}), 1000)
+    with torch.no_grad():
+        imagenet.bn1.weight.uniform_(0.5, 1.5)
+        imagenet.bn1.running_mean.uniform_(-1, 1)
+    state = imagenet.state_dict()
+    assert [k for k in state if not k.startswith(("layer", "norm", "fc"))] == [
+        "conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked"]
+    path = tmp_path / "preresnet_imagenet.pth"
+    torch.save(state, path)
+    model = ZRegressor(ZConfig(**{**cfg.__dict__, "pretrained_path": str(path)}), 66)
+    assert model.conv1.in_channels == 3 + 66
+    torch.testing.assert_close(model.conv1.weight[:, :3], state["conv1.weight"])
+    torch.testing.assert_close(model.bn1.weight, state["bn1.weight"])
+    torch.testing.assert_close(model.bn1.running_mean, state["bn1.running_mean"])
+    torch.testing.assert_close(model.layer3[0].conv2.weight, state["layer3.0.conv2.weight"])
+    assert model.fc.out_features == 66 and model.fc.weight.std().item() < 0.05   # new layer: N(0, 0.01)
+    # the stem's BN-ReLU is in the forward: a stem without it would ignore bn1's statistics
+    model.eval()
+    x, heat = torch.randn(1, 3, 64, 64), torch.rand(1, 66, 64, 64)
+    with torch.no_grad():
+        h = model.maxpool(F.relu(model.bn1(model.conv1(torch.cat([x, heat], 1)))))
+        h = model.layer4(model.layer3(model.layer2(model.layer1(h))))
+        by_hand = model.fc(F.relu(model.norm(h)).mean(dim=(2, 3)))
+        torch.testing.assert_close(model(x, heat), by_hand)
+    del state["bn1.weight"]                                     # a stem without BN (fa3d 0.1's layout)
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="bn1.weight"):
+        load_pretrained(ZRegressor(cfg, 66), str(path))

@@ -1,4 +1,5 @@
-"""Real-dataset readers and writers, on files of the real formats written here (no downloads)."""
+"""Real-dataset readers (fa3d.data.readers) and writers (fa3d.data.writers), on files of the real formats
+written here (no downloads)."""
 import math
 
 import numpy as np
@@ -6,10 +7,10 @@ import pytest
 import scipy.io
 import torch
 
-from fa3d.data.readers import (AFLW2000_3D, DatasetFormatError, PtsFolder, ThreeDFAW, W300LP,
-                               export_3dfaw_layout, open_dataset, read_300wlp_landmarks,
-                               read_3dfaw_landmarks, read_aflw2000_3d, read_aflw2000_pose, read_image,
-                               read_pts, write_300wlp_mat, write_300wlp_pts_mat, write_3dfaw_landmarks,
+from fa3d.data.readers import (AFLW2000_3D, DATASET_SPECS, DatasetFormatError, PtsFolder, ThreeDFAW, W300LP,
+                               open_dataset, parse_spec, read_300wlp_landmarks, read_3dfaw_landmarks,
+                               read_aflw2000_3d, read_aflw2000_pose, read_image, read_pts)
+from fa3d.data.writers import (export_3dfaw_layout, write_300wlp_mat, write_300wlp_pts_mat, write_3dfaw_landmarks,
                                write_aflw2000_3d_mat, write_image, write_pts)
 from fa3d.data.schemes import INDICES_68_TO_66
 
@@ -356,3 +357,61 @@ def test_open_dataset_synthetic_and_export(tmp_path):
     a, b = ds[0], ThreeDFAW(tmp_path)[0]
     assert b["id"] == str(a["id"]).replace("/", "__") and b["image"].shape == a["image"].shape
     torch.testing.assert_close(b["landmarks"], a["landmarks"], atol=1e-4, rtol=0)
+
+
+# ----------------------------------------------------------------------------- landmarks without images
+
+def _same(a, b):
+    """Equal tensors, NaN equal to NaN (2D data has NaN z)."""
+    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(torch.nan_to_num(a, 1234.5),
+                                                                    torch.nan_to_num(b, 1234.5)) \
+        and torch.equal(torch.isnan(a), torch.isnan(b))
+
+
+def _dataset_of_each_class(root):
+    _make_3dfaw(root / "3dfaw")
+    for i in range(2):
+        write_image(root / "aflw" / f"im{i}.jpg", _img(i))
+        write_aflw2000_3d_mat(root / "aflw" / f"im{i}.mat", _lm(68, seed=i), (10.0 * i, 0.0, 0.0))
+        write_image(root / "lp" / "AFW" / f"a{i}.jpg", _img(i))
+        write_300wlp_mat(root / "lp" / "AFW" / f"a{i}.mat", _lm(68, 2, seed=i), (0.0, 5.0, 0.0))
+        write_image(root / "pts" / "s" / f"p{i}.png", _img(i))
+        write_pts(root / "pts" / "s" / f"p{i}.pts", _lm(68, 2, seed=i))
+    return [ThreeDFAW(root / "3dfaw"), AFLW2000_3D(root / "aflw"), AFLW2000_3D(root / "aflw", scheme="3dfaw66"),
+            W300LP(root / "lp"), PtsFolder(root / "pts"), PtsFolder(root / "pts", scheme="3dfaw66")]
+
+
+def test_landmarks_equal_items_landmarks_for_each_dataset_class(tmp_path):
+    datasets = _dataset_of_each_class(tmp_path)
+    assert {type(ds) for ds in datasets} == {ThreeDFAW, AFLW2000_3D, W300LP, PtsFolder}
+    for ds in datasets:
+        for i in range(len(ds)):
+            lm, item_lm = ds.landmarks(i), ds[i]["landmarks"]
+            assert lm.dtype == torch.float32 and lm.shape == (ds.scheme.num_points, 3)
+            assert _same(lm, item_lm), (ds, i)
+            assert torch.isnan(lm[:, 2]).all() == isinstance(ds, (W300LP, PtsFolder))
+
+
+def test_landmarks_do_not_decode_the_image(tmp_path):
+    _make_3dfaw(tmp_path, n=2)
+    ds = ThreeDFAW(tmp_path)
+    expected = ds[0]["landmarks"]
+    (tmp_path / "train_img" / "face000.jpg").write_bytes(b"")  # an image that cannot be decoded
+    assert _same(ds.landmarks(0), expected)
+    with pytest.raises(DatasetFormatError, match="face000.jpg"):
+        ds[0]
+    (tmp_path / "train_lm" / "face001_lm.csv").write_text("1,2,3\n" * 65)  # the annotation is still read
+    with pytest.raises(DatasetFormatError, match="face001_lm.csv"):
+        ds.landmarks(1)
+
+
+# ----------------------------------------------------------------------------- spec parser
+
+def test_parse_spec():
+    assert parse_spec("3dfaw:/data/3dfaw") == ("3dfaw", "/data/3dfaw")
+    assert parse_spec(" AFLW2000 :C:/data") == ("aflw2000", "C:/data")  # only the first ":" splits
+    assert parse_spec("synthetic") == ("synthetic", "")
+    assert {parse_spec(f"{k}:x")[0] for k in DATASET_SPECS} == {"synthetic", "3dfaw", "aflw2000", "300wlp", "folder"}
+    with pytest.raises(ValueError, match="imagenet:x") as e:
+        parse_spec("imagenet:x")
+    assert all(line in str(e.value) for line in DATASET_SPECS.values())

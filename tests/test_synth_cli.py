@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from fa3d.cli import SYNTHETIC_VALID_SEED_OFFSET, main
+from fa3d.cli import main
+from fa3d.data.splits import SYNTHETIC_VALID_SEED_OFFSET
 from fa3d.data import SyntheticFaces, ThreeDFAW
 
 

@@ -13,11 +13,13 @@ import torch
 
 import fa3d
 import fa3d.checkpoint as ckpt_mod
-import fa3d.train as train_mod
 from fa3d.checkpoint import CheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
-from fa3d.models import get_preset
-from fa3d.schedules import STAGES, StageSchedule, TrainSchedule, get_schedule
-from fa3d.train import (RunDirError, StageLoss, TrainConfig, build_cascade, epoch_order, read_log, train)
+from fa3d.data.training import center_crops, epoch_order
+from fa3d.losses import StageLoss
+from fa3d.models import Cascade, get_preset, z_loss
+from fa3d.runs import RunDirError, TrainConfig, read_log
+from fa3d.schedules import STAGES, StageSchedule, TrainSchedule, get_schedule, stage_plan
+from fa3d.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,9 +49,9 @@ def test_paper_schedule_is_the_papers():
 
 
 def test_lr_decays_geometrically_between_end_points():
-    cfg = TrainConfig(out="x", epochs_scale=0.1)
     s = get_schedule("paper")
-    epochs, per_epoch, total, per_rank = train_mod._stage_plan(cfg, s, "z", n_train=160, world=2)
+    plan = stage_plan(s.z, num_train=160, world=2, epochs_scale=0.1)
+    epochs, per_epoch, total, per_rank = plan.epochs, plan.steps_per_epoch, plan.total_steps, plan.batch_per_process
     assert (epochs, per_epoch, total, per_rank) == (10, 10, 100, 8)
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=s.z.lr_start)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, (s.z.lr_end / s.z.lr_start) ** (1 / (total - 1)))
@@ -73,7 +75,6 @@ def test_epoch_order_is_a_deterministic_permutation():
 @pytest.fixture(scope="module")
 def four_faces():
     from fa3d.data.synthetic import SyntheticFaces
-    from fa3d.train import center_crops
     return center_crops(SyntheticFaces(4, image_size=64, seed=3), 64)
 
 
@@ -82,7 +83,7 @@ def four_faces():
                                              ("joint", 1e-3, 0.5), ("z", 3e-3, 0.5)])
 def test_loss_decreases_on_a_tiny_overfit_batch(stage, lr, factor, four_faces):
     torch.manual_seed(0)
-    cascade = build_cascade(get_preset("quick"))
+    cascade = Cascade.from_preset(get_preset("quick"))
     images, lm = four_faces["image"], four_faces["landmarks"]
     loss_mod = StageLoss(cascade, stage)
     loss_mod.set_mode(True)
@@ -104,7 +105,7 @@ def test_loss_decreases_on_a_tiny_overfit_batch(stage, lr, factor, four_faces):
 def test_z_loss_ignores_missing_depth():
     pred = torch.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
     true = torch.tensor([[0.0, float("nan"), 5.0]])
-    loss = train_mod._z_loss_masked(pred, true)
+    loss = z_loss(pred, true)
     assert loss.item() == pytest.approx((1 + 4) / 2)
     loss.backward()
     assert pred.grad[0, 1] == 0
@@ -246,7 +247,7 @@ def test_init_from_a_checkpoint_written_before_a_preset_field_existed(tmp_path):
 def test_preset_overrides_reject_unknown_fields():
     from fa3d.models import override_preset
     quick = get_preset("quick")
-    assert override_preset(quick, {"z": {"inputs": "heatmaps"}}).z.in_channels == 66
+    assert override_preset(quick, {"z": {"inputs": "heatmaps"}}).z.in_channels(66) == 66
     assert override_preset(quick, None) == quick
     with pytest.raises(ValueError, match="sigma"):
         override_preset(quick, {"sigma": 2.0})

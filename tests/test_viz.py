@@ -15,7 +15,7 @@ from fa3d.data.synthetic import SyntheticFaceParams, SyntheticFaces, render_face
 from fa3d.data.transforms import CenterCrop3D
 from fa3d.metrics import auc, summarize
 from fa3d.models import Cascade, get_preset
-from fa3d.train import predict_crops
+from fa3d.predict import predict_crops
 
 N = 66
 

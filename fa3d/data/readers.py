@@ -1,4 +1,4 @@
-"""Readers and writers for the real face-alignment datasets, and their torch Datasets.
+"""Readers of the real face-alignment datasets' file formats, and the torch Datasets built on them.
 
 Formats (what is on disk):
 
@@ -19,16 +19,18 @@ these datasets has occlusion flags), ``bbox`` float32 (4,) = tight x1, y1, x2, y
 box of the landmarks, ``pose`` float32 (3,) = yaw, pitch, roll in degrees (NaN
 where unknown), ``id`` str.
 
-Writers produce the same formats (for ``fa3d synth`` and for tests); they never
-overwrite an existing file unless ``overwrite=True`` and write atomically.
+``open_dataset`` opens any of them (or the synthetic faces) from a SPEC string
+``KIND[:ARG]`` (see ``DATASET_SPECS``); ``parse_spec`` is the one parser of those strings.
+``_FaceFolder.landmarks(i)`` gives an item's landmarks without decoding its image.
+
+This module only reads. The writers of the same formats live in ``fa3d.data.writers``
+(which imports from here, never the other way round).
 """
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import scipy.io
@@ -78,11 +80,6 @@ def _parse_rows(path, rows: list[tuple[int, str]], ncols: int, sep: str | None) 
     return out
 
 
-def _fmt(v: float) -> str:
-    """Shortest text that parses back to exactly the same float."""
-    return repr(float(v))
-
-
 def read_3dfaw_landmarks(path) -> np.ndarray:
     """Read a 3DFAW ``<id>_lm.csv``: 66 rows ``x,y,z`` -> float32 (66, 3), as stored.
 
@@ -101,7 +98,8 @@ def read_pts(path) -> np.ndarray:
     """Read an iBUG ``.pts`` file -> float32 (N, 2) in fa3d pixel coordinates.
 
     iBUG coordinates are 1-based (MATLAB: the top-left pixel centre is (1, 1)); fa3d's
-    are 0-based, so 1 is subtracted (the usual 300-W convention). ``write_pts`` adds it back.
+    are 0-based, so 1 is subtracted (the usual 300-W convention). ``fa3d.data.writers.write_pts``
+    adds it back.
     """
     lines = _text_lines(path)
     header = {}
@@ -109,9 +107,9 @@ def read_pts(path) -> np.ndarray:
         if line == "{":
             body = lines[k + 1:]
             break
-        key, sep, value = line.partition(":")
-        if not sep:
+        if ":" not in line:
             raise DatasetFormatError(path, f"line {lineno}: expected 'key: value' or '{{', got {line!r}")
+        key, value = line.split(":", 1)
         header[key.strip().lower()] = value.strip()
     else:
         raise DatasetFormatError(path, "no '{' line: not an iBUG .pts file")
@@ -227,150 +225,29 @@ def read_image(path) -> torch.Tensor:
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
 
 
-# ----------------------------------------------------------------------------- writers
-
-def _atomic_write(path, write: Callable[[Path], None], overwrite: bool) -> Path:
-    """Call ``write(tmp)`` on a temp file beside ``path``, then move it into place."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def _write_text(path, text: str, overwrite: bool) -> Path:
-    def write(tmp):
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-    return _atomic_write(path, write, overwrite)
-
-
-def _write_mat(path, variables: dict, overwrite: bool) -> Path:
-    def write(tmp):
-        with open(tmp, "xb") as f:
-            scipy.io.savemat(f, variables)
-    return _atomic_write(path, write, overwrite)
-
-
-def _as_array(lm, shape: tuple[int, int], what: str) -> np.ndarray:
-    a = lm.detach().cpu().numpy() if isinstance(lm, torch.Tensor) else np.asarray(lm)
-    if a.shape != shape:
-        raise ValueError(f"{what}: expected landmarks of shape {shape}, got {a.shape}")
-    a = a.astype(np.float32).astype(np.float64)
-    if not np.isfinite(a).all():
-        raise ValueError(f"{what}: landmarks hold NaN or inf")
-    return a
-
-
-def write_3dfaw_landmarks(path, lm, *, overwrite: bool = False) -> Path:
-    """Write (66, 3) landmarks as a 3DFAW ``<id>_lm.csv`` (66 rows ``x,y,z``)."""
-    a = _as_array(lm, (66, 3), str(path))
-    return _write_text(path, "".join(",".join(map(_fmt, row)) + "\n" for row in a), overwrite)
-
-
-def write_pts(path, lm, *, overwrite: bool = False) -> Path:
-    """Write (N, 2) fa3d (0-based) landmarks as an iBUG ``.pts`` file (1-based, see ``read_pts``)."""
-    a = np.asarray(lm.detach().cpu() if isinstance(lm, torch.Tensor) else lm)
-    if a.ndim != 2 or a.shape[1] != 2:
-        raise ValueError(f"{path}: expected landmarks of shape (N, 2), got {a.shape}")
-    a = _as_array(a, a.shape, str(path)) + 1.0
-    rows = "".join(f"{_fmt(x)} {_fmt(y)}\n" for x, y in a)
-    return _write_text(path, f"version: 1\nn_points: {len(a)}\n{{\n{rows}}}\n", overwrite)
-
-
-def _pose_para(pose_deg) -> np.ndarray:
-    """(yaw, pitch, roll) degrees -> Pose_Para (1, 7); translation 0 and scale 1 (unused by fa3d)."""
-    yaw, pitch, roll = (float(v) for v in (pose_deg if pose_deg is not None else (math.nan,) * 3))
-    return np.array([[math.radians(pitch), math.radians(yaw), math.radians(roll), 0.0, 0.0, 0.0, 1.0]])
-
-
-def write_aflw2000_3d_mat(path, lm, pose_deg=None, *, overwrite: bool = False) -> Path:
-    """Write an AFLW2000-3D style ``.mat``: ``pt3d_68`` (3, 68) and ``Pose_Para`` (1, 7).
-
-    ``lm``: (68, 3) pixels, z larger = closer; ``pose_deg``: (yaw, pitch, roll) degrees (NaN if None).
-    """
-    a = _as_array(lm, (68, 3), str(path))
-    return _write_mat(path, {"pt3d_68": a.T, "Pose_Para": _pose_para(pose_deg)}, overwrite)
-
-
-def write_300wlp_mat(path, lm2d, pose_deg=None, *, overwrite: bool = False) -> Path:
-    """Write a 300W-LP image ``.mat``: ``pt2d`` (2, 68) and, if a pose is given, ``Pose_Para`` (1, 7)."""
-    variables = {"pt2d": _as_array(lm2d, (68, 2), str(path)).T}
-    if pose_deg is not None:
-        variables["Pose_Para"] = _pose_para(pose_deg)
-    return _write_mat(path, variables, overwrite)
-
-
-def write_300wlp_pts_mat(path, lm2d, *, overwrite: bool = False) -> Path:
-    """Write a 300W-LP ``landmarks/<subset>/<name>_pts.mat`` with ``pts_2d`` (68, 2)."""
-    return _write_mat(path, {"pts_2d": _as_array(lm2d, (68, 2), str(path))}, overwrite)
-
-
-def write_image(path, image: torch.Tensor, *, overwrite: bool = False, quality: int = 95) -> Path:
-    """Write a uint8 (3, H, W) image as JPEG (``.jpg``/``.jpeg``) or PNG (``.png``)."""
-    image = image.detach().cpu().contiguous()
-    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"{path}: expected a uint8 (3, H, W) image, got {image.dtype} {tuple(image.shape)}")
-    suffix = Path(path).suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise ValueError(f"{path}: unsupported image suffix {suffix!r}; use one of {IMAGE_SUFFIXES}")
-    pil = Image.fromarray(image.permute(1, 2, 0).numpy())
-
-    def write(tmp):
-        with open(tmp, "xb") as f:
-            if suffix == ".png":
-                pil.save(f, format="PNG")
-            else:  # no chroma subsampling: landmark datasets want detail
-                pil.save(f, format="JPEG", quality=quality, subsampling=0)
-    return _atomic_write(path, write, overwrite)
-
-
-def export_3dfaw_layout(dataset, out_dir, split: str = "train", *, overwrite: bool = False,
-                        quality: int = 95) -> int:
-    """Write every item of a fa3d dataset as ``out_dir/<split>_img/<id>.jpg`` + ``<split>_lm/<id>_lm.csv``.
-
-    68-point items are reduced to 3DFAW's 66 points; items without z (2D data) are
-    refused. A "/" in an id becomes "__". Returns the number of items written.
-    """
-    out_dir = Path(out_dir)
-    seen = set()
-    for i in range(len(dataset)):
-        item = dataset[i]
-        name = str(item["id"]).replace("/", "__").replace("\\", "__")
-        if not name or name in seen:
-            raise ValueError(f"item {i}: id {item['id']!r} is empty or not unique; cannot name its files")
-        seen.add(name)
-        lm = item["landmarks"]
-        if lm.shape[0] == 68:
-            lm = convert_68_to_66(lm)
-        if lm.shape != (66, 3) or torch.isnan(lm[:, 2]).any():
-            raise ValueError(f"item {item['id']!r}: 3DFAW needs 66 (or 68) points with x,y,z, "
-                             f"got shape {tuple(lm.shape)}{' without z' if lm.shape[-1] == 3 else ''}")
-        write_image(out_dir / f"{split}_img" / f"{name}.jpg", item["image"], overwrite=overwrite, quality=quality)
-        write_3dfaw_landmarks(out_dir / f"{split}_lm" / f"{name}_lm.csv", lm, overwrite=overwrite)
-    return len(seen)
-
-
 # ----------------------------------------------------------------------------- items
+
+def _item_landmarks(landmarks: np.ndarray, where) -> torch.Tensor:
+    """(N, 2) or (N, 3) pixels -> the item's float32 (N, 3) landmarks: z centred (NaN if absent).
+
+    The one place where an item's landmarks are made (``make_item`` and ``_FaceFolder.landmarks``).
+    ``where`` (a path or an id) names the source in the error for NaN or inf values.
+    """
+    lm = np.asarray(landmarks, np.float64)
+    if lm.shape[1] == 2:
+        lm = np.concatenate([lm, np.full((len(lm), 1), np.nan)], axis=1)
+    if not np.isfinite(lm[:, :2]).all() or not (np.isfinite(lm[:, 2]).all() or np.isnan(lm[:, 2]).all()):
+        raise DatasetFormatError(where, "landmarks hold NaN or inf")
+    lm[:, 2] -= lm[:, 2].mean()  # datasets' z origins are arbitrary
+    return torch.from_numpy(lm.astype(np.float32))
+
 
 def make_item(image: torch.Tensor, landmarks: np.ndarray, pose=None, id: str = "", source=None) -> dict:
     """Build the fa3d item dict. ``landmarks``: (N, 2) or (N, 3) pixels; z is centred (NaN if absent).
 
     ``source`` (a path) is only used in error messages.
     """
-    lm = np.asarray(landmarks, np.float64)
-    if lm.shape[1] == 2:
-        lm = np.concatenate([lm, np.full((len(lm), 1), np.nan)], axis=1)
-    if not np.isfinite(lm[:, :2]).all() or not (np.isfinite(lm[:, 2]).all() or np.isnan(lm[:, 2]).all()):
-        raise DatasetFormatError(source or id, "landmarks hold NaN or inf")
-    lm[:, 2] -= lm[:, 2].mean()  # datasets' z origins are arbitrary
-    lm = torch.from_numpy(lm.astype(np.float32))
+    lm = _item_landmarks(landmarks, source or id)
     pose = torch.full((3,), math.nan) if pose is None else torch.as_tensor(pose, dtype=torch.float32)
     return {
         "image": image,
@@ -382,7 +259,11 @@ def make_item(image: torch.Tensor, landmarks: np.ndarray, pose=None, id: str = "
     }
 
 
-def _to_scheme(lm: np.ndarray, scheme: LandmarkScheme, path) -> np.ndarray:
+def to_scheme(lm: np.ndarray, scheme: LandmarkScheme, path) -> np.ndarray:
+    """Landmarks (N, 2|3) as stored -> the points of ``scheme`` (68 points can become "3dfaw66").
+
+    ``path`` (the annotation file) names the source if the count cannot be converted.
+    """
     if len(lm) == scheme.num_points:
         return lm
     if len(lm) == 68 and scheme.name == "3dfaw66":
@@ -460,10 +341,24 @@ class _FaceFolder(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict:
+    def _annotation(self, index: int) -> tuple[str, Path, Path, np.ndarray, tuple | None]:
+        """-> id, image path, annotation path, landmarks in ``self.scheme`` (as stored), pose."""
         sid, image_path, ann_path = self.samples[index]
         lm, pose = self.read_annotation(ann_path)
-        item = make_item(read_image(image_path), _to_scheme(lm, self.scheme, ann_path), pose, sid, ann_path)
+        return sid, image_path, ann_path, to_scheme(lm, self.scheme, ann_path), pose
+
+    def landmarks(self, index: int) -> torch.Tensor:
+        """``self[index]["landmarks"]`` without decoding the image: float32 (N, 3), same values.
+
+        In the dataset's scheme, z centred to zero mean (NaN for 2D data), as ``make_item`` makes
+        them; ``transform`` (if any) is not applied. Annotation errors are raised as by ``self[index]``.
+        """
+        sid, _, ann_path, lm, _ = self._annotation(index)
+        return _item_landmarks(lm, ann_path or sid)
+
+    def __getitem__(self, index: int) -> dict:
+        sid, image_path, ann_path, lm, pose = self._annotation(index)
+        item = make_item(read_image(image_path), lm, pose, sid, ann_path)
         return self.transform(item) if self.transform is not None else item
 
     def __repr__(self) -> str:
@@ -558,21 +453,33 @@ DATASET_SPECS = {
 }
 
 
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split a dataset SPEC ``KIND[:ARG]`` -> (kind lower-cased and stripped, ARG as given or "").
+
+    The one parser of SPEC strings. An unknown kind is a ValueError listing ``DATASET_SPECS``.
+
+    >>> parse_spec(" AFLW2000:data/AFLW2000")
+    ('aflw2000', 'data/AFLW2000')
+    """
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in DATASET_SPECS:
+        known = "\n  ".join(DATASET_SPECS.values())
+        raise ValueError(f"unknown dataset spec {spec!r}; expected one of:\n  {known}")
+    return kind, arg
+
+
 def open_dataset(spec: str, **kw) -> Dataset:
     """Open a dataset from a SPEC string (see ``DATASET_SPECS``); ``kw`` go to the class.
 
     >>> open_dataset("aflw2000:data/AFLW2000", scheme="3dfaw66")  # doctest: +SKIP
     """
-    kind, _, arg = spec.partition(":")
-    kind = kind.strip().lower()
+    kind, arg = parse_spec(spec)
     if kind == "synthetic":
         from .synthetic import SyntheticFaces  # lazy: rendering code is only needed here
         size = int(arg) if arg else kw.pop("size", 1000)
         return SyntheticFaces(size, **kw)
     classes = {"3dfaw": ThreeDFAW, "aflw2000": AFLW2000_3D, "300wlp": W300LP, "folder": PtsFolder}
-    if kind not in classes:
-        known = "\n  ".join(DATASET_SPECS.values())
-        raise ValueError(f"unknown dataset spec {spec!r}; expected one of:\n  {known}")
     if not arg:
         raise ValueError(f"dataset spec {spec!r} needs a folder: {DATASET_SPECS[kind]}")
     return classes[kind](arg, **kw)

@@ -401,87 +401,136 @@ def _albedo(p: SyntheticFaceParams, L: _Layout, grid: _Grid, rows: np.ndarray, c
 
     Textured skin, an under-jaw shadow, hair, ears, brows, eyes, lips and nostrils, all
     defined in (u, v). Only the cells that some pixel shows are evaluated; each feature
-    only on the cells inside its (u, v) box.
+    only on the cells inside its (u, v) box. The features are painted in this order, each
+    blending over the ones before.
     """
+    alb, shift = _textured_skin(p, grid, rows, cols)
+    canvas = _Canvas(alb, grid.u[cols], grid.v[rows], rows, cols)
+    _paint_jaw_shadow(canvas, L)
+    if p.hair > 0:
+        _paint_hair(canvas, p, grid, shift)
+    for side in (-1.0, 1.0):
+        _paint_ear(canvas, p, side)
+        _paint_brow(canvas, p, L, side)
+        _paint_eye(canvas, p, L, side)
+        _paint_nostril(canvas, p, L, side)
+    _paint_lips(canvas, p, L)
+    return canvas.alb
+
+
+class _Canvas:
+    """The albedo being painted, alb (M, 3) float32, and the grid cells it covers:
+    their longitudes U, latitudes V (M,) and grid rows, cols (M,)."""
+
+    __slots__ = ("alb", "U", "V", "rows", "cols")
+
+    def __init__(self, alb: np.ndarray, U: np.ndarray, V: np.ndarray, rows: np.ndarray, cols: np.ndarray):
+        self.alb, self.U, self.V, self.rows, self.cols = alb, U, V, rows, cols
+
+    def box(self, u0, u1, v0, v1):
+        """Indices of the cells inside [u0, u1] x [v0, v1], and their U, V."""
+        U_all, V_all = self.U, self.V
+        i = np.flatnonzero((U_all >= u0) & (U_all <= u1) & (V_all >= v0) & (V_all <= v1))
+        return i, U_all[i], V_all[i]
+
+    def paint(self, i, mask, color):
+        """Blend colour (3,) or (len(i), 3) into alb[i] with a soft mask (len(i),) in [0, 1]."""
+        self.alb[i] += (np.asarray(color, dtype=np.float32) - self.alb[i]) * mask[:, None]
+
+
+def _textured_skin(p: SyntheticFaceParams, grid: _Grid, rows: np.ndarray, cols: np.ndarray):
+    """The skin colour times (1 + amp * the grid's noise bank), (M, 3) float32, and the face's
+    texture shift (an int, also used by the hair). The bank is shifted in u and scaled by amp,
+    both drawn from (texture_seed, 1), so faces sharing a grid still differ."""
     rng = np.random.Generator(np.random.PCG64([p.texture_seed, 1]))
     nu = grid.noise.shape[1]
     shift = int(rng.integers(nu))
     amp = float(rng.uniform(0.02, 0.07))
-    U_all, V_all = grid.u[cols], grid.v[rows]
     skin = np.asarray(p.skin, dtype=np.float32)
-    alb = (1 + amp * grid.noise[rows, (cols - shift) % nu])[:, None] * skin
+    return (1 + amp * grid.noise[rows, (cols - shift) % nu])[:, None] * skin, shift
 
-    def box(u0, u1, v0, v1):
-        """Indices of the cells inside [u0, u1] x [v0, v1], and their U, V."""
-        i = np.flatnonzero((U_all >= u0) & (U_all <= u1) & (V_all >= v0) & (V_all <= v1))
-        return i, U_all[i], V_all[i]
 
-    def paint(i, mask, color):
-        """Blend colour (3,) or (len(i), 3) into alb[i] with a soft mask (len(i),) in [0, 1]."""
-        alb[i] += (np.asarray(color, dtype=np.float32) - alb[i]) * mask[:, None]
-
-    # Under-jaw shadow: makes the jaw line an edge even in flat light.
-    i, U, V = box(-np.pi, np.pi, -np.pi / 2, L.jaw_top_v)
+def _paint_jaw_shadow(c: _Canvas, L: _Layout) -> None:
+    """Under-jaw shadow: makes the jaw line an edge even in flat light."""
+    i, U, V = c.box(-np.pi, np.pi, -np.pi / 2, L.jaw_top_v)
     t = np.clip(U / L.jaw_u, -1, 1)
     jaw_v = L.jaw_top_v + (L.chin_v - L.jaw_top_v) * np.sqrt(1 - t**2) ** 0.9
     jaw_v = jaw_v - 3.0 * np.clip(np.abs(U) - L.jaw_u, 0, None)  # behind the ears: drop steeply
-    alb[i] *= (1 - 0.25 * _soft(jaw_v - V, 0.05))[:, None]
-    # Hair: above a hairline that is high on the forehead and drops toward the nape.
-    if p.hair > 0:
-        i, U, V = box(-np.pi, np.pi, -0.4, np.pi / 2)
-        # forehead (|u| small) -> above the ears (|u| ~ 1.6) -> nape (|u| = pi)
-        knots = np.interp(np.abs(U), (0, 0.9, 1.3, 1.62, 1.95, 2.4, np.pi),
-                          (p.hair, p.hair - 0.05, 0.3, 0.33, 0.2, -0.35, -0.45))
-        hairline = knots + 0.05 * np.cos(5 * U + shift)
-        strands = grid.strands[rows[i], (cols[i] - shift // 2) % nu]
-        paint(i, _soft(V - hairline, 0.03), strands[:, None] * np.asarray(p.hair_color, np.float32))
-    for side in (-1.0, 1.0):
-        # Ear: a slightly redder, darker oval with a dark canal.
-        i, U, V = box(side * 1.62 - 0.2, side * 1.62 + 0.2, -0.3, 0.4)
-        e = ((U - side * 1.62) / 0.1) ** 2 + ((V - 0.05) / 0.2) ** 2
-        paint(i, 0.5 * _soft(1 - e, 0.3), skin * (0.85, 0.62, 0.6))
-        e = ((U - side * 1.6) / 0.03) ** 2 + ((V - 0.02) / 0.05) ** 2
-        paint(i, 0.8 * _soft(1 - e, 0.6), 0.3 * skin)
-        # Brow: a band around the brow centre line, thinning toward the outer end.
-        uc = side * (L.eye_u + 0.01)
-        i, U, V = box(uc - L.brow_w - 0.03, uc + L.brow_w + 0.03, L.brow_v - 0.06, L.brow_v + 0.08)
-        t_out = np.clip((U - uc) / L.brow_w * side, -1.2, 1.2)      # -1 inner end, +1 outer end
-        half = 0.028 * (1.2 - 0.5 * np.clip((t_out + 1) / 2, 0, 1))
-        m = _soft(half - np.abs(V - _brow_center(L, t_out)), 0.012) * _soft(1.05 - np.abs(t_out), 0.1)
-        paint(i, 0.9 * m, p.brow_color)
-        # Eye: darker surrounding skin, eye white, iris, pupil, lash line.
-        uc = side * L.eye_u
-        i, U, V = box(uc - L.eye_w - 0.1, uc + L.eye_w + 0.1, L.eye_v - 0.12, L.eye_v + 0.13)
-        t = (U - uc) / L.eye_w
-        up, lo = _eye_curves(L, t)
-        alb[i] *= (1 - 0.18 * np.exp(-((t / 1.5) ** 2 + ((V - L.eye_v - 0.02) / 0.08) ** 2)))[:, None]
-        iris_r = 0.43 * L.eye_w
-        iu = uc + 0.35 * L.eye_w * p.gaze_x
-        iv = L.eye_v + 0.3 * (L.eye_up - L.eye_lo) + 0.2 * L.eye_up * p.gaze_y
-        dist = np.sqrt(((U - iu) * 0.75) ** 2 + (V - iv) ** 2)
-        eye = (0.85 + 0.15 * (1 - np.abs(t)))[:, None] * np.array([0.92, 0.9, 0.85], np.float32)
-        eye = np.where((dist < iris_r)[:, None], 0.9 * np.asarray(p.iris, np.float32), eye)
-        eye = np.where((dist < 0.45 * iris_r)[:, None], np.float32(0.04), eye)
-        paint(i, _soft(np.minimum(up - V, V - lo), 0.006) * _soft(1 - np.abs(t), 0.04), eye)
-        paint(i, 0.85 * _soft(0.009 - np.abs(V - up), 0.006) * _soft(1.05 - np.abs(t), 0.05), (0.05, 0.04, 0.04))
-        # Nostril.
-        uc, vc = side * 0.55 * L.nostril_u, L.nose_base_v + 0.02
-        i, U, V = box(uc - 0.06, uc + 0.06, vc - 0.03, vc + 0.03)
-        e = ((U - uc) / (0.038 * p.nose_width)) ** 2 + ((V - vc) / 0.014) ** 2
-        paint(i, 0.8 * _soft(1 - e, 0.5), 0.25 * skin)
-    # Lips, the line between them, and an open mouth's dark cavity with upper teeth.
-    i, U, V = box(-L.mouth_w - 0.03, L.mouth_w + 0.03,
-                  L.mouth_v - L.gap - L.lower_lip - 0.04, L.mouth_v + L.gap + L.upper_lip + 0.06)
+    c.alb[i] *= (1 - 0.25 * _soft(jaw_v - V, 0.05))[:, None]
+
+
+def _paint_hair(c: _Canvas, p: SyntheticFaceParams, grid: _Grid, shift: int) -> None:
+    """Hair: above a hairline that is high on the forehead and drops toward the nape."""
+    nu = grid.noise.shape[1]
+    i, U, V = c.box(-np.pi, np.pi, -0.4, np.pi / 2)
+    # forehead (|u| small) -> above the ears (|u| ~ 1.6) -> nape (|u| = pi)
+    knots = np.interp(np.abs(U), (0, 0.9, 1.3, 1.62, 1.95, 2.4, np.pi),
+                      (p.hair, p.hair - 0.05, 0.3, 0.33, 0.2, -0.35, -0.45))
+    hairline = knots + 0.05 * np.cos(5 * U + shift)
+    strands = grid.strands[c.rows[i], (c.cols[i] - shift // 2) % nu]
+    c.paint(i, _soft(V - hairline, 0.03), strands[:, None] * np.asarray(p.hair_color, np.float32))
+
+
+def _paint_ear(c: _Canvas, p: SyntheticFaceParams, side: float) -> None:
+    """Ear on one side (-1 = subject's right): a slightly redder, darker oval with a dark canal."""
+    skin = np.asarray(p.skin, dtype=np.float32)
+    i, U, V = c.box(side * 1.62 - 0.2, side * 1.62 + 0.2, -0.3, 0.4)
+    e = ((U - side * 1.62) / 0.1) ** 2 + ((V - 0.05) / 0.2) ** 2
+    c.paint(i, 0.5 * _soft(1 - e, 0.3), skin * (0.85, 0.62, 0.6))
+    e = ((U - side * 1.6) / 0.03) ** 2 + ((V - 0.02) / 0.05) ** 2
+    c.paint(i, 0.8 * _soft(1 - e, 0.6), 0.3 * skin)
+
+
+def _paint_brow(c: _Canvas, p: SyntheticFaceParams, L: _Layout, side: float) -> None:
+    """Brow on one side: a band around the brow centre line, thinning toward the outer end."""
+    uc = side * (L.eye_u + 0.01)
+    i, U, V = c.box(uc - L.brow_w - 0.03, uc + L.brow_w + 0.03, L.brow_v - 0.06, L.brow_v + 0.08)
+    t_out = np.clip((U - uc) / L.brow_w * side, -1.2, 1.2)      # -1 inner end, +1 outer end
+    half = 0.028 * (1.2 - 0.5 * np.clip((t_out + 1) / 2, 0, 1))
+    m = _soft(half - np.abs(V - _brow_center(L, t_out)), 0.012) * _soft(1.05 - np.abs(t_out), 0.1)
+    c.paint(i, 0.9 * m, p.brow_color)
+
+
+def _paint_eye(c: _Canvas, p: SyntheticFaceParams, L: _Layout, side: float) -> None:
+    """Eye on one side: darker surrounding skin, eye white, iris, pupil, lash line."""
+    uc = side * L.eye_u
+    i, U, V = c.box(uc - L.eye_w - 0.1, uc + L.eye_w + 0.1, L.eye_v - 0.12, L.eye_v + 0.13)
+    t = (U - uc) / L.eye_w
+    up, lo = _eye_curves(L, t)
+    c.alb[i] *= (1 - 0.18 * np.exp(-((t / 1.5) ** 2 + ((V - L.eye_v - 0.02) / 0.08) ** 2)))[:, None]
+    iris_r = 0.43 * L.eye_w
+    iu = uc + 0.35 * L.eye_w * p.gaze_x
+    iv = L.eye_v + 0.3 * (L.eye_up - L.eye_lo) + 0.2 * L.eye_up * p.gaze_y
+    dist = np.sqrt(((U - iu) * 0.75) ** 2 + (V - iv) ** 2)
+    eye = (0.85 + 0.15 * (1 - np.abs(t)))[:, None] * np.array([0.92, 0.9, 0.85], np.float32)
+    eye = np.where((dist < iris_r)[:, None], 0.9 * np.asarray(p.iris, np.float32), eye)
+    eye = np.where((dist < 0.45 * iris_r)[:, None], np.float32(0.04), eye)
+    c.paint(i, _soft(np.minimum(up - V, V - lo), 0.006) * _soft(1 - np.abs(t), 0.04), eye)
+    c.paint(i, 0.85 * _soft(0.009 - np.abs(V - up), 0.006) * _soft(1.05 - np.abs(t), 0.05), (0.05, 0.04, 0.04))
+
+
+def _paint_nostril(c: _Canvas, p: SyntheticFaceParams, L: _Layout, side: float) -> None:
+    """Nostril on one side: a small dark oval under the nose tip."""
+    skin = np.asarray(p.skin, dtype=np.float32)
+    uc, vc = side * 0.55 * L.nostril_u, L.nose_base_v + 0.02
+    i, U, V = c.box(uc - 0.06, uc + 0.06, vc - 0.03, vc + 0.03)
+    e = ((U - uc) / (0.038 * p.nose_width)) ** 2 + ((V - vc) / 0.014) ** 2
+    c.paint(i, 0.8 * _soft(1 - e, 0.5), 0.25 * skin)
+
+
+def _paint_lips(c: _Canvas, p: SyntheticFaceParams, L: _Layout) -> None:
+    """Lips, the line between them, and an open mouth's dark cavity with upper teeth."""
+    i, U, V = c.box(-L.mouth_w - 0.03, L.mouth_w + 0.03,
+                    L.mouth_v - L.gap - L.lower_lip - 0.04, L.mouth_v + L.gap + L.upper_lip + 0.06)
     t = U / L.mouth_w
     uo, ui, li, lo = _lip_curves(L, np.clip(t, -1, 1))
-    paint(i, _soft(np.minimum(uo - V, V - lo), 0.01) * _soft(1 - np.abs(t), 0.04), p.lips)
+    c.paint(i, _soft(np.minimum(uo - V, V - lo), 0.01) * _soft(1 - np.abs(t), 0.04), p.lips)
     line = _soft(0.006 - np.abs(V - 0.5 * (ui + li)), 0.004) * _soft(0.92 - np.abs(t), 0.05)
-    paint(i, 0.7 * line, 0.35 * np.asarray(p.lips))
+    c.paint(i, 0.7 * line, 0.35 * np.asarray(p.lips))
     if L.gap > 0.004:
         teeth = (_soft(V - (ui - 0.35 * (ui - li)), 0.008) * _soft(0.55 - np.abs(t), 0.08))[:, None]
         inside = (1 - teeth) * np.array([0.12, 0.03, 0.03], np.float32) + teeth * np.array([0.85, 0.82, 0.75], np.float32)
-        paint(i, _soft(np.minimum(ui - V, V - li), 0.006) * _soft(0.88 - np.abs(t), 0.04), inside)
-    return alb
+        c.paint(i, _soft(np.minimum(ui - V, V - li), 0.006) * _soft(0.88 - np.abs(t), 0.04), inside)
 
 
 # --------------------------------------------------------------------------- background

@@ -1,5 +1,5 @@
-"""The three subnetworks (detection, regression, Z), the cascade and the presets."""
-from .cascade import Cascade, landmarks_to_image, normalize_images, num_parameters
+"""The three subnetworks (detection, regression, Z), the cascade that chains them, and the presets."""
+from .cascade import SUBNETS, Cascade, normalize_images, num_parameters
 from .detection import (DetectionConfig, DetectionNet, PretrainedWeightsUnavailable,
                         detection_loss)
 from .presets import PRESETS, Preset, get_preset, override_preset

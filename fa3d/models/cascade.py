@@ -1,23 +1,30 @@
-"""The whole system (paper Fig. 1): detection -> regression -> Z, on one face crop.
+"""The whole system (paper Fig. 1) in one forward: detection -> regression -> Z, on face crops.
 
-    images (B,3,S,S) --DetectionNet--> logits (B,N,S/4,S/4) --sigmoid--> maps
-    (images, maps) --RegressionNet--> heatmaps (B,N,S,S) --decode--> x, y
-    (images, Gaussians re-rendered at x, y) --ZRegressor--> z
+    images (B,3,S,S) --normalise--> x
+    x --DetectionNet--> logits (B,N,S/4,S/4) --sigmoid--> detection maps --decode--> detection_xy
+    (x, maps) --RegressionNet--> heatmaps (B,N,S,S) --decode--> xy
+    (x, Gaussians re-rendered at xy) --ZRegressor--> z
+    landmarks = (xy, z - mean z)
+
+This forward is the only place the chain is written: training losses (fa3d.losses),
+prediction (fa3d.predict), evaluation, the figures and the notebooks all call it, with
+``upto`` to stop after a subnet and ``z_xy`` to render the Z input at given points.
 
 The paper feeds the Z regressor the stacked regression heatmaps and trains it on
 heatmaps made from the ground truth *and* from the 2D stage. Here the Z input is
 always Gaussians (std ``heatmap_sigma``) rendered at points: at test time at the
-decoded points, in training at ground-truth or predicted points. The test input
-is then the same kind of image as the training input, whatever the regression
-heatmaps look like (blurred, two-peaked, scaled).
+decoded points, in training at ground-truth or predicted points. The test input is
+then the same kind of image as the training input, whatever the regression heatmaps
+look like (blurred, two-peaked, scaled). This is our choice; the paper is not specific.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 import torch.nn as nn
 
-from ..data.transforms import unwarp_landmarks
-from ..heatmaps import decode_heatmaps, gaussian_heatmaps
+from ..heatmaps import decode_heatmaps, gaussian_heatmaps, resize_points
 from .detection import DetectionNet
 from .presets import Preset
 from .regression import RegressionNet
@@ -25,6 +32,8 @@ from .zregressor import ZRegressor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: The subnetworks in the order of the chain; ``upto`` names the last one to run.
+SUBNETS = ("detection", "regression", "z")
 
 
 def normalize_images(images: torch.Tensor) -> torch.Tensor:
@@ -41,42 +50,75 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
 
 
 class Cascade(nn.Module):
-    """The three subnetworks of one preset. ``forward`` works in crop pixels."""
+    """The three subnetworks of one preset; :meth:`forward` works in crop pixels."""
 
     def __init__(self, detection: DetectionNet, regression: RegressionNet, z: ZRegressor,
-                 heatmap_sigma: float):
+                 heatmap_sigma: float, num_landmarks: int):
         super().__init__()
         self.detection, self.regression, self.z = detection, regression, z
-        self.heatmap_sigma = heatmap_sigma
+        self.heatmap_sigma, self.num_landmarks = heatmap_sigma, num_landmarks
+        self.channels_last = False
 
     @classmethod
-    def from_preset(cls, preset: Preset) -> "Cascade":
-        return cls(DetectionNet(preset.detection), RegressionNet(preset.regression),
-                   ZRegressor(preset.z), preset.heatmap_sigma)
+    def from_preset(cls, preset: Preset, pretrained: bool = False) -> "Cascade":
+        """A fresh cascade for ``preset`` (ImageNet detection backbone if ``pretrained``)."""
+        N = preset.num_landmarks
+        detection = dataclasses.replace(preset.detection, pretrained=pretrained or preset.detection.pretrained)
+        return cls(DetectionNet(detection, N), RegressionNet(preset.regression, N), ZRegressor(preset.z, N),
+                   preset.heatmap_sigma, N)
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """images (B,3,S,S) from :func:`normalize_images` -> dict of
-        ``detection_logits`` (B,N,S/4,S/4), ``heatmaps`` (B,N,S,S) and
-        ``landmarks`` (B,N,3): x, y, z in crop pixels (pixel centres at integers)."""
-        logits = self.detection(images)
-        heatmaps = self.regression(images, torch.sigmoid(logits))
-        xy = decode_heatmaps(heatmaps.detach())  # argmax decoding: no gradient
-        z = self.z(images, gaussian_heatmaps(xy, images.shape[-1], self.heatmap_sigma))
-        return {"detection_logits": logits, "heatmaps": heatmaps,
-                "landmarks": torch.cat([xy, z[..., None]], dim=-1)}
+    def to_channels_last(self) -> "Cascade":
+        """Weights and every input in channels_last layout (faster convolutions on GPUs)."""
+        self.to(memory_format=torch.channels_last)
+        self.channels_last = True
+        return self
+
+    def forward(self, images: torch.Tensor, upto: str = "z", z_xy: torch.Tensor | None = None,
+                z_xy_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Run the chain on crops and return every intermediate.
+
+        images: (B,3,S,S) uint8 (0-255) or float (0-1), not normalised.
+        upto: the last subnet to run, "detection", "regression" or "z".
+        z_xy: (B,N,2+) crop pixels at which the Z input is rendered instead of the decoded
+            ``xy`` (training on ground-truth heatmaps); z_xy_mask (B,) bool: only for those samples.
+        Returns a dict (crop pixels, pixel centres at integers):
+            detection_logits, detection_maps (B,N,S/4,S/4) (maps = sigmoid of the logits),
+            detection_xy (B,N,2) their decoded peaks;
+            heatmaps (B,N,S,S) [upto >= regression];
+            xy (B,N,2) from the last 2D subnet run (argmax decoding: no gradient);
+            z_input (B,N,S,S) and z (B,N) the Z net's raw output [upto == z];
+            landmarks (B,N,3): xy and z centred to zero mean per face (like the ground
+            truth; 0 before the Z net runs).
+        """
+        if upto not in SUBNETS:
+            raise ValueError(f"upto must be one of {SUBNETS}, got {upto!r}")
+        x = normalize_images(images)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        S = x.shape[-1]
+        logits = self.detection(x)
+        maps = torch.sigmoid(logits.float())
+        out = {"detection_logits": logits, "detection_maps": maps,
+               "detection_xy": resize_points(decode_heatmaps(maps.detach()), maps.shape[-1], S)}
+        out["xy"] = out["detection_xy"]
+        if upto != "detection":
+            out["heatmaps"] = self.regression(x, maps)
+            out["xy"] = decode_heatmaps(out["heatmaps"].detach().float())
+        if upto != "z":
+            out["landmarks"] = torch.cat([out["xy"], torch.zeros_like(out["xy"][..., :1])], -1)
+            return out
+        at = out["xy"]
+        if z_xy is not None:
+            at = z_xy[..., :2] if z_xy_mask is None else torch.where(z_xy_mask[:, None, None], z_xy[..., :2], at)
+        z_input = gaussian_heatmaps(at, S, self.heatmap_sigma).to(x.dtype)
+        if self.channels_last:
+            z_input = z_input.contiguous(memory_format=torch.channels_last)
+        z = self.z(x, z_input).float()
+        out.update(z_input=z_input, z=z,
+                   landmarks=torch.cat([out["xy"], (z - z.mean(-1, keepdim=True))[..., None]], -1))
+        return out
 
 
 def num_parameters(module: nn.Module) -> int:
     """The number of parameters (weights and biases) of ``module``; works on the ``meta`` device."""
     return sum(p.numel() for p in module.parameters())
-
-
-def landmarks_to_image(landmarks: torch.Tensor, crop_matrix: torch.Tensor) -> torch.Tensor:
-    """Map landmarks (B,N,3) from crop pixels back to the original image.
-
-    ``crop_matrix`` (B,2,3) (or (2,3)) is the similarity image -> crop stored by the
-    data pipeline; x, y go through its inverse and z is divided by its scale
-    s = sqrt(|det A|). Crops are never mirrored at test time (a mirroring matrix
-    raises: use ``fa3d.data.transforms.unwarp_landmarks`` with the flip permutation).
-    """
-    return unwarp_landmarks(landmarks, crop_matrix)

@@ -30,7 +30,6 @@ class DetectionConfig:
     layers: tuple[int, ...] = (3, 8, 36, 3)  # blocks per stage: ResNet-152
     block: str = "bottleneck"                 # "bottleneck" (ResNet-50/101/152) or "basic" (ResNet-18/34)
     width: int = 64                           # channels of the stem; stage i has width·2^i (×4 for bottleneck)
-    num_landmarks: int = 66
     pretrained: bool = False                  # load torchvision's ImageNet weights (needs them on disk or a network)
 
 
@@ -91,7 +90,6 @@ class ResNetBackbone(nn.Module):
         # changes, no dilation is added, so the ImageNet filters keep their shapes.
         self.layer4 = self._make_layer(8 * width, layers[3], stride=1)  # stride 16
         self.out_channels = self.inplanes
-        self.output_stride = 16
         for m in self.modules():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -117,13 +115,13 @@ class ResNetBackbone(nn.Module):
 class DetectionNet(nn.Module):
     """(B, 3, S, S) normalised crops -> (B, N, S/4, S/4) landmark logits (S divisible by 16)."""
 
-    def __init__(self, config: DetectionConfig):
+    def __init__(self, config: DetectionConfig, num_landmarks: int):
         super().__init__()
         self.config = config
         self.backbone = ResNetBackbone(config.block, config.layers, config.width)
         channels = self.backbone.out_channels
         self.upsample = BilinearUpsample(channels, factor=4)          # stride 16 -> 4
-        self.head = nn.Conv2d(channels, config.num_landmarks, kernel_size=1)
+        self.head = nn.Conv2d(channels, num_landmarks, kernel_size=1)
         nn.init.zeros_(self.head.weight)  # §2.3: new layers start at zero -> all logits 0
         nn.init.zeros_(self.head.bias)
         if config.pretrained:

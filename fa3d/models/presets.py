@@ -10,7 +10,7 @@ Add a field here (e.g. a training schedule) rather than branching in code.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from .detection import DetectionConfig
 from .regression import RegressionConfig
@@ -22,13 +22,29 @@ class Preset:
     name: str
     image_size: int          # side of the square face crop, px (divisible by 64)
     heatmap_sigma: float     # std of the Gaussian heatmaps, px at image_size
+    num_landmarks: int = 66  # N: from the landmark scheme (66 for 3DFAW, 68 for iBUG); every subnet uses it
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     regression: RegressionConfig = field(default_factory=RegressionConfig)
     z: ZConfig = field(default_factory=ZConfig)
 
-    @property
-    def num_landmarks(self) -> int:
-        return self.detection.num_landmarks
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preset":
+        """The inverse of :meth:`to_dict`. Fields added since a checkpoint was written get their
+        defaults; checkpoints of fa3d before 0.2 kept ``num_landmarks`` in each sub-config."""
+        d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+        for sub in ("detection", "regression", "z"):
+            n = d[sub].pop("num_landmarks", None)
+            d.setdefault("num_landmarks", n)
+        subs = {"detection": DetectionConfig, "regression": RegressionConfig, "z": ZConfig}
+        return cls(**{k: subs[k](**_tuples(v)) if k in subs else v for k, v in d.items()})
+
+
+def _tuples(d: dict) -> dict:
+    """JSON and checkpoints give lists where the configs hold tuples (``layers``)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
 PRESETS = {
@@ -54,9 +70,8 @@ def get_preset(name: str, num_landmarks: int = 66) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     p = PRESETS[name]
-    return replace(p, detection=replace(p.detection, num_landmarks=num_landmarks),
-                   regression=replace(p.regression, num_landmarks=num_landmarks),
-                   z=replace(p.z, num_landmarks=num_landmarks))
+    return replace(p, num_landmarks=num_landmarks, detection=replace(p.detection),
+                   regression=replace(p.regression), z=replace(p.z))
 
 
 def override_preset(preset: Preset, overrides: dict | None) -> Preset:
@@ -67,16 +82,16 @@ def override_preset(preset: Preset, overrides: dict | None) -> Preset:
     """
     changes = {}
     for key, value in (overrides or {}).items():
-        if key not in {f.name for f in fields(preset)} or key == "name":
-            raise ValueError(f"preset override {key!r}: not a field of Preset "
+        if key not in {f.name for f in fields(preset)} or key in ("name", "num_landmarks"):
+            raise ValueError(f"preset override {key!r}: not a field of Preset that can be changed "
                              f"(choose from image_size, heatmap_sigma, detection, regression, z)")
         if key in ("detection", "regression", "z"):
             sub = getattr(preset, key)
-            names = {f.name for f in fields(sub)} - {"num_landmarks"}
+            names = {f.name for f in fields(sub)}
             bad = sorted(set(value) - names)
             if bad:
                 raise ValueError(f"preset override {key}.{bad[0]}: not a field of {type(sub).__name__} "
                                  f"(choose from {', '.join(sorted(names))})")
-            value = replace(sub, **{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+            value = replace(sub, **_tuples(value))
         changes[key] = value
     return replace(preset, **changes)

@@ -28,7 +28,6 @@ from .detection import BilinearUpsample
 
 @dataclass
 class RegressionConfig:
-    num_landmarks: int = 66
     features: int = 256   # channels inside the hourglass
     depth: int = 4        # pooling levels: the lowest resolution is S/4 / 2^depth
     num_blocks: int = 1   # residual units per hourglass branch
@@ -96,10 +95,10 @@ class RegressionNet(nn.Module):
     S must be divisible by 4 · 2^depth (64 for the paper's depth 4).
     """
 
-    def __init__(self, config: RegressionConfig):
+    def __init__(self, config: RegressionConfig, num_landmarks: int):
         super().__init__()
         self.config = config
-        C, N = config.features, config.num_landmarks
+        C, N = config.features, num_landmarks
         self.stem = nn.Conv2d(3 + N, C, kernel_size=3, padding=1)
         self.pre = residuals(C, config.num_blocks)
         self.hourglass = Hourglass(config.depth, C, config.num_blocks)

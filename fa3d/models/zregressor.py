@@ -7,12 +7,16 @@ replaced by a fully connected layer with N outputs: z of each landmark, in pixel
 of the crop. Trained with eq. (1), the mean squared error on z.
 
 Table 1, with Torch notation (channels, kernel, stride):
-    B1  conv (64, 7×7, 2)                 -> S/2
+    B1  conv (64, 7×7, 2), BN, ReLU       -> S/2
     B2  max-pool (3×3, 2)                 -> S/4
     B3  3× bottleneck (64, 64, 256)       -> S/4
     B4  24× bottleneck (128, 128, 512)    -> S/8
     B5  36× bottleneck (256, 256, 1024)   -> S/16
     B6  3× bottleneck (512, 512, 2048)    -> S/32, then BN-ReLU, global average pool, FC (N)
+
+The stem is the pre-activation ResNet's (He et al.; fb.resnet.torch's ``preresnet.lua``, the
+ResNet-200 the paper fine-tuned): conv -> BN -> ReLU -> max-pool. Only the residual units
+are pre-activated; the first conv still needs its own BN-ReLU before pooling.
 """
 from __future__ import annotations
 
@@ -27,7 +31,6 @@ from .regression import PreActBottleneck
 
 @dataclass
 class ZConfig:
-    num_landmarks: int = 66
     # Table 1 prints 38 blocks for B5; the standard pre-activation ResNet-200 (and its
     # ImageNet weights) has 3-24-36-3 = 66 blocks × 3 convs + 2 = 200 layers, so 36.
     layers: tuple[int, ...] = (3, 24, 36, 3)
@@ -42,9 +45,9 @@ class ZConfig:
         if self.inputs not in Z_INPUTS:
             raise ValueError(f"ZConfig.inputs must be one of {Z_INPUTS}, got {self.inputs!r}")
 
-    @property
-    def in_channels(self) -> int:
-        return 3 * ("rgb" in self.inputs) + self.num_landmarks * ("heatmaps" in self.inputs)
+    def in_channels(self, num_landmarks: int) -> int:
+        """Channels of the first convolution: 3 (RGB) and/or N (heatmaps)."""
+        return 3 * ("rgb" in self.inputs) + num_landmarks * ("heatmaps" in self.inputs)
 
 
 Z_INPUTS = ("rgb+heatmaps", "rgb", "heatmaps")
@@ -91,12 +94,13 @@ class ZRegressor(nn.Module):
 
     With ``config.inputs`` "rgb" or "heatmaps" the other argument is ignored (ablations)."""
 
-    def __init__(self, config: ZConfig):
+    def __init__(self, config: ZConfig, num_landmarks: int):
         super().__init__()
         self.config = config
-        N, w = config.num_landmarks, config.width
+        N, w = num_landmarks, config.width
         expansion = 4 if config.block == "bottleneck" else 1
-        self.conv1 = nn.Conv2d(config.in_channels, w, kernel_size=7, stride=2, padding=3, bias=False)  # B1
+        self.conv1 = nn.Conv2d(config.in_channels(N), w, kernel_size=7, stride=2, padding=3, bias=False)  # B1
+        self.bn1 = nn.BatchNorm2d(w)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)                   # B2
         stages, in_ch = [], w
         for i, blocks in enumerate(config.layers):                                        # B3-B6
@@ -105,7 +109,6 @@ class ZRegressor(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.norm = nn.BatchNorm2d(in_ch)   # pre-activation nets end with BN-ReLU
         self.fc = nn.Linear(in_ch, N)
-        self.out_channels = in_ch
         self._init_weights()
         if config.pretrained_path:
             load_pretrained(self, config.pretrained_path)
@@ -126,22 +129,28 @@ class ZRegressor(nn.Module):
             x = heatmaps
         else:
             x = torch.cat([images, heatmaps], dim=1)                         # (B, 3+N, S, S)
-        x = self.maxpool(self.conv1(x))                                      # (B, w, S/4, S/4)
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))                    # (B, w, S/4, S/4)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))            # (B, C, S/32, S/32)
         x = F.relu(self.norm(x)).mean(dim=(2, 3))                            # (B, C)
         return self.fc(x)
 
 
 def z_loss(z_pred: torch.Tensor, z_true: torch.Tensor) -> torch.Tensor:
-    """Eq. (1): mean over landmarks (and the batch) of (z̃ - z)², z in pixels. Both (B, N)."""
-    return F.mse_loss(z_pred, z_true)
+    """Eq. (1): mean over landmarks (and the batch) of (z̃ - z)², z in pixels. Both (B, N).
+
+    Landmarks whose true z is NaN (2D-only datasets) are left out of the mean."""
+    known = torch.isfinite(z_true)
+    if bool(known.all()):
+        return F.mse_loss(z_pred, z_true)
+    diff = torch.where(known, z_pred - z_true.nan_to_num(0.0), torch.zeros_like(z_pred))
+    return diff.square().sum() / known.sum().clamp(min=1)
 
 
 def load_pretrained(model: ZRegressor, path: str) -> None:
     """Initialise ``model`` from a state dict at ``path`` (e.g. ImageNet pre-act ResNet-200).
 
     torchvision has no pre-activation ResNet-200, so fa3d cannot download one: bring a
-    state dict whose keys follow this module's names (conv1, layer1..4, norm, fc),
+    state dict whose keys follow this module's names (conv1, bn1, layer1..4, norm, fc),
     loaded with ``weights_only=True``. Entries whose shape differs are the "newly
     introduced" layers and keep their N(0, 0.01) init: the classifier ``fc`` (1000
     ImageNet classes vs N landmarks) and the first conv (3 vs 3+N input channels),

@@ -1,0 +1,39 @@
+"""Where the code runs: the device to use, and whether we are inside Jupyter or on Colab."""
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+
+def jupyter_shell():
+    """The IPython shell of the Jupyter kernel we run in (JupyterLab, Notebook, Colab, VS Code,
+    papermill), or None outside one (a script, plain IPython, pytest)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return shell if shell is not None and "IPKernelApp" in shell.config else None
+
+
+def in_jupyter_kernel() -> bool:
+    return jupyter_shell() is not None
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def resolve_device(name: str | torch.device = "auto", local_rank: int | None = None) -> torch.device:
+    """``"auto"`` -> CUDA when present, else the CPU; ``"cuda"`` -> this process's GPU
+    (``local_rank`` under torchrun, else the current one), which becomes the current device."""
+    if str(name) == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device() if local_rank is None else local_rank)
+        torch.cuda.set_device(device)
+    return device

@@ -1,0 +1,160 @@
+"""Run folders: a training run's configuration, checkpoint and log, and loading a trained run.
+
+    RUN_DIR/checkpoint.pt   weights, optimiser, RNG state, config, preset, schedule, mean shape
+    RUN_DIR/log.jsonl       one line per finished epoch (stage, epoch, lr, losses, validation GTE)
+    RUN_DIR/config.json     the run's configuration, preset and schedule, for people to read
+    RUN_DIR/metrics.json    written by ``fa3d evaluate``
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
+from .files import atomic_write
+from .models import Cascade, Preset
+from .schedules import STAGE_SUBNETS, STAGES, TrainSchedule
+
+CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "log.jsonl"
+CONFIG_NAME = "config.json"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (stored in its checkpoint)."""
+    out: str                                   # RUN_DIR
+    preset: str = "quick"                      # "quick" or "paper"
+    data: str = "synthetic"                    # dataset SPEC (see fa3d.data.readers.open_dataset)
+    stages: tuple[str, ...] = STAGES
+    seed: int = 0
+    device: str = "auto"                       # "auto" (cuda if available), "cpu", "cuda", "cuda:1"...
+    deterministic: bool = False                # torch.use_deterministic_algorithms (slower on GPU)
+    epochs_scale: float = 1.0                  # multiply every stage's epochs (at least 1)
+    max_steps: int | None = None               # cap on optimiser steps per stage (smoke tests)
+    num_train: int = 1000                      # synthetic faces for training (synthetic data only)
+    num_valid: int = 200                       # validation faces (synthetic; or held out from one folder)
+    synthetic_size: int | None = None          # rendered image side; default 2 x the crop size
+    pretrained: bool | None = None             # ImageNet init of the detection net; None: paper yes, quick no
+    scheme: str = "3dfaw66"
+    num_workers: int | None = None             # DataLoader workers; None: 0 on CPU, 6 on GPU
+    cache: bool | None = None                  # keep the source images in memory; None: synthetic on CPU
+    channels_last: bool | None = None          # None: on CUDA only (measured: no gain for small CPU nets)
+    progress: bool = True                      # tqdm bars
+    schedule: dict | None = None               # a TrainSchedule.to_dict() overriding the preset's
+    init_from: str | None = None               # RUN_DIR (or checkpoint) whose trained subnets start this run
+    preset_overrides: dict | None = None       # e.g. {"heatmap_sigma": 6.0, "z": {"inputs": "rgb"}}
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["stages"] = list(d["stages"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls(**{**d, "stages": tuple(d["stages"])})
+
+
+class RunDirError(FileExistsError):
+    """RUN_DIR already holds a run and neither resume nor overwrite was asked for."""
+
+
+def checkpoint_path(run: str | Path) -> Path:
+    """RUN_DIR/checkpoint.pt for a run folder; a path to a checkpoint file is returned as is."""
+    run = Path(run)
+    return run / CHECKPOINT_NAME if run.is_dir() else run
+
+
+def write_config(run_dir: Path, cfg: TrainConfig, preset: Preset, schedule: TrainSchedule) -> None:
+    text = json.dumps({"config": cfg.to_dict(), "preset": preset.to_dict(), "schedule": schedule.to_dict()}, indent=2)
+    atomic_write(Path(run_dir) / CONFIG_NAME, text + "\n")
+
+
+def read_log(run_dir) -> list[dict]:
+    """The per-epoch records of RUN_DIR/log.jsonl."""
+    path = Path(run_dir) / LOG_NAME
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def append_log(run_dir, record: dict) -> None:
+    with (Path(run_dir) / LOG_NAME).open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def trim_log(run_dir, stages, start_stage: int, start_epoch: int) -> None:
+    """On resume, drop log lines of epochs that the checkpoint does not contain
+    (a crash between saving the checkpoint and the log line cannot duplicate lines)."""
+    path = Path(run_dir) / LOG_NAME
+    if not path.exists():
+        return
+    position = {name: i for i, name in enumerate(stages)}
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    keep = [json.dumps(r) for r in records
+            if (position.get(r["stage"], len(stages)), r["epoch"]) < (start_stage, start_epoch)]
+    atomic_write(path, "".join(line + "\n" for line in keep))
+
+
+def load_subnet(cascade: Cascade, name: str, state: dict, path) -> None:
+    """Load one subnet's weights; a layout that does not fit is a CheckpointError naming the file."""
+    try:
+        getattr(cascade, name).load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(path, f"its {name} weights do not fit this fa3d's {name} network "
+                                    f"({str(err).splitlines()[0]} ...); a run written by an older fa3d "
+                                    f"(e.g. before the Z stem's BN-ReLU) must be trained again") from None
+
+
+def load_run(run_dir, device="cpu") -> tuple[Cascade, dict]:
+    """The trained cascade of RUN_DIR (eval mode, on ``device``) and its checkpoint dict."""
+    if not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"run folder not found: {run_dir}")
+    path = Path(run_dir) / CHECKPOINT_NAME
+    ckpt = load_checkpoint(path)
+    cascade = Cascade.from_preset(Preset.from_dict(ckpt["preset"]))
+    for name, state in ckpt["models"].items():
+        load_subnet(cascade, name, state, path)
+    return cascade.to(device).eval(), ckpt
+
+
+def load_init_from(cascade: Cascade, init_from: str, preset: Preset, stages) -> list[str]:
+    """Start ``cascade`` from another run's weights (``TrainConfig.init_from``); returns the
+    subnets loaded. A subnet whose configuration differs from that run's (an ablation, e.g.
+    ``z.inputs``) keeps its fresh initialisation, which is only allowed when this run trains it."""
+    path = checkpoint_path(init_from)
+    init = load_checkpoint(path)
+    theirs = Preset.from_dict(init["preset"])   # fields added to the configs since that run get their defaults
+    if (theirs.image_size, theirs.num_landmarks) != (preset.image_size, preset.num_landmarks):
+        raise ValueError(f"--init-from {init_from}: that run used {theirs.image_size} px crops and "
+                         f"{theirs.num_landmarks} landmarks ({theirs.name} preset), "
+                         f"this one {preset.image_size} px and {preset.num_landmarks} ({preset.name})")
+    trained = {name for stage in stages for name in STAGE_SUBNETS[stage]}
+    loaded = []
+    for name, state in init["models"].items():
+        if getattr(theirs, name) == getattr(preset, name):
+            load_subnet(cascade, name, state, path)
+            loaded.append(name)
+        elif name not in trained:
+            raise ValueError(f"--init-from {init_from}: its {name} subnetwork is configured differently from "
+                             f"this run's ({getattr(theirs, name)} vs {getattr(preset, name)}), "
+                             f"and this run does not train it")
+    return loaded
+
+
+def is_reusable(ckpt_path: Path, cfg: TrainConfig, schedule: TrainSchedule, preset: Preset) -> bool:
+    """Whether the run at ``ckpt_path`` was made by this fa3d with the same settings (all but
+    progress bars and worker counts): then it can be resumed or reused instead of retrained."""
+    if not ckpt_path.exists():
+        return False
+    try:
+        saved = load_checkpoint(ckpt_path)
+        ignore = {"progress": None, "num_workers": None}
+        return (saved.get("format_version") == FORMAT_VERSION
+                and {**saved["config"], **ignore} == {**cfg.to_dict(), **ignore}
+                and saved["schedule"] == schedule.to_dict() and Preset.from_dict(saved["preset"]) == preset)
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def state_dicts(cascade: Cascade) -> dict:
+    return {name: getattr(cascade, name).state_dict() for name in ("detection", "regression", "z")}
