@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import torch
 
-
-def _size_hw(size) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+from .data.transforms import size_hw
 
 
 def _axes(points: torch.Tensor, size):
     """Per-axis offsets of pixel centres from the points: dx (..., N, W), dy (..., N, H)."""
-    H, W = _size_hw(size)
+    H, W = size_hw(size)
     pts = points[..., :2].float()
     xs = torch.arange(W, dtype=torch.float32, device=points.device)
     ys = torch.arange(H, dtype=torch.float32, device=points.device)
@@ -128,8 +126,8 @@ def resize_points(points: torch.Tensor, from_size, to_size) -> torch.Tensor:
     map onto each other). A third column (z, in pixels) is scaled by W'/W, which
     needs an isotropic resize. Sizes are int or (H, W). points: (..., 2 or 3).
     """
-    H, W = _size_hw(from_size)
-    H2, W2 = _size_hw(to_size)
+    H, W = size_hw(from_size)
+    H2, W2 = size_hw(to_size)
     fx, fy = W2 / W, H2 / H
     out = points.clone()
     out[..., 0] = (points[..., 0] + 0.5) * fx - 0.5

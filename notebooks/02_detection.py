@@ -389,8 +389,8 @@ cascade, ckpt = load_run(RUN_DIR)
 crops = course.validation_crops(RUN_DIR, NUM_EVAL)
 img, gt = crops["image"][FACE_INDEX], crops["landmarks"][FACE_INDEX]
 with torch.no_grad():
-    maps = torch.sigmoid(cascade.detection(normalize_images(img[None])))[0]        # (N, S/4, S/4)
-det_xy = resize_points(decode_heatmaps(maps), h_map, S)                              # (N, 2) crop px
+    out = cascade(img[None], upto="detection")     # the cascade's forward, stopped after this subnet
+maps, det_xy = out["detection_maps"][0], out["detection_xy"][0]   # (N, S/4, S/4) sigmoid maps; (N, 2) crop px
 
 fig = Figure(figsize=(12, 3.3), layout="constrained")
 axes = fig.subplots(1, 4)

@@ -64,7 +64,6 @@ from fa3d import viz
 from fa3d.data import SyntheticFaces, get_scheme
 from fa3d.data.transforms import Augment3D, AugmentConfig, CenterCrop3D
 from fa3d.runs import load_run, read_log
-from fa3d.heatmaps import decode_heatmaps, gaussian_heatmaps
 from fa3d.metrics import summarize
 from fa3d.models import ZRegressor, get_preset, normalize_images, num_parameters, z_loss
 from fa3d.models.regression import PreActBottleneck
@@ -100,7 +99,11 @@ course.show_source(PreActBasic)
 # Below, the same table read off fa3d's paper-preset `ZRegressor`, built on the `meta` device (shapes, no
 # memory) and run on a 384 px input to get each block's output size. One discrepancy: Table 1 prints
 # **38** bottlenecks for B5; the standard pre-activation ResNet-200 (and its ImageNet weights) has
-# 3-24-36-3 blocks, $66 \times 3 + 2 = 200$ layers, so fa3d uses 36.
+# 3-24-36-3 blocks, $66 \times 3 + 2 = 200$ layers, so fa3d uses 36. Table 1 does not list B1's batch
+# norm and ReLU either: the residual units of a pre-activation ResNet start with their own BN-ReLU, but its
+# first convolution is followed by one before the max-pool (He et al. 2016b; fb.resnet.torch's
+# `preresnet.lua`, the ResNet-200 the paper fine-tuned), so fa3d has it too and an ImageNet pre-activation
+# ResNet-200 in this layout loads into it (`ZConfig.pretrained_path`).
 
 # %%
 paper = get_preset("paper")
@@ -169,7 +172,8 @@ fig
 # %% [markdown]
 # ## 4. The quick Z net, built and checked against `ZRegressor`
 #
-# Same layout as Table 1 at a small scale: conv 7×7/2 on $3+N$ channels (B1), max-pool 3×3/2 (B2), four
+# Same layout as Table 1 at a small scale: conv 7×7/2 on $3+N$ channels with its BN-ReLU (B1), max-pool
+# 3×3/2 (B2), four
 # stages of pre-activation units (one basic unit each, widths 32-64-128-256, stride 2 from the second
 # stage: B3–B6), a closing BN-ReLU (pre-activation nets end with one), global average pooling and the FC
 # to $N$. We build it from the library's `PreActBasic` unit with the library's attribute names.
@@ -184,6 +188,7 @@ class MyZNet(nn.Module):
     def __init__(self, N: int, w: int, layers):
         super().__init__()
         self.conv1 = nn.Conv2d(3 + N, w, 7, stride=2, padding=3, bias=False)     # B1
+        self.bn1 = nn.BatchNorm2d(w)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)                       # B2
         self.layer1 = preact_stage(w, w, layers[0], 1)                            # B3
         self.layer2 = preact_stage(w, 2 * w, layers[1], 2)                        # B4
@@ -193,7 +198,8 @@ class MyZNet(nn.Module):
         self.fc = nn.Linear(8 * w, N)
 
     def forward(self, images, heatmaps):
-        x = self.maxpool(self.conv1(torch.cat([images, heatmaps], 1)))           # (B, w, S/4, S/4)
+        x = torch.relu(self.bn1(self.conv1(torch.cat([images, heatmaps], 1))))   # (B, w, S/2, S/2)
+        x = self.maxpool(x)                                                       # (B, w, S/4, S/4)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))                # (B, 8w, S/32, S/32)
         return self.fc(torch.relu(self.norm(x)).mean(dim=(2, 3)))                # (B, N)
 
@@ -298,9 +304,8 @@ viz.stage_grid(cascade, crops["image"][FACE_INDEX], scheme, landmark=LANDMARK, g
 score = course.score_stage(cascade, crops, "z", ckpt["mean_shape"])
 pred = score["pred"]
 model, base = score["model"], score["baseline"]
-with torch.no_grad():
-    z_oracle = cascade.z(normalize_images(crops["image"]), gaussian_heatmaps(gt, S, cascade.heatmap_sigma))
-z_oracle = z_oracle - z_oracle.mean(-1, keepdim=True)
+with torch.no_grad():   # the Z input rendered at the true x, y instead of the decoded ones (z centred)
+    z_oracle = cascade(crops["image"], z_xy=gt)["landmarks"][..., 2]
 oracle = summarize(torch.cat([gt[..., :2], z_oracle[..., None]], -1), gt)
 print(f"{'':28s}{'GTE xy':>9s}{'GTE z':>9s}{'GTE xyz':>9s}{'CVGTCE':>9s}")
 for name, m in (("cascade", model), ("mean shape", base), ("Z net on true x, y", oracle)):

@@ -283,7 +283,7 @@ fig
 #
 # | row | $x, y$ from | $z$ from |
 # |---|---|---|
-# | **detection only + mean depth** | the detection subnet's maps (§2.1, first half) | the mean training face (no Z net) |
+# | **detection only** | the detection subnet's maps (§2.1, first half) | the mean training face (no Z net) |
 # | **2D cascade + mean depth** | the regression subnet (§2.1) | the mean training face (no Z net) |
 # | **full cascade** | the regression subnet | the Z regressor (§2.2) |
 # | **mean-shape baseline** | the mean training face | the mean training face |

@@ -64,8 +64,6 @@ from fa3d.checkpoint import load_checkpoint
 from fa3d.demo import QUICK_DEMO
 from fa3d.predict import predict_crops
 from fa3d.runs import CHECKPOINT_NAME, TrainConfig, load_run
-from fa3d.heatmaps import gaussian_heatmaps
-from fa3d.models import normalize_images
 from fa3d.schedules import get_schedule
 from fa3d.train import train
 
@@ -170,9 +168,7 @@ def run_variant(name, *, p=0.5, inputs="rgb+heatmaps", sigma=None, seed=0):
 def z_at(cascade, xy):
     """z (V, N), centred like the ground truth, with the Z net's heatmaps rendered at ``xy`` (V, N, 2)."""
     with torch.no_grad():
-        heat = gaussian_heatmaps(xy, S, cascade.heatmap_sigma)
-        z = cascade.eval().z(normalize_images(crops["image"]), heat)
-    return z - z.mean(-1, keepdim=True)
+        return cascade.eval()(crops["image"], z_xy=xy)["landmarks"][..., 2]
 
 
 def z_errors(z):

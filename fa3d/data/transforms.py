@@ -148,7 +148,8 @@ def unwarp_landmarks(landmarks: torch.Tensor, A, flip_permutation=None) -> torch
 
 # ----------------------------------------------------------------------------- images
 
-def _size_hw(size) -> tuple[int, int]:
+def size_hw(size) -> tuple[int, int]:
+    """(H, W) from an int side or an (H, W) pair."""
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
@@ -200,7 +201,7 @@ def warp_image(image: torch.Tensor, A, out_size, fill: float = 0.0,
     x = image[None] if single else image
     B = x.shape[0]
     A = _as_matrix(A, x.device).expand(B, 2, 3)
-    out_hw = _size_hw(out_size)
+    out_hw = size_hw(out_size)
     work = x.float() if x.dtype == torch.uint8 else x
     scale = similarity_scale(A)
     if antialias and (scale < _ANTIALIAS_BELOW).any():
