@@ -277,3 +277,14 @@ def test_ddp_under_torchrun_with_gloo(tmp_path):
     assert sum(r["images"] for r in log) == sum(2 * get_schedule("quick").stage(s).batch_size for s in STAGES)
     assert load_checkpoint(out / "checkpoint.pt")["finished"]
     assert proc.stdout.count("done:") == 1
+
+
+def test_a_run_of_fa3d_0_1_names_the_file_and_says_to_retrain(tmp_path):
+    from fa3d.runs import load_run, state_dicts
+    preset = get_preset("quick")
+    models = state_dicts(Cascade.from_preset(preset))
+    models["z"] = {k: v for k, v in models["z"].items() if not k.startswith("bn1.")}   # 0.1's stem had no BN
+    (tmp_path / "old").mkdir()
+    save_checkpoint(tmp_path / "old" / "checkpoint.pt", {"models": models, "preset": preset.to_dict()})
+    with pytest.raises(CheckpointError, match=r"old/checkpoint.pt: its z weights do not fit.*trained again"):
+        load_run(tmp_path / "old")
