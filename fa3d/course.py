@@ -19,8 +19,7 @@ import torch
 from . import __version__
 from .checkpoint import FORMAT_VERSION, load_checkpoint
 from .data.splits import test_dataset
-from .data.training import random_batch
-from .data.transforms import CenterCrop3D
+from .data.training import center_crops, random_batch
 from .demo import QUICK_DEMO
 from .env import in_colab
 from .losses import StageLoss
@@ -206,10 +205,9 @@ def validation_crops(run_dir, num_images: int | None = None) -> dict:
     ``landmarks`` (V, N, 3) in crop pixels, ``crop_matrix`` (V, 2, 3), ``yaw`` (V,) degrees."""
     ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
     dataset = test_dataset("synthetic", ckpt)
-    crop = CenterCrop3D(ckpt["preset"]["image_size"])
-    items = [crop(dataset[i]) for i in range(min(num_images or len(dataset), len(dataset)))]
-    crops = {k: torch.stack([it[k] for it in items]) for k in ("image", "landmarks", "crop_matrix")}
-    crops["yaw"] = torch.stack([it["pose"][0] for it in items])
+    faces = torch.utils.data.Subset(dataset, range(min(num_images or len(dataset), len(dataset))))
+    crops = center_crops(faces, ckpt["preset"]["image_size"])
+    crops["yaw"] = crops.pop("pose")[:, 0]
     return crops
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from .heatmaps import disk_heatmaps, disk_radius, gaussian_heatmaps, resize_points
-from .models import Cascade, detection_loss, regression_loss, z_loss
+from .models import SUBNETS, Cascade, detection_loss, regression_loss, z_loss
 from .schedules import STAGE_SUBNETS
 
 
@@ -43,7 +43,7 @@ class StageLoss(nn.Module):
 
     def set_mode(self, train: bool) -> None:
         """Train mode and gradients for this stage's subnets; the others frozen, in eval mode."""
-        for name in ("detection", "regression", "z"):
+        for name in SUBNETS:
             on = name in self.subnets
             getattr(self.cascade, name).train(train and on).requires_grad_(on)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from .files import atomic_write
-from .models import Cascade, Preset
+from .models import SUBNETS, Cascade, Preset
 from .schedules import STAGE_SUBNETS, STAGES, TrainSchedule
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -157,4 +157,4 @@ def is_reusable(ckpt_path: Path, cfg: TrainConfig, schedule: TrainSchedule, pres
 
 
 def state_dicts(cascade: Cascade) -> dict:
-    return {name: getattr(cascade, name).state_dict() for name in ("detection", "regression", "z")}
+    return {name: getattr(cascade, name).state_dict() for name in SUBNETS}

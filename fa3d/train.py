@@ -204,9 +204,8 @@ def train_stage(run: Run, stage: str, start_epoch: int = 0, ckpt: dict | None = 
         loader = DataLoader(run.crops, batch_size=plan.batch_per_process, sampler=order[d.rank::d.world],
                             num_workers=run.workers, pin_memory=run.device.type == "cuda", drop_last=True)
         n_steps = min(plan.steps_per_epoch, plan.total_steps - step)
-        bar = tqdm(loader, total=n_steps, desc=f"{stage} {epoch + 1}/{plan.epochs}", disable=not run.progress,
-                   leave=False)
-        losses = train_one_epoch(model, opt, sched, bar, run.device, n_steps,
+        bar = f"{stage} {epoch + 1}/{plan.epochs}" if run.progress else None
+        losses = train_one_epoch(model, opt, sched, loader, run.device, n_steps, bar,
                                  (lambda k: on_step(stage, epoch, step + k)) if on_step else None)
         step += len(losses)
         train_loss = distributed.mean_over_processes(float(np.mean(losses)) if losses else float("nan"), d, run.device)
@@ -226,22 +225,23 @@ def train_stage(run: Run, stage: str, start_epoch: int = 0, ckpt: dict | None = 
     loss_mod.set_mode(False)
 
 
-def train_one_epoch(model: nn.Module, opt, sched, batches, device, max_steps: int, on_step=None) -> list[float]:
-    """Up to ``max_steps`` optimiser steps over ``batches``; the learning rate decays every
-    step. ``on_step(k)`` after the k-th step. Returns the losses."""
+def train_one_epoch(model: nn.Module, opt, sched, loader, device, max_steps: int, bar: str | None = None,
+                    on_step=None) -> list[float]:
+    """Up to ``max_steps`` optimiser steps over ``loader``'s batches; the learning rate decays
+    every step. ``bar``: the progress bar's label (None: no bar). ``on_step(k)`` after the
+    k-th step. Returns the losses."""
     losses = []
+    batches = tqdm(loader, total=max_steps, desc=bar, disable=bar is None, leave=False)
     for batch in batches:
         if len(losses) >= max_steps:
             break
         loss = optimizer_step(model, opt, {k: v.to(device, non_blocking=True) for k, v in batch.items()})
         sched.step()
         losses.append(loss.item())
-        if hasattr(batches, "set_postfix"):
-            batches.set_postfix(loss=f"{losses[-1]:.4g}")
+        batches.set_postfix(loss=f"{losses[-1]:.4g}")
         if on_step is not None:
             on_step(len(losses))
-    if hasattr(batches, "close"):
-        batches.close()
+    batches.close()
     return losses
 
 

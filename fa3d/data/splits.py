@@ -20,6 +20,12 @@ class Subset(torch.utils.data.Subset):
             self.landmarks = lambda i: dataset.landmarks(self.indices[i])
 
 
+def synthetic_valid(size: int, image_size: int, scheme: str, seed: int):
+    """The validation faces of the synthetic run with ``seed`` (never its training faces)."""
+    return open_dataset("synthetic", size=size, image_size=image_size, scheme=scheme,
+                        seed=seed + SYNTHETIC_VALID_SEED_OFFSET)
+
+
 def open_splits(spec: str, *, scheme: str, seed: int, num_train: int, num_valid: int, synthetic_size: int):
     """(train dataset, valid dataset) for a dataset SPEC. Synthetic: ``num_train`` and
     ``num_valid`` faces of two disjoint seeds (valid uses seed + SYNTHETIC_VALID_SEED_OFFSET),
@@ -28,8 +34,7 @@ def open_splits(spec: str, *, scheme: str, seed: int, num_train: int, num_valid:
     kind, _ = parse_spec(spec)
     if kind == "synthetic":
         return (open_dataset("synthetic", size=num_train, image_size=synthetic_size, scheme=scheme, seed=seed),
-                open_dataset("synthetic", size=num_valid, image_size=synthetic_size, scheme=scheme,
-                             seed=seed + SYNTHETIC_VALID_SEED_OFFSET))
+                synthetic_valid(num_valid, synthetic_size, scheme, seed))
     if kind == "3dfaw":
         return open_dataset(spec, split="train", scheme=scheme), open_dataset(spec, split="valid", scheme=scheme)
     full = open_dataset(spec, scheme=scheme)
@@ -45,10 +50,8 @@ def test_dataset(spec: str, ckpt: dict):
     cfg, scheme = ckpt["config"], ckpt["scheme"]
     kind, arg = parse_spec(spec)
     if kind == "synthetic":
-        size = int(arg) if arg else cfg["num_valid"]
         image_size = cfg.get("synthetic_size") or 2 * ckpt["preset"]["image_size"]
-        return open_dataset("synthetic", size=size, image_size=image_size, scheme=scheme,
-                            seed=cfg["seed"] + SYNTHETIC_VALID_SEED_OFFSET)
+        return synthetic_valid(int(arg) if arg else cfg["num_valid"], image_size, scheme, cfg["seed"])
     if kind == "3dfaw":
         return open_dataset(spec, split="valid", scheme=scheme)
     return open_dataset(spec, scheme=scheme)

@@ -78,10 +78,11 @@ class TrainCrops(Dataset):
 
 def center_crops(dataset: Dataset, size: int, progress: bool = False, desc: str = "crops") -> dict:
     """Evaluation crops of a whole dataset: ``image`` uint8 (V,3,S,S), ``landmarks`` (V,N,3)
-    crop pixels, ``crop_matrix`` (V,2,3) image -> crop."""
+    crop pixels, ``crop_matrix`` (V,2,3) image -> crop, and ``pose`` (V,3) when every item has one."""
     crop = CenterCrop3D(size)
     items = [crop(dataset[i]) for i in tqdm(range(len(dataset)), desc=desc, disable=not progress, leave=False)]
-    return {k: torch.stack([it[k] for it in items]) for k in ("image", "landmarks", "crop_matrix")}
+    keys = ["image", "landmarks", "crop_matrix"] + (["pose"] if items and all("pose" in it for it in items) else [])
+    return {k: torch.stack([it[k] for it in items]) for k in keys}
 
 
 def cheap_landmarks(dataset: Dataset) -> bool:
