@@ -65,7 +65,10 @@ def _cmd_train(args) -> int:
         for name in STAGES:
             sched.stage(name).batch_size = args.batch_size
         schedule = sched.to_dict()
-    cfg = TrainConfig(out=args.out, preset=args.preset, data=args.data, stages=stages, seed=args.seed,
+    from .data.splits import default_scheme
+    scheme = args.scheme or default_scheme(args.data)
+    cfg = TrainConfig(out=args.out, preset=args.preset, data=args.data, stages=stages, seed=args.seed, scheme=scheme,
+                      bases=args.bases,
                       device=args.device, deterministic=args.deterministic, epochs_scale=args.epochs_scale,
                       max_steps=args.max_steps, num_train=args.num_train, num_valid=args.num_valid,
                       synthetic_size=args.synthetic_size, pretrained=args.pretrained, num_workers=args.workers,
@@ -86,7 +89,7 @@ def _cmd_evaluate(args) -> int:
     from .evaluate import evaluate_run
 
     result = evaluate_run(args.run, args.data, device=args.device, max_images=args.max_images,
-                          batch_size=args.batch_size, progress=not args.no_progress)
+                          batch_size=args.batch_size, progress=not args.no_progress, bases=args.bases)
     print(result["table"])
     print(f"wrote {result['metrics_path']}")
     if result.get("report"):
@@ -127,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="synthetic", help="dataset SPEC (default: synthetic)")
     p.add_argument("--out", required=True, help="RUN_DIR: checkpoint.pt, log.jsonl, config.json")
     p.add_argument("--stages", default="detection,regression,joint,z", help="comma-separated, in order")
+    p.add_argument("--scheme", default=None, choices=["3dfaw66", "68"],
+                   help="landmarks to train (default: 68 for aflw2000 and 300wlp, the .pts files' for folder, else 3dfaw66)")
+    p.add_argument("--bases", default=None, metavar="DIR",
+                   help="3DMM bases (u_base.txt, w_shp_base.txt, w_exp_base.txt): 300W-LP with depth, see fetch_bfm68.py")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if RUN_DIR holds a run")
     p.add_argument("--init-from", default=None, metavar="RUN_DIR",
@@ -154,9 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="GTE / CVGTCE table with a mean-shape baseline; writes metrics.json")
     p.add_argument("--run", required=True, help="RUN_DIR of fa3d train")
     p.add_argument("--data", default="synthetic",
-                   help="synthetic[:N] (the run's validation faces), 3dfaw:DIR (valid split), aflw2000:DIR, ...")
+                   help="synthetic[:N] (the run's test faces), 3dfaw:DIR (valid split), aflw2000:DIR, folder:DIR, ... "
+                        "(the folder a run trained on: its held-out test faces)")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--bases", default=None, metavar="DIR", help="3DMM bases for 300wlp data (default: the run's)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_evaluate)

@@ -24,7 +24,7 @@ from .data.splits import test_dataset
 from .data.transforms import CenterCrop3D, unwarp_landmarks
 from .env import resolve_device
 from .files import atomic_write
-from .metrics import METRIC_KEYS, summarize
+from .metrics import METRIC_KEYS, protocol_summary, summarize
 from .models import Cascade
 from .predict import predict_crops
 from .runs import load_run, read_log
@@ -58,34 +58,64 @@ def evaluate_dataset(cascade: Cascade, dataset, mean_shape: torch.Tensor, image_
     if not preds:
         raise ValueError("evaluation dataset is empty")
     pred, base, gt = torch.cat(preds), torch.cat(bases), torch.cat(gts)
-    return {"model": summarize(pred, gt), "baseline": summarize(base, gt), "pred": pred.float(), "gt": gt.float(),
-            "baseline_pred": base.float(), "yaw": torch.tensor(yaws), "ids": ids}
+    out = {"model": summarize(pred, gt), "baseline": summarize(base, gt), "pred": pred.float(), "gt": gt.float(),
+           "baseline_pred": base.float(), "yaw": torch.tensor(yaws), "ids": ids}
+    if gt.shape[1] == 68:  # the AFLW2000-3D protocol needs the 68 points
+        out["protocol"] = {"model": protocol_summary(pred, gt, out["yaw"]),
+                           "baseline": protocol_summary(base, gt, out["yaw"])}
+    return out
+
+
+def _cell(v) -> str:
+    return "n/a" if v is None or math.isnan(v) else f"{v:.2f}"
 
 
 def format_table(rows: dict[str, dict]) -> str:
     """A table in the shape of the paper's Tables 2-3: one row per method, errors in %
-    ("–" where a metric cannot be computed, e.g. z on 2D-only data)."""
+    ("n/a" where a metric cannot be computed: z and CVGTCE on 2D-only data)."""
     head = f"{'method':<24}{'GTE xy':>9}{'GTE xyz':>9}{'x':>8}{'y':>8}{'z':>8}{'CVGTCE':>9}"
     lines = [head, "-" * len(head)]
     widths = (9, 9, 8, 8, 8, 9)
     for name, m in rows.items():
-        cells = ["–" if m[k] is None or math.isnan(m[k]) else f"{m[k]:.2f}" for k in METRIC_KEYS]
-        lines.append(f"{name:<24}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
-    n = next(iter(rows.values()))["num_images"] if rows else 0
-    lines.append(f"(percent of the 3D interocular distance; {n} test faces)")
+        lines.append(f"{name:<24}" + "".join(f"{_cell(m[k]):>{w}}" for k, w in zip(METRIC_KEYS, widths)))
+    first = next(iter(rows.values()), {"num_images": 0, "gte_z": None})
+    three_d = first["gte_z"] is not None and not math.isnan(first["gte_z"])
+    lines.append(f"(percent of the {'3D' if three_d else '2D'} interocular distance; {first['num_images']} test faces"
+                 + ("" if three_d else "; the data has no z") + ")")
+    return "\n".join(lines)
+
+
+def format_protocol_table(rows: dict[str, dict], published: dict[str, float] | None = None) -> str:
+    """The AFLW2000-3D protocol table: NME (%, 2D error / sqrt(w h) of the ground-truth box, 68 points)
+    per |yaw| bin, their balanced mean and the mean over all faces; ``rows``: {name:
+    :func:`fa3d.metrics.protocol_summary`}. ``published``: {method: balanced NME} shown below, as theirs."""
+    first = next(iter(rows.values()))
+    bins = [f"{'[' if i == 0 else '('}{lo},{hi}]" for i, (lo, hi) in enumerate(first["bins"])]
+    head = f"{'method':<32}" + "".join(f"{b:>9}" for b in bins) + f"{'balanced':>10}{'all':>8}"
+    lines = ["AFLW2000-3D protocol: NME in % of sqrt(w*h) of the ground-truth box (68 points)", head, "-" * len(head)]
+    for name, m in rows.items():
+        lines.append(f"{name:<32}" + "".join(f"{_cell(v):>9}" for v in m["means"])
+                     + f"{_cell(m['balanced']):>10}{_cell(m['nme']):>8}")
+    for name, value in (published or {}).items():
+        lines.append(f"{name + ' (published)':<32}" + " " * 9 * len(bins) + f"{value:>10.2f}")
+    counts = ", ".join(f"{b} {c}" for b, c in zip(bins, first["counts"]))
+    lines.append(f"(faces per |yaw| bin: {counts}; {first['num_images'] - first['yaw_known']} of "
+                 f"{first['num_images']} without a known yaw count in 'all' only"
+                 + ("; published rows are other authors' numbers on the full AFLW2000-3D" if published else "") + ")")
     return "\n".join(lines)
 
 
 def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_images: int | None = None,
                  batch_size: int = 32, progress: bool = True, write: bool = True,
-                 with_report: bool = True) -> dict:
+                 with_report: bool = True, bases=None) -> dict:
     """``fa3d evaluate``: score RUN_DIR on ``data`` (see :func:`fa3d.data.splits.test_dataset`),
     with the mean-shape baseline; writes RUN_DIR/metrics.json and the report. Returns
     {"metrics", "baseline", "table", "metrics_path", "report"}; metrics in percent with keys
-    gte_xy, gte_xyz, gte_x, gte_y, gte_z, cvgtce (None where not computable), num_images."""
+    gte_xy, gte_xyz, gte_x, gte_y, gte_z, cvgtce (None where not computable), num_images; with 68
+    points also the AFLW2000-3D protocol (metrics.json "protocol"). ``bases``: 3DMM bases for 300W-LP."""
     dev = resolve_device(device)
     cascade, ckpt = load_run(run_dir, dev)
-    dataset = test_dataset(data, ckpt)
+    dataset = test_dataset(data, ckpt, bases)
     res = evaluate_dataset(cascade, dataset, ckpt["mean_shape"], ckpt["preset"]["image_size"], batch_size=batch_size,
                            max_images=max_images, device=dev, progress=progress)
     model, baseline = _rounded(res["model"]), _rounded(res["baseline"])
@@ -93,6 +123,16 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
     table = format_table({name: model, "mean-shape baseline": baseline})
     metrics = {**model, "baseline": baseline, "data": data, "preset": ckpt["preset"]["name"],
                "stages": list(ckpt["config"]["stages"]), "finished": bool(ckpt.get("finished"))}
+    if "protocol" in res:
+        from .report import PUBLISHED_AFLW2000
+        published = PUBLISHED_AFLW2000 if parse_spec(data)[0] == "aflw2000" else None
+        protocol = {k: _rounded_protocol(v) for k, v in res["protocol"].items()}
+        table += "\n\n" + format_protocol_table({name: protocol["model"], "mean-shape baseline": protocol["baseline"]},
+                                                published)
+        metrics["protocol"] = protocol
+    elif dataset_points(dataset) == 68:
+        table += (f"\n(no AFLW2000-3D protocol table: the model predicts {ckpt['preset']['num_landmarks']} points "
+                  "and the protocol needs 68; train with --scheme 68)")
     path = Path(run_dir) / METRICS_NAME
     report = {}
     if write:
@@ -105,6 +145,24 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
                                   ids=res["ids"], data_name=parse_spec(data)[0], metrics=metrics,
                                   log=read_log(run_dir), model_name=name)
     return {"metrics": model, "baseline": baseline, "table": table, "metrics_path": path, "report": report}
+
+
+def dataset_points(dataset) -> int | None:
+    """How many landmarks the files of ``dataset`` hold (before conversion to the run's scheme), if known."""
+    base = getattr(dataset, "dataset", dataset)
+    samples = getattr(base, "samples", None)
+    if not samples:
+        return None
+    lm, _ = base.read_annotation(samples[0][2])
+    return len(lm)
+
+
+def _rounded_protocol(summary: dict) -> dict:
+    """protocol_summary's numbers rounded to 4 decimals, NaN -> None (JSON has no NaN)."""
+    def r(v):
+        return None if math.isnan(v) else round(float(v), 4)
+    return {**summary, "nme": r(summary["nme"]), "means": [r(v) for v in summary["means"]],
+            "balanced": r(summary["balanced"])}
 
 
 def _rounded(summary: dict) -> dict:

@@ -212,6 +212,27 @@ def failure_rate(errors, threshold: float) -> float:
 METRIC_KEYS = ("gte_xy", "gte_xyz", "gte_x", "gte_y", "gte_z", "cvgtce")
 
 
+#: The AFLW2000-3D protocol's |yaw| bins in degrees (DESIGN.md).
+YAW_BINS = ((0, 30), (30, 60), (60, 90))
+
+
+def protocol_summary(pred, gt, yaw_deg=None) -> dict:
+    """The AFLW2000-3D protocol in **percent**: :func:`nme_bbox` (68 points, 2D error / sqrt(w h) of the
+    ground-truth box) averaged over all faces ("nme") and per |yaw| bin of :data:`YAW_BINS`
+    ("means", "counts"; "balanced" = mean of the non-empty bin means). Faces whose yaw is NaN or
+    not given count in "nme" only ("yaw_known" says how many were binned)."""
+    err = _errors(nme_bbox(pred, gt))
+    yaw = torch.full_like(err, float("nan")) if yaw_deg is None else _errors(yaw_deg)
+    known = ~torch.isnan(yaw)
+    if known.any():
+        binned = yaw_binned_nme(err[known], yaw[known], YAW_BINS)
+    else:
+        binned = {"means": [float("nan")] * len(YAW_BINS), "counts": [0] * len(YAW_BINS), "balanced": float("nan")}
+    return {"nme": 100 * float(err.mean()), "bins": [list(b) for b in YAW_BINS], "counts": binned["counts"],
+            "means": [100 * m for m in binned["means"]], "balanced": 100 * binned["balanced"],
+            "yaw_known": int(known.sum()), "num_images": int(err.numel())}
+
+
 def summarize(pred, gt, eye_corners=(36, 45)) -> dict:
     """Paper §3 numbers in **percent** (means over images) + num_images.
 

@@ -29,7 +29,7 @@ import torch
 
 from . import viz
 from .data.schemes import get_scheme
-from .metrics import METRIC_KEYS, gte, nme_bbox, summarize, yaw_binned_nme
+from .metrics import METRIC_KEYS, YAW_BINS, gte, nme_bbox, protocol_summary, summarize, yaw_binned_nme
 
 #: Bulat & Tzimiropoulos 2016 on **3DFAW** (their Tables 2 and 3), percent. References, not ours.
 PAPER_3DFAW = {
@@ -39,7 +39,6 @@ PAPER_3DFAW = {
 }
 #: Published AFLW2000-3D balanced NME (%, mean of the three yaw-bin means; DESIGN.md).
 PUBLISHED_AFLW2000 = {"3D-FAN": 3.76, "3DDFA-V2": 3.51, "SynergyNet": 3.41}
-YAW_BINS = ((0, 30), (30, 60), (60, 90))
 BASELINE_NAME = "mean-shape baseline"  #: the report's name of baseline_pred
 REPORT_FILES = {"markdown": "report.md", "html": "report.html", "json": "report.json", "ced": "ced.png",
                 "gallery": "gallery.jpg", "yaw": "error_by_yaw.png", "face_3d": "face_3d.html",
@@ -61,27 +60,37 @@ def report_numbers(pred, gt, *, yaw=None, baseline_pred=None, extra_runs: dict |
     """Every number of the report, in percent, from (V, N, 3) predictions and ground truth
     (computed in float64, like ``fa3d evaluate``'s metrics.json).
 
-    Returns {"runs": {name: summarize(...)}, "model", "baseline" (names or None),
-    "yaw": {name: {"gte_xyz": yaw_binned_nme dict in %, "nme_bbox": ...}} (when yaw is given),
-    "aflw2000": {"balanced_nme", "bins", "published"} (data_name "aflw2000" with 68 points)}.
+    Returns {"runs": {name: summarize(...)}, "model", "baseline" (names or None), "axes" ("xyz",
+    or "xy" where the ground truth has no z: the error that orders and plots the faces),
+    "yaw": {name: {"gte_<axes>": yaw_binned_nme dict in %, "nme_bbox": ...}} (when some yaw is known),
+    "protocol": {name: :func:`fa3d.metrics.protocol_summary`} (68 points, whatever the data),
+    "aflw2000": {"balanced_nme", "bins", "published"} (data_name "aflw2000" with 68 points and yaw)}.
     """
     gt = _tensor(gt)
     runs = _runs(pred, baseline_pred, extra_runs, model_name)
     baseline = BASELINE_NAME if baseline_pred is not None else None
+    axes = error_axes(gt)
     out = {"data": data_name, "model": model_name, "baseline": baseline, "num_images": int(gt.shape[0]),
-           "runs": {name: summarize(p, gt, eye_corners) for name, p in runs.items()}}
-    if yaw is not None:
-        yaw = _tensor(yaw).reshape(-1)
+           "axes": axes, "runs": {name: summarize(p, gt, eye_corners) for name, p in runs.items()}}
+    yaw = None if yaw is None else _tensor(yaw).reshape(-1)
+    if gt.shape[1] == 68:
+        out["protocol"] = {name: protocol_summary(p, gt, yaw) for name, p in runs.items()}
+    if yaw is not None and (~torch.isnan(yaw)).any():
         known = ~torch.isnan(yaw)
         out["yaw"] = {}
         for name, p in runs.items():
-            per = {"gte_xyz": gte(p[known], gt[known], "xyz", eye_corners), "nme_bbox": nme_bbox(p[known], gt[known])}
+            per = {f"gte_{axes}": gte(p[known], gt[known], axes, eye_corners), "nme_bbox": nme_bbox(p[known], gt[known])}
             out["yaw"][name] = {k: _percent(yaw_binned_nme(e, yaw[known], YAW_BINS)) for k, e in per.items()}
         out["yaw_known"] = int(known.sum())
         if data_name.lower().startswith("aflw2000") and gt.shape[1] == 68:
             mine = out["yaw"][model_name]["nme_bbox"]
             out["aflw2000"] = {"balanced_nme": mine["balanced"], "bins": mine, "published": dict(PUBLISHED_AFLW2000)}
     return out
+
+
+def error_axes(gt) -> str:
+    """"xyz" when every ground-truth z is known, else "xy" (2D-only data): the GTE the report ranks by."""
+    return "xyz" if gt.shape[-1] == 3 and torch.isfinite(_tensor(gt)[..., 2]).all() else "xy"
 
 
 def _runs(pred, baseline_pred, extra_runs: dict | None, model_name: str) -> dict[str, torch.Tensor]:
@@ -140,7 +149,8 @@ def tables(numbers: dict) -> list[dict]:
                 "note": "Errors normalised by the 3D interocular distance (outer eye corners 36, 45). The last column "
                         "is the paper's Table 3 (3DFAW validation set, model trained on the training set only)."})
     if "yaw" in numbers:
-        for key, label in (("gte_xyz", "GTE xyz (%)"), ("nme_bbox", "NME, 2D / sqrt(w·h) of the box (%)")):
+        axes = numbers.get("axes", "xyz")
+        for key, label in ((f"gte_{axes}", f"GTE {axes} (%)"), ("nme_bbox", "NME, 2D / sqrt(w·h) of the box (%)")):
             first = next(iter(numbers["yaw"].values()))[key]
             bins = [f"{'[' if i == 0 else '('}{lo}, {hi}] (n={c})"
                     for i, ((lo, hi), c) in enumerate(zip(first["bins"], first["counts"]))]
@@ -153,6 +163,11 @@ def tables(numbers: dict) -> list[dict]:
                          "published rows are from the literature (see DESIGN.md), not computed here.")
             out.append({"title": f"Error by yaw bin: {label}", "header": ["method"] + bins + ["balanced", "all"],
                         "rows": rows, "note": note})
+    elif "protocol" in numbers:
+        rows = [[name, _fmt(m["nme"]), str(m["num_images"])] for name, m in numbers["protocol"].items()]
+        out.append({"title": "AFLW2000-3D protocol: NME (%)", "header": ["method", "NME, all faces", "faces"],
+                    "rows": rows, "note": "68 points, 2D error normalised by sqrt(w·h) of the ground-truth box. "
+                                          "No face has a known yaw, so there are no yaw bins and no balanced mean."})
     return out
 
 
@@ -236,16 +251,20 @@ def write_report(out_dir, *, pred, gt, scheme, images=None, yaw=None, baseline_p
 
     runs = _runs(pred_t, baseline_pred, extra_runs, model_name)
     errors = {name: viz.image_errors(p, gt_t, eye_corners) for name, p in runs.items()}
-    model_err = errors[model_name]["xyz"]
+    axes = numbers["axes"]
+    model_err = errors[model_name][axes]
     order = np.argsort(np.where(np.isfinite(model_err), model_err, np.inf), kind="stable")  # best first
-    out.save("ced", viz.ced_figure(errors, title=f"GTE vs fraction of {data_name} test images"))
-    out.save("gallery", _gallery_figure(images, pred_t, gt_t, scheme, model_err, order, per_row=per_row, ids=ids))
+    panels = viz.ERROR_AXES if axes == "xyz" else tuple(a for a in viz.ERROR_AXES if "z" not in a)
+    out.save("ced", viz.ced_figure(errors, axes=panels, title=f"GTE vs fraction of {data_name} test images"))
+    out.save("gallery", _gallery_figure(images, pred_t, gt_t, scheme, model_err, order, per_row=per_row, ids=ids,
+                                        axes=axes))
     if "yaw" in numbers:
-        out.save("yaw", _yaw_figure(errors, yaw))
+        out.save("yaw", _yaw_figure(errors, yaw, axes))
     if log:
         out.save("training", viz.training_curves(log))
     median = int(order[(len(model_err) - 1) // 2])
-    _write_face_3d(out, images, pred_t, gt_t, scheme, median, model_err, ids=ids, offline_html=offline_html)
+    _write_face_3d(out, images, pred_t, gt_t, scheme, median, model_err, ids=ids, offline_html=offline_html,
+                   axes=axes)
 
     _write_text_files(out, numbers, title or f"fa3d evaluation report: {model_name} on {data_name}", notes)
     return out.paths
@@ -300,8 +319,9 @@ def _notes(numbers: dict, data_name: str, metrics: dict | None) -> list[str]:
     return notes
 
 
-def _gallery_figure(images, pred, gt, scheme, model_err: np.ndarray, order: np.ndarray, *, per_row: int, ids):
-    """The best, median and worst ``per_row`` faces by GTE xyz (order: image indices, best first);
+def _gallery_figure(images, pred, gt, scheme, model_err: np.ndarray, order: np.ndarray, *, per_row: int, ids,
+                    axes: str = "xyz"):
+    """The best, median and worst ``per_row`` faces by GTE on ``axes`` (order: image indices, best first);
     only their images are read."""
     V = len(model_err)
     k = min(per_row, V)
@@ -309,21 +329,21 @@ def _gallery_figure(images, pred, gt, scheme, model_err: np.ndarray, order: np.n
     gallery_images = None if images is None else {int(i): _image(images, int(i)) for i in shown}
     return viz.prediction_gallery(gallery_images, pred, gt, scheme, errors=model_err, per_row=per_row,
                                   ids=list(ids) if ids is not None else None,
-                                  title="best / median / worst by GTE xyz (magenta: ours, green: truth)")
+                                  title=f"best / median / worst by GTE {axes} (magenta: ours, green: truth)")
 
 
-def _yaw_figure(errors: dict, yaw):
-    """GTE xyz against |yaw| for every run, over the faces whose yaw is known (not NaN)."""
+def _yaw_figure(errors: dict, yaw, axes: str = "xyz"):
+    """GTE on ``axes`` against |yaw| for every run, over the faces whose yaw is known (not NaN)."""
     yaw_t = _tensor(yaw).reshape(-1)
     known = ~torch.isnan(yaw_t)
-    return viz.error_vs_yaw({name: e["xyz"][known.numpy()] for name, e in errors.items()}, yaw_t[known],
-                            title=f"GTE xyz against |yaw| ({int(known.sum())} faces with known yaw)")
+    return viz.error_vs_yaw({name: e[axes][known.numpy()] for name, e in errors.items()}, yaw_t[known],
+                            ylabel=f"GTE {axes} (%)", title=f"GTE {axes} against |yaw| ({int(known.sum())} faces with known yaw)")
 
 
 def _write_face_3d(out: _ReportFolder, images, pred, gt, scheme, face: int, model_err: np.ndarray, *, ids,
-                   offline_html: bool) -> None:
+                   offline_html: bool, axes: str = "xyz") -> None:
     """face_3d.html: test face ``face`` in 3D, prediction vs ground truth, beside its image when there is one."""
-    face_title = f"test face {ids[face] if ids is not None else face} (median GTE xyz {100 * model_err[face]:.2f} %)"
+    face_title = f"test face {ids[face] if ids is not None else face} (median GTE {axes} {100 * model_err[face]:.2f} %)"
     image = _image(images, face)
     fig3d = (viz.image_and_3d_plotly(image, pred[face], scheme, gt=gt[face], title=face_title)
              if image is not None else viz.compare_3d_plotly(pred[face], gt[face], scheme, title=face_title))

@@ -37,7 +37,8 @@ class TrainConfig:
     num_valid: int = 200                       # validation faces (synthetic; or held out from one folder)
     synthetic_size: int | None = None          # rendered image side; default 2 x the crop size
     pretrained: bool | None = None             # ImageNet init of the detection net; None: paper yes, quick no
-    scheme: str = "3dfaw66"
+    scheme: str = "3dfaw66"                    # "3dfaw66" or "68" (fa3d train: fa3d.data.splits.default_scheme)
+    bases: str | None = None                   # 3DMM bases folder: 300W-LP with depth (fa3d.data.morphable)
     num_workers: int | None = None             # DataLoader workers; None: 0 on CPU, 6 on GPU
     cache: bool | None = None                  # keep the source images in memory; None: synthetic on CPU
     channels_last: bool | None = None          # None: on CUDA only (measured: no gain for small CPU nets)

@@ -117,6 +117,15 @@ def resolve_run(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[TrainC
     return cfg, ckpt
 
 
+def require_depth(dataset, spec: str) -> None:
+    """The Z stage needs z: a ValueError naming the data when its first face has none (2D-only data)."""
+    lm = dataset.landmarks(0) if cheap_landmarks(dataset) else dataset[0]["landmarks"]
+    if torch.isnan(lm[:, 2]).any():
+        raise ValueError(f"{spec} has no depth (z is unknown), so the Z stage cannot train on it. For 300W-LP "
+                         "give the 3DMM bases (--bases DIR, or prepare it with data_scripts/prepare_300w_lp.py "
+                         "--bases DIR); or train only the 2D stages with --stages detection,regression,joint")
+
+
 def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
     """Device, cascade (fresh, from ``init_from`` or from the checkpoint) and data of a run."""
     wanted = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
@@ -143,7 +152,9 @@ def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
 
     synthetic_size = cfg.synthetic_size or 2 * preset.image_size
     train_set, valid_set = open_splits(cfg.data, scheme=cfg.scheme, seed=cfg.seed, num_train=cfg.num_train,
-                                       num_valid=cfg.num_valid, synthetic_size=synthetic_size)
+                                       num_valid=cfg.num_valid, synthetic_size=synthetic_size, bases=cfg.bases)
+    if "z" in cfg.stages:
+        require_depth(train_set, cfg.data)
     if cfg.cache if cfg.cache is not None else (parse_spec(cfg.data)[0] == "synthetic" and not on_gpu):
         train_set = CachedDataset(train_set, "rendering train faces", progress, workers)
     if len(valid_set) > cfg.num_valid:  # per-epoch validation on at most num_valid faces, evenly spaced

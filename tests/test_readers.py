@@ -13,6 +13,7 @@ from fa3d.data.readers import (AFLW2000_3D, DATASET_SPECS, DatasetFormatError, P
 from fa3d.data.writers import (export_3dfaw_layout, write_300wlp_mat, write_300wlp_pts_mat, write_3dfaw_landmarks,
                                write_aflw2000_3d_mat, write_image, write_pts)
 from fa3d.data.schemes import INDICES_68_TO_66
+from fa3d.data.pose import pose_to_3ddfa
 
 H, W = 24, 32
 
@@ -65,26 +66,33 @@ def test_pts_round_trip_and_one_based(tmp_path):
 def test_aflw2000_mat_round_trip_and_pose_order(tmp_path):
     lm = _lm(68)
     write_aflw2000_3d_mat(tmp_path / "a.mat", lm, pose_deg=(10.0, -20.0, 30.0))
-    np.testing.assert_array_equal(read_aflw2000_3d(tmp_path / "a.mat"), lm)
+    np.testing.assert_allclose(read_aflw2000_3d(tmp_path / "a.mat"), lm, atol=2e-5)
     np.testing.assert_allclose(read_aflw2000_pose(tmp_path / "a.mat"), (10, -20, 30), atol=1e-9)
     mat = scipy.io.loadmat(tmp_path / "a.mat")
     assert mat["pt3d_68"].shape == (3, 68) and mat["Pose_Para"].shape == (1, 7)
-    # Stored order is pitch, yaw, roll in radians.
-    np.testing.assert_allclose(mat["Pose_Para"][0, :3], np.radians([-20, 10, 30]))
-    scipy.io.savemat(tmp_path / "h.mat", {"pt3d_68": lm.T.astype(np.float64),
-                                          "Pose_Para": np.array([[0.1, 0.2, 0.3, 5, 6, 7, 0.001]])})
-    yaw, pitch, roll = read_aflw2000_pose(tmp_path / "h.mat")
-    assert (yaw, pitch, roll) == pytest.approx((math.degrees(0.2), math.degrees(0.1), math.degrees(0.3)))
+    # Stored: MATLAB's 1-based pixels, and pitch, yaw, roll in radians in 3DDFA's convention.
+    np.testing.assert_allclose(mat["pt3d_68"].T[:, :2] - 1, lm[:, :2], atol=2e-5)
+    np.testing.assert_allclose(mat["pt3d_68"].T[:, 2], lm[:, 2])
+    np.testing.assert_allclose(mat["Pose_Para"][0, :3], pose_to_3ddfa(10.0, -20.0, 30.0))
+    # One angle at a time: 3DDFA's yaw has the opposite sign, its pitch and roll the same.
+    for stored, expected in (((0.0, 0.2, 0.0), (-math.degrees(0.2), 0, 0)),
+                             ((0.1, 0.0, 0.0), (0, math.degrees(0.1), 0)),
+                             ((0.0, 0.0, 0.3), (0, 0, math.degrees(0.3)))):
+        scipy.io.savemat(tmp_path / "h.mat", {"pt3d_68": lm.T.astype(np.float64),
+                                              "Pose_Para": np.array([[*stored, 5, 6, 7, 0.001]])})
+        assert read_aflw2000_pose(tmp_path / "h.mat") == pytest.approx(expected, abs=1e-9)
+    np.testing.assert_allclose(read_aflw2000_3d(tmp_path / "h.mat")[:, :2], lm[:, :2] - 1, atol=2e-5)
 
 
 def test_300wlp_mats_round_trip(tmp_path):
     lm = _lm(68, 2)
     write_300wlp_mat(tmp_path / "a.mat", lm, (1.0, 2.0, 3.0))
     assert scipy.io.loadmat(tmp_path / "a.mat")["pt2d"].shape == (2, 68)
-    np.testing.assert_array_equal(read_300wlp_landmarks(tmp_path / "a.mat"), lm)
+    np.testing.assert_allclose(read_300wlp_landmarks(tmp_path / "a.mat"), lm, atol=2e-5)
+    np.testing.assert_allclose(scipy.io.loadmat(tmp_path / "a.mat")["pt2d"].T - 1, lm, atol=2e-5)
     write_300wlp_pts_mat(tmp_path / "a_pts.mat", lm)
     assert scipy.io.loadmat(tmp_path / "a_pts.mat")["pts_2d"].shape == (68, 2)
-    np.testing.assert_array_equal(read_300wlp_landmarks(tmp_path / "a_pts.mat"), lm)
+    np.testing.assert_allclose(read_300wlp_landmarks(tmp_path / "a_pts.mat"), lm, atol=2e-5)
 
 
 def test_image_round_trip_png_exact_jpg_close_gray_to_rgb(tmp_path):

@@ -187,10 +187,28 @@ def test_warp_image_batched_and_fill():
     assert out[:, 0, 0].tolist() == [255] * 3 and out[:, 16, 16].tolist() == [0] * 3
 
 
-def test_rotation_makes_roll_unknown():
-    item = make_item()
-    out = warp_sample(item, similarity_matrix((100.0, 80.0), 120.0, 64, angle_deg=10.0), 64)
-    assert out["pose"][:2].tolist() == [30.0, -10.0] and math.isnan(out["pose"][2])
+def _eye_line_deg(lm: torch.Tensor) -> float:
+    """Angle of the outer-eye-corner line in the image, degrees; > 0 when it goes down to the right."""
+    d = lm[45, :2] - lm[36, :2]
+    return math.degrees(math.atan2(float(d[1]), float(d[0])))
+
+
+@pytest.mark.parametrize("angle,mirror", [(10.0, False), (-25.0, False), (15.0, True)])
+def test_rotation_adds_to_roll_like_the_landmarks_turn(angle, mirror):
+    from fa3d.data.synthetic import SyntheticFaces
+
+    item = SyntheticFaces(1, image_size=128, seed=5)[0]
+    A = similarity_matrix((64.0, 64.0), 128.0, 128, angle_deg=angle, flip=mirror)
+    out = warp_sample(item, A, 128)
+    yaw, pitch, roll = item["pose"].tolist()
+    sign = -1.0 if mirror else 1.0
+    # The roll turns with the landmarks: by the angle the eye line turns (mirrored: after both flip).
+    # (similarity_matrix's positive angle turns the content counter-clockwise: the roll decreases.)
+    turned = _eye_line_deg(out["landmarks"]) - sign * _eye_line_deg(item["landmarks"])
+    assert abs(turned) == pytest.approx(abs(angle), abs=1e-3)
+    assert out["pose"].tolist() == pytest.approx([sign * yaw, pitch, sign * roll + turned], abs=1e-3)
+    if not mirror:
+        assert turned == pytest.approx(-angle, abs=1e-3)
 
 
 def test_augment_is_reproducible_and_varies():

@@ -7,10 +7,19 @@ Formats (what is on disk):
 * **AFLW2000-3D**: ``<name>.jpg`` + ``<name>.mat`` holding ``pt3d_68`` (3, 68) and
   ``Pose_Para`` (1, 7) = pitch, yaw, roll (radians), tdx, tdy, tdz, scale.
 * **300W-LP**: ``<subset>/<name>.jpg`` + ``<subset>/<name>.mat`` holding ``pt2d``
-  (2, 68) and ``Pose_Para``; also ``landmarks/<subset>/<name>_pts.mat`` with
-  ``pts_2d`` (68, 2). 2D only.
+  (2, 68), ``Pose_Para`` and the 3DMM fit (``Shape_Para``, ``Exp_Para``); also
+  ``landmarks/<subset>/<name>_pts.mat`` with ``pts_2d`` (68, 2). 2D as stored; with the
+  3DMM bases (``W300LP(root, bases=DIR)``) or landmarks prepared from them
+  (``landmarks_3d/<subset>/<name>.csv``, 68 rows ``x,y,z`` in fa3d's pixels), 3D.
 * **iBUG .pts**: ``version: 1`` / ``n_points: N`` / ``{`` / N rows ``x y`` / ``}``,
   1-based (MATLAB) pixel coordinates.
+
+Pixels: every MATLAB-made annotation (``.pts``, ``pt3d_68``, ``pt2d``, ``pts_2d``) is 1-based
+(the top-left pixel's centre is (1, 1)); fa3d's pixels are 0-based, so readers subtract 1
+from x and y, and the writers add it back. Pose: each reader converts the stored angles to
+fa3d's one convention (:mod:`fa3d.data.pose`). Images: EXIF orientation is ignored, because
+the annotations of these datasets refer to the stored pixel grid (MATLAB's ``imread`` ignores
+it too); grey, palette, CMYK and 16-bit images are converted to 8-bit RGB.
 
 Every dataset returns the fa3d item dict: ``image`` uint8 (3, H, W), ``landmarks``
 float32 (N, 3) in pixels with pixel centres at integer coordinates and z centred
@@ -38,6 +47,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .morphable import MorphableBases, landmarks_from_3dmm, load_bases
+from .pose import pose_from_3ddfa
 from .schemes import LandmarkScheme, convert_68_to_66, get_scheme
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -86,12 +97,7 @@ def read_3dfaw_landmarks(path) -> np.ndarray:
     Blank lines, spaces and a single ``x,y,z`` header line are tolerated.
     We assume 3DFAW's z already follows fa3d's convention (larger z = closer to the camera).
     """
-    rows = _text_lines(path)
-    if rows and rows[0][1].replace(" ", "").lower() == "x,y,z":
-        rows = rows[1:]
-    if len(rows) != 66:
-        raise DatasetFormatError(path, f"expected 66 rows of x,y,z, found {len(rows)}")
-    return _parse_rows(path, rows, 3, ",").astype(np.float32)
+    return read_landmarks_csv(path, 66).astype(np.float32)
 
 
 def read_pts(path) -> np.ndarray:
@@ -121,6 +127,17 @@ def read_pts(path) -> np.ndarray:
         found = next((i for i, (_, line) in enumerate(body) if line == "}"), len(body))
         raise DatasetFormatError(path, f"n_points is {n} but {found} point rows were found before '}}'")
     return (_parse_rows(path, body[:n], 2, None) - 1.0).astype(np.float32)
+
+
+def read_landmarks_csv(path, num_points: int) -> np.ndarray:
+    """Read ``num_points`` rows ``x,y,z`` (blank lines and one ``x,y,z`` header tolerated) -> float64,
+    as stored. The format of 3DFAW's ``_lm.csv`` and of fa3d's prepared 300W-LP landmarks."""
+    rows = _text_lines(path)
+    if rows and rows[0][1].replace(" ", "").lower() == "x,y,z":
+        rows = rows[1:]
+    if len(rows) != num_points:
+        raise DatasetFormatError(path, f"expected {num_points} rows of x,y,z, found {len(rows)}")
+    return _parse_rows(path, rows, 3, ",")
 
 
 # ----------------------------------------------------------------------------- .mat formats
@@ -154,43 +171,69 @@ def _check_finite(path, a: np.ndarray, what: str) -> None:
         raise DatasetFormatError(path, f"{what} holds NaN or inf")
 
 
+def _from_matlab(a: np.ndarray) -> np.ndarray:
+    """(N, 2|3) MATLAB 1-based pixels -> fa3d's 0-based ones (x and y minus 1; z unchanged)."""
+    a = np.array(a, np.float64)
+    a[:, :2] -= 1.0
+    return a
+
+
+def _aflw2000_landmarks(path, mat: dict) -> np.ndarray:
+    a = _mat_array(path, mat, "pt3d_68", (3, 68)).T
+    _check_finite(path, a, "pt3d_68")
+    return _from_matlab(a)
+
+
 def read_aflw2000_3d(mat_path) -> np.ndarray:
-    """AFLW2000-3D landmarks: ``pt3d_68`` (3, 68) -> float32 (68, 3), as stored (not centred).
+    """AFLW2000-3D landmarks: ``pt3d_68`` (3, 68) -> float32 (68, 3) in fa3d's pixels (not centred).
 
-    Coordinates are used as stored, like the published evaluation code does.
-    Assumption: AFLW2000-3D's z, from 3DDFA's fitted model whose z axis points
-    toward the viewer, already has larger z = closer to the camera, as in fa3d.
+    x and y are MATLAB's 1-based pixels minus 1; z is as stored. Measured on real files:
+    AFLW2000-3D's z is larger toward the camera, as in fa3d. The 1-pixel shift does not change
+    the protocol's NME as long as predictions and ground truth are in the same pixels.
     """
-    a = _mat_array(mat_path, _loadmat(mat_path), "pt3d_68", (3, 68)).T
-    _check_finite(mat_path, a, "pt3d_68")
-    return a.astype(np.float32)
+    return _aflw2000_landmarks(mat_path, _loadmat(mat_path)).astype(np.float32)
 
 
-def _pose_from_mat(path, mat: dict) -> tuple[float, float, float]:
+def _pose_para(path, mat: dict) -> np.ndarray:
     if "Pose_Para" not in mat:
         raise DatasetFormatError(path, "no variable 'Pose_Para'")
     p = np.asarray(mat["Pose_Para"], np.float64).reshape(-1)
     if p.size != 7:
         raise DatasetFormatError(path, f"'Pose_Para' has {p.size} values, expected 7")
-    pitch, yaw, roll = np.degrees(p[:3])  # stored as pitch, yaw, roll in radians
-    return float(yaw), float(pitch), float(roll)
+    return p
+
+
+def _pose_from_mat(path, mat: dict) -> tuple[float, float, float]:
+    p = _pose_para(path, mat)
+    return pose_from_3ddfa(p) if np.isfinite(p[:3]).all() else (math.nan,) * 3  # NaN: pose unknown
 
 
 def read_aflw2000_pose(mat_path) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees from ``Pose_Para`` (1, 7) = pitch, yaw, roll (rad), tdx, tdy, tdz, scale.
-
-    Signs are kept as stored by 3DDFA.
-    """
+    """(yaw, pitch, roll) in degrees, fa3d's convention (:mod:`fa3d.data.pose`), from the file's
+    ``Pose_Para`` (1, 7) = pitch, yaw, roll (rad, 3DDFA's convention), tdx, tdy, tdz, scale."""
     return _pose_from_mat(mat_path, _loadmat(mat_path))
 
 
-def read_300wlp_landmarks(mat_path) -> np.ndarray:
-    """300W-LP 2D landmarks -> float32 (68, 2), as stored.
+def landmarks_from_mat(mat_path, bases, mat: dict | None = None) -> np.ndarray:
+    """3D landmarks (68, 3) float64 of a 300W-LP or AFLW2000-3D ``.mat`` from its 3DMM fit
+    (``Shape_Para``, ``Exp_Para``, ``Pose_Para``) and the bases (see :func:`fa3d.data.landmarks_from_3dmm`).
+    The image height comes from the same-stem image next to the file."""
+    mat = _loadmat(mat_path) if mat is None else mat
+    shape = _mat_array(mat_path, mat, "Shape_Para", (199, 1))
+    expression = _mat_array(mat_path, mat, "Exp_Para", (29, 1))
+    pose = _pose_para(mat_path, mat)
+    lm = landmarks_from_3dmm(shape, expression, pose, bases, image_size(image_beside(mat_path))[1])
+    _check_finite(mat_path, lm, "the 3D landmarks from the 3DMM fit")
+    return lm
+
+
+def read_300wlp_landmarks(mat_path, mat: dict | None = None) -> np.ndarray:
+    """300W-LP 2D landmarks -> float32 (68, 2) in fa3d's 0-based pixels (MATLAB's minus 1).
 
     Accepts an image's ``<name>.mat`` (``pt2d``, (2, 68)) or a
     ``landmarks/<subset>/<name>_pts.mat`` (``pts_2d``, (68, 2)).
     """
-    mat = _loadmat(mat_path)
+    mat = _loadmat(mat_path) if mat is None else mat
     if "pt2d" in mat:
         a = _mat_array(mat_path, mat, "pt2d", (2, 68)).T
     elif "pts_2d" in mat:
@@ -199,17 +242,34 @@ def read_300wlp_landmarks(mat_path) -> np.ndarray:
         keys = sorted(k for k in mat if not k.startswith("__"))
         raise DatasetFormatError(mat_path, f"neither 'pt2d' nor 'pts_2d' found (found {keys})")
     _check_finite(mat_path, a, "the 2D landmarks")
-    return a.astype(np.float32)
+    return _from_matlab(a).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- images
 
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _to_rgb8(path, im: Image.Image) -> np.ndarray:
+    """A decoded PIL image -> uint8 (H, W, 3). 16-bit grey is scaled to 8 bits (PIL's own
+    ``convert`` would clip every value above 255 to white); float images are refused."""
+    if im.mode in _SIXTEEN_BIT_MODES:
+        grey = np.asarray(im, np.float64)
+        if grey.min() < 0 or grey.max() > 65535:
+            raise DatasetFormatError(path, f"{im.mode} image with values outside 0..65535")
+        grey = np.rint(grey / 257.0).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode == "F":
+        raise DatasetFormatError(path, "floating-point images are not supported; save it as 8-bit PNG or JPEG")
+    return np.asarray(im.convert("RGB"))  # grey, palette, CMYK (naively), RGBA (alpha dropped)
+
+
 def read_image(path) -> torch.Tensor:
-    """Decode a JPEG/PNG with PIL -> uint8 (3, H, W) RGB; grayscale, palette and CMYK are converted.
+    """Decode a JPEG/PNG with PIL -> uint8 (3, H, W) RGB; grey, palette, CMYK and 16-bit are converted.
 
     Truncated or corrupt files raise DatasetFormatError, never a half-decoded image
     (unless other code set ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``). EXIF orientation
-    is ignored: annotations refer to the stored pixel grid.
+    is ignored: the annotations of datasets refer to the stored pixel grid.
     """
     path = Path(path)
     if path.stat().st_size == 0:
@@ -217,12 +277,34 @@ def read_image(path) -> torch.Tensor:
     try:
         with Image.open(path) as im:
             im.load()
-            rgb = np.asarray(im.convert("RGB"))
+            rgb = _to_rgb8(path, im)
     except FileNotFoundError:
         raise
     except (OSError, SyntaxError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+        if isinstance(e, DatasetFormatError):
+            raise
         raise DatasetFormatError(path, f"cannot decode image ({e})") from None
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+
+
+def image_size(path) -> tuple[int, int]:
+    """(width, height) of an image from its header, without decoding the pixels."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DatasetFormatError(path, f"cannot read the image header ({e})") from None
+
+
+def image_beside(annotation_path) -> Path:
+    """The same-stem image (.jpg, .jpeg, .png, any case) next to an annotation file."""
+    path = Path(annotation_path)
+    for p in sorted(path.parent.glob(path.stem + ".*")):
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            return p
+    raise DatasetFormatError(path, f"no image {path.stem}.jpg/.png next to it")
 
 
 # ----------------------------------------------------------------------------- items
@@ -389,36 +471,67 @@ class AFLW2000_3D(_FaceFolder):
 
     def read_annotation(self, path):
         mat = _loadmat(path)
-        lm = _mat_array(path, mat, "pt3d_68", (3, 68)).T
-        _check_finite(path, lm, "pt3d_68")
-        return lm, _pose_from_mat(path, mat)
+        return _aflw2000_landmarks(path, mat), _pose_from_mat(path, mat)
+
+
+#: The folder under a 300W-LP root that ``data_scripts/prepare_300w_lp.py --bases`` fills with one
+#: ``<subset>/<name>.csv`` per image: 68 rows ``x,y,z`` in fa3d's pixels (0-based, z not centred).
+PREPARED_3D_DIR = "landmarks_3d"
 
 
 class W300LP(_FaceFolder):
-    """300W-LP: ``root/<subset>/<name>.jpg`` + same-stem ``.mat`` (``pt2d``; ``Pose_Para`` if present).
+    """300W-LP: ``root/<subset>/<name>.jpg`` + same-stem ``.mat`` (``pt2d``, ``Pose_Para``, 3DMM fit).
 
-    ``subsets``: e.g. ["AFW", "HELEN_Flip"]; None = every sub-folder holding images.
-    Ids are ``<subset>/<name>`` (flipped subsets reuse the names of the originals). 2D only: z is NaN.
+    ``subsets``: e.g. ["AFW", "HELEN_Flip"]; None = every sub-folder holding images (or root
+    itself when the images lie right in it).
+    Ids are ``<subset>/<name>`` (flipped subsets reuse the names of the originals).
+
+    Depth (``self.depth``): with ``bases`` (a folder of the BFM's 68-landmark bases, or a
+    :class:`~fa3d.data.morphable.MorphableBases`) every face gets (x, y, z) from its 3DMM fit
+    ("bases"); without, the landmarks prepared from them under ``root/landmarks_3d`` are read
+    when that folder exists ("prepared"); otherwise the stored 2D ``pt2d``, z NaN ("2d").
+
+    Which 2D points: with depth, x and y are the **projected 3D landmarks**, whose jaw points
+    stay fixed on the face (as in 3DFAW and in AFLW2000-3D's ``pt3d_68``, the test set's ground
+    truth); ``pt2d`` instead follows the visible jaw contour at large yaw, a different target
+    that would also disagree with the z of the same points. Without depth, ``pt2d`` it is.
     """
 
-    def __init__(self, root, subsets: list[str] | None = None, scheme: str = "68", transform=None):
+    def __init__(self, root, subsets: list[str] | None = None, scheme: str = "68", bases=None,
+                 transform=None):
         self.root = _require_dir(root, "300W-LP root")
+        if subsets is None and any(p.suffix.lower() in IMAGE_SUFFIXES for p in _visible_files(self.root)):
+            subsets = [""]  # images right in root: a single subset, e.g. a few files of the download
         if subsets is None:
             subsets = sorted(d.name for d in self.root.iterdir()
-                             if d.is_dir() and d.name not in ("landmarks", *_IGNORED_DIRS)
+                             if d.is_dir() and d.name not in ("landmarks", PREPARED_3D_DIR, *_IGNORED_DIRS)
                              and not d.name.startswith(".")
                              and any(p.suffix.lower() in IMAGE_SUFFIXES for p in d.iterdir()))
         samples = []
         for s in subsets:
             d = _require_dir(self.root / s, "300W-LP subset")
-            samples += _pair_files(d, d, ".mat", id_prefix=f"{s}/")
+            samples += _pair_files(d, d, ".mat", id_prefix=f"{s}/" if s else "")
         self.subsets = list(subsets)
+        self.bases = None if bases is None else (bases if isinstance(bases, MorphableBases) else load_bases(bases))
+        prepared = self.root / PREPARED_3D_DIR
+        self.depth = "bases" if self.bases is not None else ("prepared" if prepared.is_dir() else "2d")
+        if self.depth == "prepared":
+            missing = [sid for sid, _, _ in samples if not (prepared / f"{sid}.csv").is_file()]
+            if missing:
+                raise DatasetFormatError(prepared, f"{len(missing)} of {len(samples)} images have no prepared "
+                                         f"3D landmarks, e.g. {missing[:3]}; run data_scripts/prepare_300w_lp.py "
+                                         "with --bases again, or delete the folder to read 2D")
         super().__init__(samples, scheme, self.root, transform)
 
     def read_annotation(self, path):
         mat = _loadmat(path)
         pose = _pose_from_mat(path, mat) if "Pose_Para" in mat else None
-        return read_300wlp_landmarks(path), pose
+        if self.depth == "bases":
+            return landmarks_from_mat(path, self.bases, mat), pose
+        if self.depth == "prepared":
+            sid = _key(self.root, path, len(".mat"))
+            return read_landmarks_csv(self.root / PREPARED_3D_DIR / f"{sid}.csv", 68), pose
+        return read_300wlp_landmarks(path, mat), pose
 
 
 class PtsFolder(_FaceFolder):
@@ -448,7 +561,7 @@ DATASET_SPECS = {
     "synthetic": "synthetic[:SIZE]  procedurally rendered 3D faces (no download)",
     "3dfaw": "3dfaw:DIR         3DFAW (DIR/<split>_img, DIR/<split>_lm); keyword split='train'|'valid'",
     "aflw2000": "aflw2000:DIR      AFLW2000-3D (DIR/*.jpg + *.mat)",
-    "300wlp": "300wlp:DIR        300W-LP (DIR/<subset>/*.jpg + *.mat)",
+    "300wlp": "300wlp:DIR        300W-LP (DIR/<subset>/*.jpg + *.mat); 3D with prepared landmarks or bases=DIR",
     "folder": "folder:DIR        images + iBUG .pts files",
 }
 

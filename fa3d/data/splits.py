@@ -1,13 +1,29 @@
-"""Which faces train, validate and test: synthetic seeds, 3DFAW's folders, a seeded hold-out."""
+"""Which faces train, validate and test: synthetic seeds, 3DFAW's folders, a seeded three-way hold-out.
+
+Honest splits (no face is both tuned on and scored):
+
+* **synthetic**: training faces from ``seed``, validation faces (per-epoch curves, the quick
+  schedule was tuned on them) from ``seed + SYNTHETIC_VALID_SEED_OFFSET``, and **test** faces
+  (``fa3d evaluate``, notebooks 05 and 08) from ``seed + SYNTHETIC_TEST_SEED_OFFSET``, used for
+  nothing else.
+* **3dfaw**: its ``train`` and ``valid`` folders (the paper's protocol: its Table 3 is on valid).
+* **one folder** (aflw2000, 300wlp, folder): a seeded shuffle holds out ``num_valid`` faces for
+  validation and as many again for test (each at most a fifth of the folder). ``fa3d evaluate``
+  on the folder a run trained on scores only that test part; on any other folder, every face.
+"""
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 
-from .readers import open_dataset, parse_spec
+from .readers import PtsFolder, open_dataset, parse_spec
 
 #: The validation faces of a synthetic run use this offset on the seed, so that
 #: train and valid never share a face within one run.
 SYNTHETIC_VALID_SEED_OFFSET = 10_000
+#: The test faces of a synthetic run (never trained or tuned on) use this one.
+SYNTHETIC_TEST_SEED_OFFSET = 20_000
 
 
 class Subset(torch.utils.data.Subset):
@@ -20,38 +36,81 @@ class Subset(torch.utils.data.Subset):
             self.landmarks = lambda i: dataset.landmarks(self.indices[i])
 
 
+def default_scheme(spec: str) -> str:
+    """The landmark scheme a run on ``spec`` trains by default: 3DFAW's 66 points for 3DFAW and the
+    synthetic faces (the paper's), the 68 iBUG points for AFLW2000-3D and 300W-LP (whose test
+    protocol needs all 68), and whatever a folder of ``.pts`` files holds."""
+    kind, arg = parse_spec(spec)
+    if kind in ("aflw2000", "300wlp"):
+        return "68"
+    if kind == "folder" and arg:
+        return PtsFolder(arg).scheme.name
+    return "3dfaw66"
+
+
 def synthetic_valid(size: int, image_size: int, scheme: str, seed: int):
     """The validation faces of the synthetic run with ``seed`` (never its training faces)."""
     return open_dataset("synthetic", size=size, image_size=image_size, scheme=scheme,
                         seed=seed + SYNTHETIC_VALID_SEED_OFFSET)
 
 
-def open_splits(spec: str, *, scheme: str, seed: int, num_train: int, num_valid: int, synthetic_size: int):
-    """(train dataset, valid dataset) for a dataset SPEC. Synthetic: ``num_train`` and
-    ``num_valid`` faces of two disjoint seeds (valid uses seed + SYNTHETIC_VALID_SEED_OFFSET),
-    rendered at ``synthetic_size`` px. 3DFAW: its train/valid folders. A single folder
-    (aflw2000, 300wlp, folder): ``num_valid`` faces (at most a fifth) held out by a seeded shuffle."""
+def synthetic_test(size: int, image_size: int, scheme: str, seed: int):
+    """The test faces of the synthetic run with ``seed``: neither trained nor tuned on."""
+    return open_dataset("synthetic", size=size, image_size=image_size, scheme=scheme,
+                        seed=seed + SYNTHETIC_TEST_SEED_OFFSET)
+
+
+def _open(spec: str, scheme: str, bases):
+    kw = {"bases": bases} if bases is not None and parse_spec(spec)[0] == "300wlp" else {}
+    return open_dataset(spec, scheme=scheme, **kw)
+
+
+def held_out(n: int, seed: int, num_valid: int) -> tuple[list[int], list[int], list[int]]:
+    """(train, valid, test) indices of a folder of ``n`` faces: a seeded shuffle; valid and test
+    get ``num_valid`` faces each, at most a fifth of the folder each (none below 5 faces)."""
+    k = min(num_valid, n // 5)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return sorted(order[2 * k:]), sorted(order[:k]), sorted(order[k:2 * k])
+
+
+def open_splits(spec: str, *, scheme: str, seed: int, num_train: int, num_valid: int, synthetic_size: int,
+                bases=None):
+    """(train dataset, valid dataset) for a dataset SPEC (see the module docstring). Synthetic:
+    ``num_train`` and ``num_valid`` faces rendered at ``synthetic_size`` px. ``bases``: the 3DMM
+    bases folder that gives 300W-LP its depth (see :class:`fa3d.data.readers.W300LP`)."""
     kind, _ = parse_spec(spec)
     if kind == "synthetic":
         return (open_dataset("synthetic", size=num_train, image_size=synthetic_size, scheme=scheme, seed=seed),
                 synthetic_valid(num_valid, synthetic_size, scheme, seed))
     if kind == "3dfaw":
         return open_dataset(spec, split="train", scheme=scheme), open_dataset(spec, split="valid", scheme=scheme)
-    full = open_dataset(spec, scheme=scheme)
-    n_valid = min(num_valid, len(full) // 5)
-    order = torch.randperm(len(full), generator=torch.Generator().manual_seed(seed)).tolist()
-    return Subset(full, sorted(order[n_valid:])), Subset(full, sorted(order[:n_valid]))
+    full = _open(spec, scheme, bases)
+    train, valid, _ = held_out(len(full), seed, num_valid)
+    return Subset(full, train), Subset(full, valid)
 
 
-def test_dataset(spec: str, ckpt: dict):
-    """The dataset ``fa3d evaluate --data SPEC`` scores for a run's checkpoint dict: for
-    ``synthetic[:N]`` the run's own validation faces (never seen in training), for
-    ``3dfaw:DIR`` its valid split, otherwise every face of the folder."""
+def _same_folder(a: str, b: str) -> bool:
+    (ka, da), (kb, db) = parse_spec(a), parse_spec(b)
+    return ka == kb and bool(da) and Path(da).expanduser().resolve() == Path(db).expanduser().resolve()
+
+
+def test_dataset(spec: str, ckpt: dict, bases=None):
+    """The faces ``fa3d evaluate --data SPEC`` scores for a run's checkpoint dict: ``synthetic[:N]``
+    the run's test faces (N of them, default its ``num_valid``); ``3dfaw:DIR`` its valid split; the
+    folder the run trained on, its held-out test part (an error if the folder was too small to
+    hold one out); any other folder, every face."""
     cfg, scheme = ckpt["config"], ckpt["scheme"]
     kind, arg = parse_spec(spec)
     if kind == "synthetic":
         image_size = cfg.get("synthetic_size") or 2 * ckpt["preset"]["image_size"]
-        return synthetic_valid(int(arg) if arg else cfg["num_valid"], image_size, scheme, cfg["seed"])
+        return synthetic_test(int(arg) if arg else cfg["num_valid"], image_size, scheme, cfg["seed"])
     if kind == "3dfaw":
         return open_dataset(spec, split="valid", scheme=scheme)
-    return open_dataset(spec, scheme=scheme)
+    full = _open(spec, scheme, bases if bases is not None else cfg.get("bases"))
+    if not _same_folder(spec, cfg["data"]):
+        return full
+    _, _, test = held_out(len(full), cfg["seed"], cfg["num_valid"])
+    if not test:
+        raise ValueError(f"the run trained on every face of {spec} ({len(full)} faces: too few to hold out test "
+                         "faces, which needs at least 5); evaluate it on another folder")
+    return Subset(full, test)

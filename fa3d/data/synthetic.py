@@ -15,7 +15,8 @@ Each item is a parametric head rendered with a z-buffer, with exact 3D landmarks
 3. **Camera.** Head frame: x right, y down, z toward the camera. The head is
    rotated by yaw (about y: yaw > 0 turns the nose toward image right), then
    pitch (about x: pitch > 0 lifts the nose), then roll (about the view axis:
-   roll > 0 turns the face clockwise in the image), scaled to pixels and
+   roll > 0 turns the face clockwise in the image; :mod:`fa3d.data.pose`, the one
+   convention of every dataset), scaled to pixels and
    projected orthographically. z is in the same pixel units (larger = closer).
 4. **Render.** Every grid point is splatted into a 2x2 pixel footprint with
    ``scatter_reduce("amax")`` over int64 keys (quantised depth in the high
@@ -42,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .pose import rotation_matrix
 from .schemes import INDICES_68_TO_66, convert_68_to_66, get_scheme
 
 # Ellipsoid half-axes of the mean head, in head units (the head is ~2 units tall).
@@ -607,22 +609,13 @@ def _background(seed: int, out_size: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- rendering
 
-def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Head-to-camera rotation R = Rz(roll) Rx(pitch) Ry(yaw), degrees; x right, y down, z to camera."""
-    y, p, r = np.radians([yaw, pitch, roll])
-    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
-    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return rz @ rx @ ry
-
-
 def _camera(p: SyntheticFaceParams, L: _Layout, image_size: int):
     """Scale (pixels per head unit), rotation (3, 3) and 2D offset (2,) that frame the face,
     and the 68 landmarks in the head frame (68, 3)."""
     lm_uv = _landmarks_uv(p)
     lm_head = _surface_points(p, L, lm_uv[:, 0], lm_uv[:, 1])
     scale = p.face_frac * image_size / np.ptp(lm_head[:, 1])
-    rot = _rotation(p.yaw, p.pitch, p.roll)
+    rot = rotation_matrix(p.yaw, p.pitch, p.roll)
     xy = (lm_head @ rot.T)[:, :2] * scale
     lo, hi = xy.min(0), xy.max(0)
     slack = np.maximum(0.0, (image_size - 1 - (hi - lo)) / 2 - 0.02 * image_size)

@@ -240,11 +240,11 @@ def warp_sample(item: dict, A, out_size: int, scheme: str | LandmarkScheme | Non
     """Apply the similarity A to a dataset item; returns a new dict (the input is untouched).
 
     image -> (3, out_size, out_size); landmarks via :func:`warp_landmarks`; for a
-    mirroring A ``visible`` is re-indexed and yaw and roll change sign. bbox: its
-    centre is mapped by A and its width and height are scaled by s (with a
+    mirroring A ``visible`` is re-indexed and yaw and roll change sign; A's in-plane
+    rotation is added to the roll (exact in fa3d's pose convention, :mod:`fa3d.data.pose`).
+    bbox: its centre is mapped by A and its width and height are scaled by s (with a
     rotation this is the face's box in its own frame, not the hull of the turned box).
-    roll becomes NaN (unknown) when A rotates, since its sign convention is the
-    dataset's. ``crop_matrix`` (2, 3) float32 maps original-image pixels to crop
+    ``crop_matrix`` (2, 3) float32 maps original-image pixels to crop
     pixels; an item that already had one gets the composition.
     ``scheme`` gives the flip permutation; None picks the scheme by landmark count.
     """
@@ -268,15 +268,23 @@ def warp_sample(item: dict, A, out_size: int, scheme: str | LandmarkScheme | Non
         half = torch.stack([x2 - x1, y2 - y1]).abs() * s / 2
         out["bbox"] = torch.cat([centre - half, centre + half]).to(item["bbox"].dtype)
     if "pose" in item:
-        pose = item["pose"].clone()
-        if mirrored:
-            pose[0], pose[2] = -pose[0], -pose[2]
-        if abs(float(A[1, 0])) > 1e-9 * s:  # in-plane rotation
-            pose[2] = float("nan")
-        out["pose"] = pose
+        out["pose"] = _warp_pose(item["pose"], A, mirrored)
     prev = item.get("crop_matrix")
     out["crop_matrix"] = (A if prev is None else compose_matrices(A, prev)).float()
     return out
+
+
+def _warp_pose(pose: torch.Tensor, A: torch.Tensor, mirrored: bool) -> torch.Tensor:
+    """(yaw, pitch, roll) degrees after the similarity A: a mirror maps them to (-yaw, pitch, -roll),
+    then A's rotation (clockwise in the image for a positive angle, y being down) adds to the roll."""
+    yaw, pitch, roll = (float(v) for v in pose)
+    L = A[:, :2].double()
+    if mirrored:
+        yaw, roll = -yaw, -roll
+        L = L @ torch.diag(torch.tensor([-1.0, 1.0], dtype=L.dtype))  # A = R diag(-1, 1) s -> R s
+    angle = math.degrees(math.atan2(float(L[1, 0]), float(L[0, 0])))
+    roll = (roll + angle + 180.0) % 360.0 - 180.0
+    return torch.tensor([yaw, pitch, roll], dtype=pose.dtype)
 
 
 def crop_sample(item: dict, out_size: int, extend: float = DEFAULT_EXTEND) -> dict:

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from ..files import atomic_write
+from .pose import pose_to_3ddfa
 from .readers import IMAGE_SUFFIXES
 from .schemes import convert_68_to_66
 
@@ -49,8 +50,8 @@ def _as_array(lm, shape: tuple[int, int], what: str) -> np.ndarray:
 
 def write_3dfaw_landmarks(path, lm, *, overwrite: bool = False) -> Path:
     """Write (66, 3) landmarks as a 3DFAW ``<id>_lm.csv`` (66 rows ``x,y,z``)."""
-    a = _as_array(lm, (66, 3), str(path))
-    return _write_text(path, "".join(",".join(map(_fmt, row)) + "\n" for row in a), overwrite)
+    _as_array(lm, (66, 3), str(path))
+    return write_landmarks_csv(path, lm, overwrite=overwrite)
 
 
 def write_pts(path, lm, *, overwrite: bool = False) -> Path:
@@ -64,31 +65,49 @@ def write_pts(path, lm, *, overwrite: bool = False) -> Path:
 
 
 def _pose_para(pose_deg) -> np.ndarray:
-    """(yaw, pitch, roll) degrees -> Pose_Para (1, 7); translation 0 and scale 1 (unused by fa3d)."""
-    yaw, pitch, roll = (float(v) for v in (pose_deg if pose_deg is not None else (math.nan,) * 3))
-    return np.array([[math.radians(pitch), math.radians(yaw), math.radians(roll), 0.0, 0.0, 0.0, 1.0]])
+    """fa3d (yaw, pitch, roll) degrees -> 3DDFA's Pose_Para (1, 7); translation 0 and scale 1."""
+    if pose_deg is None:
+        return np.array([[math.nan] * 6 + [1.0]])
+    return np.array([[*pose_to_3ddfa(*(float(v) for v in pose_deg)), 0.0, 0.0, 0.0, 1.0]])
 
 
-def write_aflw2000_3d_mat(path, lm, pose_deg=None, *, overwrite: bool = False) -> Path:
+def _to_matlab(a: np.ndarray) -> np.ndarray:
+    """fa3d's 0-based pixels -> MATLAB's 1-based ones (x and y plus 1), as the readers expect."""
+    a = a.copy()
+    a[:, :2] += 1.0
+    return a
+
+
+def write_aflw2000_3d_mat(path, lm, pose_deg=None, *, extra: dict | None = None, overwrite: bool = False) -> Path:
     """Write an AFLW2000-3D style ``.mat``: ``pt3d_68`` (3, 68) and ``Pose_Para`` (1, 7).
 
-    ``lm``: (68, 3) pixels, z larger = closer; ``pose_deg``: (yaw, pitch, roll) degrees (NaN if None).
+    ``lm``: (68, 3) fa3d pixels (0-based; stored 1-based), z larger = closer; ``pose_deg``: fa3d
+    (yaw, pitch, roll) in degrees, stored in 3DDFA's convention (NaN if None). ``extra``: more
+    variables as stored (e.g. a 3DMM fit: ``Shape_Para``, ``Exp_Para``; a ``Pose_Para`` there wins).
     """
-    a = _as_array(lm, (68, 3), str(path))
-    return _write_mat(path, {"pt3d_68": a.T, "Pose_Para": _pose_para(pose_deg)}, overwrite)
+    a = _to_matlab(_as_array(lm, (68, 3), str(path)))
+    return _write_mat(path, {"pt3d_68": a.T, "Pose_Para": _pose_para(pose_deg), **(extra or {})}, overwrite)
 
 
-def write_300wlp_mat(path, lm2d, pose_deg=None, *, overwrite: bool = False) -> Path:
-    """Write a 300W-LP image ``.mat``: ``pt2d`` (2, 68) and, if a pose is given, ``Pose_Para`` (1, 7)."""
-    variables = {"pt2d": _as_array(lm2d, (68, 2), str(path)).T}
+def write_300wlp_mat(path, lm2d, pose_deg=None, *, extra: dict | None = None, overwrite: bool = False) -> Path:
+    """Write a 300W-LP image ``.mat``: ``pt2d`` (2, 68) (fa3d pixels, stored 1-based) and, if a pose is
+    given, ``Pose_Para`` (1, 7) in 3DDFA's convention; ``extra`` as for :func:`write_aflw2000_3d_mat`."""
+    variables = {"pt2d": _to_matlab(_as_array(lm2d, (68, 2), str(path))).T}
     if pose_deg is not None:
         variables["Pose_Para"] = _pose_para(pose_deg)
-    return _write_mat(path, variables, overwrite)
+    return _write_mat(path, {**variables, **(extra or {})}, overwrite)
 
 
 def write_300wlp_pts_mat(path, lm2d, *, overwrite: bool = False) -> Path:
-    """Write a 300W-LP ``landmarks/<subset>/<name>_pts.mat`` with ``pts_2d`` (68, 2)."""
-    return _write_mat(path, {"pts_2d": _as_array(lm2d, (68, 2), str(path))}, overwrite)
+    """Write a 300W-LP ``landmarks/<subset>/<name>_pts.mat`` with ``pts_2d`` (68, 2), stored 1-based."""
+    return _write_mat(path, {"pts_2d": _to_matlab(_as_array(lm2d, (68, 2), str(path)))}, overwrite)
+
+
+def write_landmarks_csv(path, lm, *, overwrite: bool = False) -> Path:
+    """Write (N, 3) landmarks as N rows ``x,y,z`` (read back by ``fa3d.data.readers.read_landmarks_csv``)."""
+    a = np.asarray(lm.detach().cpu() if isinstance(lm, torch.Tensor) else lm)
+    a = _as_array(a, (len(a), 3), str(path))
+    return _write_text(path, "".join(",".join(map(_fmt, row)) + "\n" for row in a), overwrite)
 
 
 def write_image(path, image: torch.Tensor, *, overwrite: bool = False, quality: int = 95) -> Path:
