@@ -178,7 +178,7 @@ def find_dataset(out: Path, open_fn: Callable, max_depth: int = 2):
     raise ValueError(f"could not open the dataset under {out}:\n" + "\n".join(errors[:6]))
 
 
-def parse_args(argv, description: str, default_url: str | None):
+def parse_args(argv, description: str, default_url: str | None, configure: Callable | None = None):
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", nargs="+", metavar="ARCHIVE_OR_URL",
                    help="the official archive(s) you downloaded (.zip/.tar*, or the parts x.zip.001 ...), "
@@ -189,6 +189,8 @@ def parse_args(argv, description: str, default_url: str | None):
     p.add_argument("--force", action="store_true", help="extract into a non-empty --out folder")
     p.add_argument("--download-dir", type=Path, default=None,
                    help="where URLs are downloaded to (default: the parent of --out)")
+    if configure is not None:
+        configure(p)
     return p.parse_args(argv)
 
 
@@ -232,11 +234,16 @@ def prepare(args, open_fn: Callable, known_sha256: dict[str, str | None]):
     return root, ds
 
 
-def run(argv, *, doc: str, open_fn: Callable, known_sha256: dict, default_url: str | None = None) -> int:
-    """The whole CLI: returns the exit status (0 ok, 1 error with a one-line message on stderr)."""
-    args = parse_args(argv, doc, default_url)
+def run(argv, *, doc: str, open_fn: Callable, known_sha256: dict, default_url: str | None = None,
+        configure: Callable | None = None, after: Callable | None = None) -> int:
+    """The whole CLI: returns the exit status (0 ok, 1 error with a one-line message on stderr).
+    ``configure(parser)`` adds a script's own options; ``after(args, root, dataset)`` runs once the
+    dataset is extracted and opens."""
+    args = parse_args(argv, doc, default_url, configure)
     try:
-        prepare(args, open_fn, known_sha256)
+        root, ds = prepare(args, open_fn, known_sha256)
+        if after is not None:
+            after(args, root, ds)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

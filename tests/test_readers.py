@@ -21,7 +21,7 @@ H, W = 24, 32
 def _lm(n, d=3, seed=0):
     """Landmarks with awkward float32 values (round trips must be exact, not approximate)."""
     rng = np.random.default_rng(seed)
-    return (rng.uniform(-5, 40, (n, d)) + rng.uniform(0, 1e-3, (n, d))).astype(np.float32)
+    return (rng.uniform(0.5, 22, (n, d)) + rng.uniform(0, 1e-3, (n, d))).astype(np.float32)
 
 
 def _img(seed=0):

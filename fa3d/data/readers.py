@@ -38,6 +38,7 @@ This module only reads. The writers of the same formats live in ``fa3d.data.writ
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -324,6 +325,28 @@ def _item_landmarks(landmarks: np.ndarray, where) -> torch.Tensor:
     return torch.from_numpy(lm.astype(np.float32))
 
 
+#: Smallest face fa3d crops: the longer side of the landmarks' box, in pixels.
+MIN_FACE_PX = 8.0
+
+
+def face_fault(landmarks: np.ndarray, width: int, height: int) -> str | None:
+    """What is wrong with a face's (N, 2|3) pixel landmarks on a width x height image, or None.
+
+    Landmarks may lie outside the image (a profile's hidden jaw, a face at the border: the crop
+    pads), but not most of them: fewer than half inside means the annotation does not belong to
+    the image (or its coordinates are off). A box under :data:`MIN_FACE_PX` is too small to crop.
+    """
+    xy = np.asarray(landmarks, np.float64)[:, :2]
+    inside = ((xy[:, 0] >= -0.5) & (xy[:, 0] <= width - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] <= height - 0.5))
+    if inside.mean() < 0.5:
+        return (f"only {int(inside.sum())} of {len(xy)} landmarks lie inside the {width}x{height} image "
+                "(wrong image, or coordinates in another convention?)")
+    side = float((xy.max(0) - xy.min(0)).max())
+    if side < MIN_FACE_PX:
+        return f"face too small to crop: its landmarks span {side:.1f} px (at least {MIN_FACE_PX:g})"
+    return None
+
+
 def make_item(image: torch.Tensor, landmarks: np.ndarray, pose=None, id: str = "", source=None) -> dict:
     """Build the fa3d item dict. ``landmarks``: (N, 2) or (N, 3) pixels; z is centred (NaN if absent).
 
@@ -440,7 +463,11 @@ class _FaceFolder(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         sid, image_path, ann_path, lm, pose = self._annotation(index)
-        item = make_item(read_image(image_path), lm, pose, sid, ann_path)
+        image = read_image(image_path)
+        fault = face_fault(lm, image.shape[2], image.shape[1])
+        if fault:
+            raise DatasetFormatError(ann_path, fault)
+        item = make_item(image, lm, pose, sid, ann_path)
         return self.transform(item) if self.transform is not None else item
 
     def __repr__(self) -> str:
@@ -479,6 +506,24 @@ class AFLW2000_3D(_FaceFolder):
 PREPARED_3D_DIR = "landmarks_3d"
 
 
+#: The faces that preparing 300W-LP's depth left out, one ``<id>\t<reason>`` line each.
+SKIP_LIST_NAME = "skipped.tsv"
+
+
+def read_skip_list(path) -> list[tuple[str, str]]:
+    """(id, reason) of every line of a skip list; [] if there is no such file."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    for lineno, line in _text_lines(path):
+        sid, sep, reason = line.partition("\t")
+        if not sep:
+            raise DatasetFormatError(path, f"line {lineno}: expected '<id><TAB><reason>', got {line!r}")
+        out.append((sid, reason))
+    return out
+
+
 class W300LP(_FaceFolder):
     """300W-LP: ``root/<subset>/<name>.jpg`` + same-stem ``.mat`` (``pt2d``, ``Pose_Para``, 3DMM fit).
 
@@ -515,7 +560,14 @@ class W300LP(_FaceFolder):
         self.bases = None if bases is None else (bases if isinstance(bases, MorphableBases) else load_bases(bases))
         prepared = self.root / PREPARED_3D_DIR
         self.depth = "bases" if self.bases is not None else ("prepared" if prepared.is_dir() else "2d")
+        self.skipped: list[tuple[str, str]] = []
         if self.depth == "prepared":
+            self.skipped = read_skip_list(prepared / SKIP_LIST_NAME)
+            if self.skipped:
+                drop = {sid for sid, _ in self.skipped}
+                samples = [s for s in samples if s[0] not in drop]
+                warnings.warn(f"300W-LP: {len(self.skipped)} faces skipped, each with its reason in "
+                              f"{prepared / SKIP_LIST_NAME}", stacklevel=2)
             missing = [sid for sid, _, _ in samples if not (prepared / f"{sid}.csv").is_file()]
             if missing:
                 raise DatasetFormatError(prepared, f"{len(missing)} of {len(samples)} images have no prepared "
