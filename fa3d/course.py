@@ -200,9 +200,10 @@ def ensure_run(name: str, out_dir="outputs/notebooks", *, seed: int = 0, progres
     return run_dir
 
 
-def validation_crops(run_dir, num_images: int | None = None) -> dict:
-    """The run's validation faces as evaluation crops: ``image`` uint8 (V, 3, S, S),
-    ``landmarks`` (V, N, 3) in crop pixels, ``crop_matrix`` (V, 2, 3), ``yaw`` (V,) degrees."""
+def test_crops(run_dir, num_images: int | None = None) -> dict:
+    """The run's synthetic **test** faces (seed + ``SYNTHETIC_TEST_SEED_OFFSET``: never trained on,
+    and not the validation faces that tuned the quick schedule) as evaluation crops: ``image`` uint8
+    (V, 3, S, S), ``landmarks`` (V, N, 3) in crop pixels, ``crop_matrix`` (V, 2, 3), ``yaw`` (V,) degrees."""
     ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
     dataset = test_dataset("synthetic", ckpt)
     faces = torch.utils.data.Subset(dataset, range(min(num_images or len(dataset), len(dataset))))

@@ -97,7 +97,7 @@ def predict_files(run_dir, images, *, bbox=None, out_dir=None, overwrite: bool =
     size = ckpt["preset"]["image_size"]
     results = {}
     for img, out in targets.items():
-        image = read_image(img)
+        image = read_image(img, exif_transpose=True)  # a phone photo: landmarks on the upright image
         boxes, source = ([tuple(map(float, bbox))], "given") if bbox is not None else (detect_faces(image), "haar")
         if not boxes:
             log(f"{img}: no face found by the Haar detector (frontal faces only); pass --bbox x1 y1 x2 y2")
@@ -109,6 +109,7 @@ def predict_files(run_dir, images, *, bbox=None, out_dir=None, overwrite: bool =
                "scheme": ckpt["scheme"], "run": str(run_dir),
                "units": "image pixels: x right, y down, pixel centres at integers; z in pixels, larger = closer, "
                         "zero mean per face",
+               "pixels": "as viewers show the image: its EXIF orientation, if any, applied",
                "faces": faces}
         atomic_write(out, json.dumps(doc, indent=1) + "\n")
         log(f"{img}: {len(faces)} face(s) -> {out}")

@@ -505,9 +505,13 @@ facts.update(export_landmarks_max_diff_px=lm_diff, export_image_mean_abs_diff=ro
 # %% [markdown]
 # The other readers follow the same pattern and return the same item dict:
 # `AFLW2000_3D(root)` (`<name>.jpg` + `<name>.mat` with `pt3d_68` (3, 68) and `Pose_Para`),
-# `W300LP(root)` (`<subset>/<name>.jpg` + `.mat` with `pt2d`; 2D only, $z$ is NaN) and `PtsFolder(root)`
-# (images with iBUG `.pts` files, for your own annotations). A malformed file raises an error that names
-# the file and the problem.
+# `W300LP(root)` (`<subset>/<name>.jpg` + `.mat` with `pt2d`: 2D, $z$ is NaN; with the 3DMM bases,
+# `W300LP(root, bases=DIR)`, every face gets its depth from its 3DMM fit, see notebook 07) and
+# `PtsFolder(root)` (images with iBUG `.pts` files, for your own annotations). Every reader speaks fa3d's
+# conventions whatever the file's: 0-based pixels (MATLAB's 1-based annotations lose 1) and one pose
+# convention (`fa3d.data.pose`: yaw > 0 turns the nose to the image's right; AFLW2000-3D stores the
+# opposite sign, and the reader converts). A malformed file raises an error that names the file and the
+# problem.
 
 # %%
 with open(os.path.join(OUT_DIR, "01_data.json"), "w") as f:

@@ -43,7 +43,7 @@ device = course.setup(seed=0)   # prints device, memory, versions; seeds everyth
 
 # %% tags=["parameters"]
 PRESET = "quick"             # the preset built step by step and trained; notebook 07 trains "paper" on a GPU
-NUM_EVAL = 200               # validation faces for the error numbers (the run keeps 200)
+NUM_EVAL = 200               # test faces for the error numbers (the run's num_valid: 200)
 FACE_INDEX = 3               # the validation face shown
 LANDMARK = 36                # the landmark whose map is shown (36: subject's right outer eye corner)
 OUT_DIR = "outputs/notebooks"
@@ -378,15 +378,15 @@ viz.training_curves(log, title="quick detection stage")
 # with it.
 
 # %% [markdown]
-# ## 10. Detection maps of a validation face
+# ## 10. Detection maps of a test face
 #
-# The validation faces were never seen in training. The sigmoid of the logits is the detector's per-pixel
+# The test faces were never seen in training, nor used to tune anything. The sigmoid of the logits is the detector's per-pixel
 # probability that the landmark is within $r$; its argmax, mapped from the $S/4$ map back to crop pixels
 # (`resize_points`), is the detection-only estimate.
 
 # %%
 cascade, ckpt = load_run(RUN_DIR)
-crops = course.validation_crops(RUN_DIR, NUM_EVAL)
+crops = course.test_crops(RUN_DIR, NUM_EVAL)
 img, gt = crops["image"][FACE_INDEX], crops["landmarks"][FACE_INDEX]
 with torch.no_grad():
     out = cascade(img[None], upto="detection")     # the cascade's forward, stopped after this subnet
@@ -424,7 +424,7 @@ gt_disks = disk_heatmaps(resize_points(gt_lm, S, h_map), h_map, disk_radius(heig
 oracle_xy = resize_points(decode_heatmaps(gt_disks), h_map, S)
 oracle = torch.cat([oracle_xy, gt_lm[..., 2:]], -1)
 oracle_gte = summarize(oracle, gt_lm)["gte_xy"]
-print(f"GTE xy on {len(gt_lm)} validation faces: detection-only {model_gte:.2f} % | mean shape "
+print(f"GTE xy on {len(gt_lm)} test faces: detection-only {model_gte:.2f} % | mean shape "
       f"{baseline_gte:.2f} % | ground-truth disks decoded {oracle_gte:.2f} %")
 print(f"detection-only / baseline = {model_gte / baseline_gte:.2f}")
 facts.update(model_gte=model_gte, baseline_gte=baseline_gte, disk_decoding_floor_gte=oracle_gte,

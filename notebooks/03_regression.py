@@ -44,7 +44,7 @@ device = course.setup(seed=0)   # prints device, memory, versions; seeds everyth
 
 # %% tags=["parameters"]
 PRESET = "quick"             # the preset built step by step and trained; notebook 07 trains "paper" on a GPU
-NUM_EVAL = 200               # validation faces for the error numbers (the run keeps 200)
+NUM_EVAL = 200               # test faces for the error numbers (the run's num_valid: 200)
 FACE_INDEX = 3               # the validation face shown
 LANDMARK = 36                # the landmark whose maps are shown (36: subject's right outer eye corner)
 OUT_DIR = "outputs/notebooks"
@@ -350,7 +350,7 @@ viz.training_curves(log, title="quick detection → regression → joint")
 
 # %%
 cascade, ckpt = load_run(RUN_DIR)
-crops = course.validation_crops(RUN_DIR, NUM_EVAL)
+crops = course.test_crops(RUN_DIR, NUM_EVAL)
 img, gt = crops["image"][FACE_INDEX], crops["landmarks"][FACE_INDEX]
 st = viz.cascade_stages(cascade, img)
 fig = Figure(figsize=(12, 6.2), layout="constrained")
@@ -370,7 +370,7 @@ fig
 # %% [markdown]
 # ## 8. Does regression refine detection?
 #
-# The same validation faces, the same final (jointly trained) cascade, decoded two ways: from the detection
+# The same test faces, the same final (jointly trained) cascade, decoded two ways: from the detection
 # maps alone and from the regression heatmaps; the mean shape as the baseline. GTE in $x, y$ only (the Z net
 # is still untrained: notebook 04).
 
@@ -382,7 +382,7 @@ det_only, model_gte, baseline_gte = det["model"]["gte_xy"], reg["model"]["gte_xy
 per_det = 100 * gte(det["pred"], gt_lm, "xy")
 per_reg = 100 * gte(reg["pred"], gt_lm, "xy")
 improved = float((per_reg < per_det).float().mean())
-print(f"GTE xy on {len(gt_lm)} validation faces: detection-only {det_only:.2f} % -> regression {model_gte:.2f} % "
+print(f"GTE xy on {len(gt_lm)} test faces: detection-only {det_only:.2f} % -> regression {model_gte:.2f} % "
       f"(mean shape {baseline_gte:.2f} %)")
 print(f"regression is better on {100 * improved:.0f} % of the faces; error ratio {model_gte / det_only:.2f}")
 facts.update(model_gte=model_gte, baseline_gte=baseline_gte, detection_only_gte=det_only,

@@ -43,7 +43,7 @@ device = course.setup(seed=0)   # prints device, memory, versions; seeds everyth
 
 # %% tags=["parameters"]
 PRESET = "quick"             # the preset built step by step and trained; notebook 07 trains "paper" on a GPU
-NUM_EVAL = 200               # validation faces for the error numbers (the run keeps 200)
+NUM_EVAL = 200               # test faces for the error numbers (the run's num_valid: 200)
 FACE_INDEX = 3               # the validation face shown
 LANDMARK = 30                # the landmark whose maps are shown (30: nose tip)
 OUT_DIR = "outputs/notebooks"
@@ -287,14 +287,14 @@ viz.training_curves(log, title="quick Z stage (2D subnets frozen)")
 
 # %%
 cascade, ckpt = load_run(RUN_DIR)
-crops = course.validation_crops(RUN_DIR, NUM_EVAL)
+crops = course.test_crops(RUN_DIR, NUM_EVAL)
 gt = crops["landmarks"]
 viz.stage_grid(cascade, crops["image"][FACE_INDEX], scheme, landmark=LANDMARK, gt=gt[FACE_INDEX])
 
 # %% [markdown]
 # ## 9. How good is the depth?
 #
-# GTE (eq. 2 of the paper, percent of the 3D interocular distance) on the validation faces, for the full
+# GTE (eq. 2 of the paper, percent of the 3D interocular distance) on the test faces, for the full
 # cascade and the mean-shape baseline, in $z$ alone and in $x, y, z$. The scatter compares predicted and
 # true $z$ of every landmark of every face (both zero-mean per face, in crop pixels). As a check of §6's
 # argument, the same Z net is also fed Gaussians at the **true** $x, y$: the gap is the depth error that the

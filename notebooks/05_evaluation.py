@@ -41,7 +41,7 @@ from fa3d import course
 device = course.setup(seed=0)   # prints device, memory, versions; seeds everything
 
 # %% tags=["parameters"]
-NUM_EVAL = 200            # validation faces to score (the quick run keeps 200); thousands for a real test set
+NUM_EVAL = 200            # test faces to score (the run's num_valid: 200); thousands for a real test set
 PER_ROW = 4               # faces per row of the best / median / worst gallery
 FAIL_THRESHOLD = 0.25     # an image "fails" when its GTE xyz exceeds this fraction of the IOD (0.10 for the paper preset)
 OUT_DIR = "outputs/notebooks"
@@ -275,8 +275,9 @@ fig
 # ## 3. The model and its test faces
 #
 # The quick cascade trained in notebooks 02–04 (`course.ensure_run("z", OUT_DIR)` reuses it, or trains
-# it now, about 6 minutes on a 2-core CPU, if you run this notebook on its own). Its test set is the run's
-# validation faces: synthetic faces from a seed never used for training, cropped around their box as at
+# it now, about 6 minutes on a 2-core CPU, if you run this notebook on its own). Its test faces are
+# synthetic faces from a seed of their own (`seed + 20000`), used neither for training nor for the
+# per-epoch validation that tuned the quick schedule (`seed + 10000`), cropped around their box as at
 # test time.
 #
 # Four "methods" on the same faces, the analogue of the paper's comparison of stages:
@@ -298,7 +299,7 @@ run_dir = course.ensure_run("z", OUT_DIR)
 cascade, ckpt = load_run(run_dir, device)
 scheme = get_scheme(ckpt["scheme"])
 mean_shape = ckpt["mean_shape"]                                   # (N, 3) crop pixels
-crops = course.validation_crops(run_dir, NUM_EVAL)
+crops = course.test_crops(run_dir, NUM_EVAL)
 gt, yaw = crops["landmarks"], crops["yaw"]
 print(f"run: {run_dir} (stages {ckpt['config']['stages']}, preset {ckpt['preset']['name']}, "
       f"{ckpt['preset']['image_size']} px crops, scheme {scheme.name})")

@@ -41,7 +41,7 @@ device = course.setup(seed=0)   # prints device, memory, versions; seeds everyth
 
 # %% tags=["parameters"]
 INTERACTIVE = None        # None: live widgets in Jupyter/Colab, a static figure when headless; True/False to force
-NUM_FACES = 200           # validation faces scored for the pose statistics (the quick run keeps 200)
+NUM_FACES = 200           # test faces scored for the pose statistics (the run's num_valid: 200)
 BROWSE_FACES = 12         # test faces the browser's slider steps through
 SWEEP_FACE = 3            # which synthetic face the yaw sweep turns
 SWEEP_YAWS = (-90, -60, -30, 0, 30, 60, 90)   # degrees; any list, e.g. range(-90, 91, 15)
@@ -225,13 +225,13 @@ shown(sweep_fig)
 # ## 3. The trained cascade's 3D predictions
 #
 # Now the quick cascade of notebooks 02–04 (`course.ensure_run("z", OUT_DIR)` reuses it, or trains it, about
-# 6 minutes on a 2-core CPU, if this notebook runs on its own), on its validation faces. We pick the test
+# 6 minutes on a 2-core CPU, if this notebook runs on its own), on its test faces. We pick the test
 # face with the **median** error, so what you see is typical:
 
 # %%
 run_dir = course.ensure_run("z", OUT_DIR)
 cascade, ckpt = load_run(run_dir, device)
-crops = course.validation_crops(run_dir, NUM_FACES)
+crops = course.test_crops(run_dir, NUM_FACES)
 gt, yaw = crops["landmarks"], crops["yaw"]
 with torch.no_grad():
     pred = predict_crops(cascade, crops["image"], "z")

@@ -84,7 +84,7 @@ facts = {"num_train": NUM_TRAIN, "z_epochs": Z_EPOCHS, "seeds": list(SEEDS)}
 # %%
 reg_dir = course.ensure_run("regression", OUT_DIR, progress=False)
 reg_cascade, reg_ckpt = load_run(reg_dir)
-crops = course.validation_crops(reg_dir, NUM_TEST)      # (V,3,64,64) uint8 crops + landmarks in crop px
+crops = course.test_crops(reg_dir, NUM_TEST)      # (V,3,64,64) uint8 crops + landmarks in crop px
 gt = crops["landmarks"]
 S, sigma0 = crops["image"].shape[-1], reg_cascade.heatmap_sigma
 xy_pred = predict_crops(reg_cascade, crops["image"], "joint")[..., :2]

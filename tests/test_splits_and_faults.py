@@ -93,3 +93,14 @@ def test_prepared_300wlp_skips_the_listed_faces_and_says_how_many(tmp_path):
     (root / "landmarks_3d" / "skipped.tsv").write_text("")
     with pytest.raises(DatasetFormatError, match="1 of 3 images have no prepared"):
         W300LP(root)
+
+
+def test_exif_orientation_is_ignored_with_a_warning_for_datasets_and_applied_for_predict(tmp_path):
+    img = Image.new("RGB", (20, 10), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    img.save(tmp_path / "phone.jpg", exif=exif)
+    with pytest.warns(UserWarning, match="EXIF orientation 6 ignored"):
+        stored = read_image(tmp_path / "phone.jpg")
+    assert stored.shape == (3, 10, 20)
+    assert read_image(tmp_path / "phone.jpg", exif_transpose=True).shape == (3, 20, 10)

@@ -17,9 +17,12 @@ Formats (what is on disk):
 Pixels: every MATLAB-made annotation (``.pts``, ``pt3d_68``, ``pt2d``, ``pts_2d``) is 1-based
 (the top-left pixel's centre is (1, 1)); fa3d's pixels are 0-based, so readers subtract 1
 from x and y, and the writers add it back. Pose: each reader converts the stored angles to
-fa3d's one convention (:mod:`fa3d.data.pose`). Images: EXIF orientation is ignored, because
-the annotations of these datasets refer to the stored pixel grid (MATLAB's ``imread`` ignores
-it too); grey, palette, CMYK and 16-bit images are converted to 8-bit RGB.
+fa3d's one convention (:mod:`fa3d.data.pose`). Images: EXIF orientation is ignored (with a
+warning), because the annotations of these datasets refer to the stored pixel grid (MATLAB's
+``imread`` ignores it too); grey, palette, CMYK and 16-bit images are converted to 8-bit RGB.
+Faults: a face with most landmarks outside its image or too small to crop (:func:`face_fault`)
+is an error naming its file; two images with one id are an error; 300W-LP faces that preparing
+depth left out are skipped, counted and listed (``landmarks_3d/skipped.tsv``).
 
 Every dataset returns the fa3d item dict: ``image`` uint8 (3, H, W), ``landmarks``
 float32 (N, 3) in pixels with pixel centres at integer coordinates and z centred
@@ -45,7 +48,7 @@ from typing import Iterable
 import numpy as np
 import scipy.io
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from .morphable import MorphableBases, landmarks_from_3dmm, load_bases
@@ -265,12 +268,17 @@ def _to_rgb8(path, im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"))  # grey, palette, CMYK (naively), RGBA (alpha dropped)
 
 
-def read_image(path) -> torch.Tensor:
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+def read_image(path, exif_transpose: bool = False) -> torch.Tensor:
     """Decode a JPEG/PNG with PIL -> uint8 (3, H, W) RGB; grey, palette, CMYK and 16-bit are converted.
 
     Truncated or corrupt files raise DatasetFormatError, never a half-decoded image
-    (unless other code set ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``). EXIF orientation
-    is ignored: the annotations of datasets refer to the stored pixel grid.
+    (unless other code set ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``). EXIF orientation: by default
+    ignored, with a warning when it is not "upright", because the annotations of datasets refer to
+    the stored pixel grid; ``exif_transpose=True`` turns the pixels upright as viewers show them
+    (``fa3d predict`` does, for photos without annotations).
     """
     path = Path(path)
     if path.stat().st_size == 0:
@@ -278,6 +286,12 @@ def read_image(path) -> torch.Tensor:
     try:
         with Image.open(path) as im:
             im.load()
+            orientation = im.getexif().get(EXIF_ORIENTATION_TAG, 1)
+            if exif_transpose:
+                im = ImageOps.exif_transpose(im)
+            elif orientation != 1:
+                warnings.warn(f"{path}: EXIF orientation {orientation} ignored: its annotations are taken on the "
+                              "stored pixels, as MATLAB and the datasets' tools read them", stacklevel=2)
             rgb = _to_rgb8(path, im)
     except FileNotFoundError:
         raise
