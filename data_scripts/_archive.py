@@ -235,15 +235,17 @@ def prepare(args, open_fn: Callable, known_sha256: dict[str, str | None]):
 
 
 def run(argv, *, doc: str, open_fn: Callable, known_sha256: dict, default_url: str | None = None,
-        configure: Callable | None = None, after: Callable | None = None) -> int:
+        configure: Callable | None = None, before: Callable | None = None, after: Callable | None = None) -> int:
     """The whole CLI: returns the exit status (0 ok, 1 error with a one-line message on stderr).
-    ``configure(parser)`` adds a script's own options; ``after(args, root, dataset)`` runs once the
+    ``configure(parser)`` adds a script's own options; ``before(args)`` checks them before anything is
+    extracted (and returns what ``after`` needs); ``after(args, root, dataset, checked)`` runs once the
     dataset is extracted and opens."""
     args = parse_args(argv, doc, default_url, configure)
     try:
+        checked = before(args) if before is not None else None
         root, ds = prepare(args, open_fn, known_sha256)
         if after is not None:
-            after(args, root, ds)
+            after(args, root, ds, checked)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -43,11 +43,15 @@ def _options(parser) -> None:
                         help="accept bases whose SHA-256 is not 3DDFA's (your own, or the tests' stand-ins)")
 
 
-def _add_depth(args, root, ds) -> None:
-    if args.bases is None:
+def _check_bases(args):
+    """The bases, read and checked before the long extraction (None without --bases)."""
+    return None if args.bases is None else load_bases(args.bases, verify=not args.no_verify_bases)
+
+
+def _add_depth(args, root, ds, bases) -> None:
+    if bases is None:
         print("2D only (pass --bases DIR to add depth from the 3DMM fits)")
         return
-    bases = load_bases(args.bases, verify=not args.no_verify_bases)
     written, skipped = prepare_300wlp_depth(root, bases)
     print(f"3D landmarks for {written} faces in {root / 'landmarks_3d'}; {len(skipped)} skipped"
           + (f" (reasons in {root / 'landmarks_3d' / 'skipped.tsv'}, e.g. {skipped[0][0]}: {skipped[0][1]})"
@@ -55,7 +59,8 @@ def _add_depth(args, root, ds) -> None:
 
 
 def main(argv=None) -> int:
-    return run(argv, doc=__doc__, open_fn=W300LP, known_sha256=KNOWN_SHA256, configure=_options, after=_add_depth)
+    return run(argv, doc=__doc__, open_fn=W300LP, known_sha256=KNOWN_SHA256, configure=_options,
+               before=_check_bases, after=_add_depth)
 
 
 if __name__ == "__main__":

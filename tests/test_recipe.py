@@ -90,3 +90,10 @@ def test_the_z_stage_refuses_2d_only_300wlp(prepared, tmp_path, capsys):
                  "--device", "cpu", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "no depth" in err and "--bases" in err and not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_unverified_bases_are_refused_before_anything_is_extracted(prepared, scripts, tmp_path, capsys):
+    out = tmp_path / "300wlp"
+    assert scripts["prepare_300w_lp"].main([str(prepared["300W-LP.zip"]), "--out", str(out),
+                                            "--bases", str(prepared["bases"])]) == 1
+    assert "SHA-256" in capsys.readouterr().err and not out.exists()
