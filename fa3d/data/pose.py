@@ -17,9 +17,12 @@ fa3d's convention (the synthetic faces', used by every reader's ``pose`` field):
 (radians), tx, ty, tz, scale for ``p = s R v + t`` with ``R = Rx(pitch) Ry(yaw) Rz(roll)``
 in a frame with y **up** (see :func:`rotation_3ddfa`). :func:`pose_from_3ddfa` flips y,
 which turns that rotation into fa3d's frame, and decomposes it in fa3d's order. The result
-is not a mere sign change: yaw changes sign (measured on real AFLW2000-3D files, where the
-stored yaw is positive when the nose points to the image's left), pitch and roll keep theirs,
-and the different order of the rotations moves every angle a little at large poses.
+is not a mere sign change. One angle at a time, yaw changes sign (measured on real AFLW2000-3D
+files, where the stored yaw is positive when the nose points to the image's left) and pitch and
+roll keep theirs; together, the other order of the rotations moves the angles, by many degrees
+at large poses: AFLW2000-3D's image00251 stores (pitch, yaw, roll) = (7.0, -54.7, -14.6) degrees,
+which is fa3d's (yaw, pitch, roll) = (54.8, -4.9, -8.4), and the rotation that maps the BFM's
+frontal mean onto its landmarks gives (55.1, -5.6, -8.2) (``benchmarks/real_conventions.py``).
 """
 from __future__ import annotations
 
