@@ -68,6 +68,9 @@ def _check_06(m):
 def _check_07(m):
     _check_trained(m)
     assert m["resumed"] and m["lr_formula_max_rel_diff"] < 1e-9
+    recipe = m["recipe"]  # §6: the 300W-LP -> AFLW2000-3D recipe on stand-ins, end to end
+    assert recipe["standin_fit_vs_pt2d_max_px"] < 0.01 and recipe["standin_yaw_sign_agreement"] == 1.0
+    assert recipe["test_faces"] == 8 and _finite(recipe["gte_xyz"], recipe["balanced_nme"])
 
 
 def _check_08(m):
