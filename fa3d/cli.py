@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every stage's epochs")
     p.add_argument("--max-steps", type=int, default=None, help="at most this many steps per stage (smoke tests)")
     p.add_argument("--num-train", type=int, default=1000, help="synthetic training faces")
-    p.add_argument("--num-valid", type=int, default=200, help="validation faces (synthetic, or held out)")
+    p.add_argument("--num-valid", type=int, default=200,
+                   help="validation faces (synthetic, or held out of a folder; as many test faces are held out too)")
     p.add_argument("--synthetic-size", type=int, default=None, help="rendered image side (default 2x crop)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU, 6 on GPU)")

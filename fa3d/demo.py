@@ -65,14 +65,15 @@ def pipeline_figure(items: list[dict], crop_size: int, sigma: float, scheme: str
 
 
 #: The demo's data: 1,000 training faces rendered once at 96 px (the 64 px crops then
-#: resample them near 1:1; 128 px renders would cost 2.5x the time), 200 validation faces.
+#: resample them near 1:1; 128 px renders would cost 2.5x the time), 200 validation faces and
+#: (fa3d evaluate) as many test faces of their own seed.
 QUICK_DEMO = {"num_train": 1000, "num_valid": 200, "synthetic_size": 96}
 
 
 def run_quick_pipeline(out_dir, *, seed: int = 0, num_train: int | None = None, num_valid: int | None = None,
                        epochs_scale: float = 1.0, progress: bool = True) -> dict:
     """``make demo``'s training part: synthetic faces -> quick preset, all four stages ->
-    evaluation on the synthetic validation faces with the mean-shape baseline.
+    evaluation on the synthetic test faces (never trained or tuned on) with the mean-shape baseline.
 
     Trains into ``out_dir/run`` (resumed if a run with the same settings made by this fa3d is
     there, replaced otherwise: the folder belongs to the demo). Returns {"metrics", "baseline",
