@@ -19,7 +19,7 @@ import torch
 
 from fa3d.data.morphable import load_bases
 from fa3d.data.pose import FLIP_Y, pose_from_rotation
-from fa3d.data.readers import AFLW2000_3D, W300LP, _loadmat, landmarks_from_mat
+from fa3d.data.readers import AFLW2000_3D, W300LP, _loadmat, image_size, landmarks_from_mat
 from fa3d.data.writers import MAX_FIT_DISAGREEMENT
 from fa3d.metrics import similarity_align
 
@@ -36,9 +36,9 @@ def main(argv=None) -> int:
           "| fa3d pose (yaw, pitch, roll) ° | from geometry ° |")
     print("|---|---:|---:|---|---|---|")
     xyz_errors = []
-    for i, (sid, _, mat_path) in enumerate(ds.samples):
+    for i, (sid, image_path, mat_path) in enumerate(ds.samples):
         stored = ds.landmarks(i).double().numpy()
-        ours = landmarks_from_mat(mat_path, bases)
+        ours = landmarks_from_mat(mat_path, bases, image_size(image_path)[1])
         ours[:, 2] -= ours[:, 2].mean()
         iod = np.linalg.norm(stored[36] - stored[45])
         e_xy = np.linalg.norm(ours[:, :2] - stored[:, :2], axis=1).mean() / iod

@@ -16,29 +16,19 @@ Usage:
 import argparse
 import os
 import sys
-import urllib.request
 from pathlib import Path
 
-import _archive  # noqa: F401  (makes fa3d importable from a plain checkout)
+from _archive import download  # first: it makes fa3d importable from a plain checkout
 
 from fa3d.data.morphable import BASES_SHA256, BASES_URL, load_bases
 from fa3d.files import atomic_write
 
 
 def fetch(out: Path, url_base: str = BASES_URL) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
     downloaded = []
     for name in BASES_SHA256:
-        dest = out / name
-        if dest.is_file():
-            print(f"{dest} already exists; checking it")
-            continue
-        url = url_base.rstrip("/") + "/" + name
-        print(f"downloading {url}")
-        with urllib.request.urlopen(url) as r:
-            data = r.read()
-        atomic_write(dest, data)
-        downloaded.append(dest)
+        if not (out / name).is_file():  # a file already there is kept, and checked below
+            downloaded.append(download(url_base.rstrip("/") + "/" + name, out))
     try:
         load_bases(out, verify=True)
     except ValueError:

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data.readers import parse_spec
-from .data.splits import test_dataset
+from .data.splits import default_scheme, test_dataset
 from .data.transforms import CenterCrop3D, unwarp_landmarks
 from .env import resolve_device
 from .files import atomic_write
@@ -130,7 +130,7 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
         table += "\n\n" + format_protocol_table({name: protocol["model"], "mean-shape baseline": protocol["baseline"]},
                                                 published)
         metrics["protocol"] = protocol
-    elif dataset_points(dataset) == 68:
+    elif default_scheme(data) == "68":  # the files hold 68 points, the model predicts fewer
         table += (f"\n(no AFLW2000-3D protocol table: the model predicts {ckpt['preset']['num_landmarks']} points "
                   "and the protocol needs 68; train with --scheme 68)")
     path = Path(run_dir) / METRICS_NAME
@@ -145,16 +145,6 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
                                   ids=res["ids"], data_name=parse_spec(data)[0], metrics=metrics,
                                   log=read_log(run_dir), model_name=name)
     return {"metrics": model, "baseline": baseline, "table": table, "metrics_path": path, "report": report}
-
-
-def dataset_points(dataset) -> int | None:
-    """How many landmarks the files of ``dataset`` hold (before conversion to the run's scheme), if known."""
-    base = getattr(dataset, "dataset", dataset)
-    samples = getattr(base, "samples", None)
-    if not samples:
-        return None
-    lm, _ = base.read_annotation(samples[0][2])
-    return len(lm)
 
 
 def _rounded_protocol(summary: dict) -> dict:

@@ -285,14 +285,19 @@ if SIMULATE_DISCONNECT:
 # Now the resume, as you would type it after reconnecting: a new process, only the run folder in common.
 
 # %%
-if SIMULATE_DISCONNECT and not load_checkpoint(ckpt_path)["finished"]:
-    cmd = [sys.executable, "-m", "fa3d", "train", "--out", str(RUN_DIR), "--resume", "--no-progress"]
+def run_step(cmd):
+    """One command in a new process, shown as you would type it; prints its output, raises on failure."""
+    cmd = [str(c) for c in cmd]
     print("$ " + shlex.join(["python", *cmd[1:]]))
-    t1 = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    print(proc.stdout.strip())
+    print(proc.stdout.strip() + "\n")
     if proc.returncode != 0:
-        raise RuntimeError(f"resume failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"the command failed (exit status {proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+if SIMULATE_DISCONNECT and not load_checkpoint(ckpt_path)["finished"]:
+    t1 = time.time()
+    run_step([sys.executable, "-m", "fa3d", "train", "--out", RUN_DIR, "--resume", "--no-progress"])
     resumed = True
     train_seconds += time.time() - t1
 log = read_log(RUN_DIR)
@@ -479,7 +484,8 @@ course.show_source(fa3d.data.pose.pose_from_3ddfa)
 # sign or a forgotten −1 anywhere on the way would show up as wrong landmarks. They replace step 1; being
 # fakes, their checksums are not 3DDFA's, hence `--no-verify-bases` in step 2 (never pass it for bases you
 # fetched). The steps run as separate processes, as from a terminal; the data scripts live in the repository,
-# not in the installed package. Everything goes into this notebook's own folder, emptied on every run.
+# not in the installed package (§4's `run_step` runs each). Everything goes into this notebook's own
+# folder, emptied on every run.
 
 # %%
 SCRIPTS = Path(fa3d.__file__).resolve().parents[1] / "data_scripts"
@@ -501,16 +507,6 @@ else:
     standins = write_standins(RECIPE_DIR / "standins")   # 24 + 8 synthetic faces, 128 px, seed 0
     for name, path in standins.items():
         print(f"{name:>16}: {path}")
-
-
-def run_step(cmd):
-    """One step of the recipe in a new process, shown as you would type it; prints its output, raises on failure."""
-    cmd = [str(c) for c in cmd]
-    print("$ " + shlex.join(["python", *cmd[1:]]))
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    print(proc.stdout.strip() + "\n")
-    if proc.returncode != 0:
-        raise RuntimeError(f"the step failed (exit status {proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
 # %% [markdown]

@@ -13,7 +13,7 @@ import torch
 
 from fa3d.data.morphable import load_bases
 from fa3d.data.pose import FLIP_Y, face_normal, pose_from_rotation
-from fa3d.data.readers import AFLW2000_3D, W300LP, PtsFolder, landmarks_from_mat
+from fa3d.data.readers import AFLW2000_3D, W300LP, PtsFolder, image_size, landmarks_from_mat
 from fa3d.metrics import similarity_align
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
@@ -31,9 +31,9 @@ def test_landmarks_from_3dmm_reproduce_the_stored_pt3d_68(bases):
     """Each AFLW2000-3D file's own fit, through our bases, gives back its pt3d_68 (x, y, z; z centred)."""
     ds = AFLW2000_3D(AFLW)
     errors = []
-    for i, (sid, _, mat_path) in enumerate(ds.samples):
+    for i, (sid, image_path, mat_path) in enumerate(ds.samples):
         stored = ds.landmarks(i).double().numpy()          # pt3d_68 in fa3d's pixels, z centred
-        ours = landmarks_from_mat(mat_path, bases)
+        ours = landmarks_from_mat(mat_path, bases, image_size(image_path)[1])
         ours[:, 2] -= ours[:, 2].mean()
         iod = np.linalg.norm(stored[36] - stored[45])
         errors.append(np.linalg.norm(ours - stored, axis=1).mean() / iod)

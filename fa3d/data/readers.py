@@ -218,15 +218,15 @@ def read_aflw2000_pose(mat_path) -> tuple[float, float, float]:
     return _pose_from_mat(mat_path, _loadmat(mat_path))
 
 
-def landmarks_from_mat(mat_path, bases, mat: dict | None = None) -> np.ndarray:
+def landmarks_from_mat(mat_path, bases, image_height: int, mat: dict | None = None) -> np.ndarray:
     """3D landmarks (68, 3) float64 of a 300W-LP or AFLW2000-3D ``.mat`` from its 3DMM fit
-    (``Shape_Para``, ``Exp_Para``, ``Pose_Para``) and the bases (see :func:`fa3d.data.landmarks_from_3dmm`).
-    The image height comes from the same-stem image next to the file."""
+    (``Shape_Para``, ``Exp_Para``, ``Pose_Para``) and the bases (see :func:`fa3d.data.landmarks_from_3dmm`);
+    ``image_height``: H of the face's image in pixels (:func:`image_size` reads it from the header)."""
     mat = _loadmat(mat_path) if mat is None else mat
     shape = _mat_array(mat_path, mat, "Shape_Para", (199, 1))
     expression = _mat_array(mat_path, mat, "Exp_Para", (29, 1))
     pose = _pose_para(mat_path, mat)
-    lm = landmarks_from_3dmm(shape, expression, pose, bases, image_size(image_beside(mat_path))[1])
+    lm = landmarks_from_3dmm(shape, expression, pose, bases, image_height)
     _check_finite(mat_path, lm, "the 3D landmarks from the 3DMM fit")
     return lm
 
@@ -311,15 +311,6 @@ def image_size(path) -> tuple[int, int]:
         raise
     except (OSError, SyntaxError, ValueError) as e:
         raise DatasetFormatError(path, f"cannot read the image header ({e})") from None
-
-
-def image_beside(annotation_path) -> Path:
-    """The same-stem image (.jpg, .jpeg, .png, any case) next to an annotation file."""
-    path = Path(annotation_path)
-    for p in sorted(path.parent.glob(path.stem + ".*")):
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            return p
-    raise DatasetFormatError(path, f"no image {path.stem}.jpg/.png next to it")
 
 
 # ----------------------------------------------------------------------------- items
@@ -571,6 +562,7 @@ class W300LP(_FaceFolder):
             d = _require_dir(self.root / s, "300W-LP subset")
             samples += _pair_files(d, d, ".mat", id_prefix=f"{s}/" if s else "")
         self.subsets = list(subsets)
+        self._faces = {ann: (sid, image) for sid, image, ann in samples}  # annotation path -> (id, image path)
         self.bases = None if bases is None else (bases if isinstance(bases, MorphableBases) else load_bases(bases))
         prepared = self.root / PREPARED_3D_DIR
         self.depth = "bases" if self.bases is not None else ("prepared" if prepared.is_dir() else "2d")
@@ -592,10 +584,12 @@ class W300LP(_FaceFolder):
     def read_annotation(self, path):
         mat = _loadmat(path)
         pose = _pose_from_mat(path, mat) if "Pose_Para" in mat else None
+        if Path(path) not in self._faces:
+            raise DatasetFormatError(path, f"not an annotation of this 300W-LP dataset ({self.root})")
+        sid, image_path = self._faces[Path(path)]
         if self.depth == "bases":
-            return landmarks_from_mat(path, self.bases, mat), pose
+            return landmarks_from_mat(path, self.bases, image_size(image_path)[1], mat), pose
         if self.depth == "prepared":
-            sid = _key(self.root, path, len(".mat"))
             return read_landmarks_csv(self.root / PREPARED_3D_DIR / f"{sid}.csv", 68), pose
         return read_300wlp_landmarks(path, mat), pose
 

@@ -50,8 +50,7 @@ def _as_array(lm, shape: tuple[int, int], what: str) -> np.ndarray:
 
 def write_3dfaw_landmarks(path, lm, *, overwrite: bool = False) -> Path:
     """Write (66, 3) landmarks as a 3DFAW ``<id>_lm.csv`` (66 rows ``x,y,z``)."""
-    _as_array(lm, (66, 3), str(path))
-    return write_landmarks_csv(path, lm, overwrite=overwrite)
+    return write_landmarks_csv(path, _as_array(lm, (66, 3), str(path)), overwrite=overwrite)
 
 
 def write_pts(path, lm, *, overwrite: bool = False) -> Path:
@@ -178,9 +177,10 @@ def prepare_300wlp_depth(root, bases, *, progress: bool = True) -> tuple[int, li
     for sid, image_path, mat_path in tqdm(ds.samples, desc="3D landmarks", disable=not progress):
         try:
             mat = _loadmat(mat_path)
-            lm3d = landmarks_from_mat(mat_path, ds.bases, mat)
+            width, height = image_size(image_path)
+            lm3d = landmarks_from_mat(mat_path, ds.bases, height, mat)
             pt2d = read_300wlp_landmarks(mat_path, mat).astype(np.float64)
-            fault = face_fault(lm3d, *image_size(image_path))
+            fault = face_fault(lm3d, width, height)
         except DatasetFormatError as e:
             skipped.append((sid, e.problem))
             continue
