@@ -1,6 +1,7 @@
 # fa3d — everything starts from a plain python3 (3.10+).
 #   make demo   the main job: synthetic data -> figures (and, once the models exist, the quick cascade)
 #   make test   the whole test suite
+#   make pretrained   retrain the shipped model (fa3d/weights/synthetic68) from synthetic faces
 # Both create the environment in .venv first if it is missing or out of date.
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.fa3d-installed
 OUT    ?= outputs
 
-.PHONY: env test test-fast demo notebooks bench kernel lock clean
+.PHONY: env test test-fast demo notebooks bench kernel lock clean pretrained
 
 env: $(STAMP)
 
@@ -36,6 +37,13 @@ demo: env
 # Execute every notebook in quick mode into $(OUT)/notebooks (+ HTML for teachers, timings.json).
 notebooks: env
 	$(PY) benchmarks/run_notebooks.py --out $(OUT)/notebooks
+
+# The model shipped in fa3d/weights/synthetic68 (fa3d predict's default): synthetic faces only,
+# 68 points, the quick architecture; about 50 minutes on 2 CPU cores. See its MODEL.md.
+PRETRAINED_ARGS ?= --preset quick --scheme 68 --num-train 3000 --num-valid 200 --seed 0
+pretrained: env
+	$(PY) -m fa3d train $(PRETRAINED_ARGS) --out $(OUT)/pretrained-run --overwrite --no-progress
+	$(PY) -m fa3d.pretrained $(OUT)/pretrained-run --overwrite
 
 bench: env
 	$(PY) benchmarks/synthetic_speed.py

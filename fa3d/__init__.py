@@ -3,7 +3,7 @@
 A trainable reproduction of Bulat & Tzimiropoulos (ECCV 2016 workshops, 1st in
 the 3DFAW challenge) and the small library behind the fa3d course notebooks.
 """
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 #: Where the course lives; the notebooks' Colab install cell uses the same address.
 REPO_URL = "https://github.com/fa3d-course/fa3d"

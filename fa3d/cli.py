@@ -65,13 +65,21 @@ def _cmd_train(args) -> int:
         for name in STAGES:
             sched.stage(name).batch_size = args.batch_size
         schedule = sched.to_dict()
+    levers = None
+    if args.synthetic_levers is not None:
+        from .data.synthetic import LEVERS
+        levers = tuple(x.strip() for x in args.synthetic_levers.split(",") if x.strip() and x.strip() != "none")
+        bad = sorted(set(levers) - set(LEVERS))
+        if bad:
+            raise ValueError(f"unknown lever(s) {bad} in --synthetic-levers; choose from {','.join(LEVERS)} or none")
     from .data.splits import default_scheme
     scheme = args.scheme or default_scheme(args.data)
     cfg = TrainConfig(out=args.out, preset=args.preset, data=args.data, stages=stages, seed=args.seed, scheme=scheme,
                       bases=args.bases,
                       device=args.device, deterministic=args.deterministic, epochs_scale=args.epochs_scale,
                       max_steps=args.max_steps, num_train=args.num_train, num_valid=args.num_valid,
-                      synthetic_size=args.synthetic_size, pretrained=args.pretrained, num_workers=args.workers,
+                      synthetic_size=args.synthetic_size, synthetic_levers=levers,
+                      pretrained=args.pretrained, num_workers=args.workers,
                       progress=not args.no_progress, init_from=args.init_from, schedule=schedule,
                       preset_overrides=overrides or None)
     from .models import PretrainedWeightsUnavailable
@@ -87,9 +95,11 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from .evaluate import evaluate_run
+    from .pretrained import is_pretrained
 
+    out = args.out or ("pretrained-evaluation" if is_pretrained(args.run) else None)
     result = evaluate_run(args.run, args.data, device=args.device, max_images=args.max_images,
-                          batch_size=args.batch_size, progress=not args.no_progress, bases=args.bases)
+                          batch_size=args.batch_size, progress=not args.no_progress, bases=args.bases, out_dir=out)
     print(result["table"])
     print(f"wrote {result['metrics_path']}")
     if result.get("report"):
@@ -101,7 +111,7 @@ def _cmd_predict(args) -> int:
     from .predict import predict_files
 
     results = predict_files(args.run, args.images, bbox=args.bbox, out_dir=args.out, overwrite=args.overwrite,
-                            device=args.device)
+                            device=args.device, refine=args.refine)
     return 0 if all(v is not None for v in results.values()) else 1
 
 
@@ -150,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-valid", type=int, default=200,
                    help="validation faces (synthetic, or held out of a folder; as many test faces are held out too)")
     p.add_argument("--synthetic-size", type=int, default=None, help="rendered image side (default 2x crop)")
+    p.add_argument("--synthetic-levers", default=None, metavar="LIST",
+                   help="scene/camera levers of the synthetic faces, comma-separated, or none "
+                        "(default: all of background,body,glasses,occluders,camera)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU, 6 on GPU)")
     p.add_argument("--seed", type=int, default=0)
@@ -160,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="GTE / CVGTCE table with a mean-shape baseline; writes metrics.json")
-    p.add_argument("--run", required=True, help="RUN_DIR of fa3d train")
+    p.add_argument("--run", required=True, help="RUN_DIR of fa3d train, or pretrained: the model shipped with fa3d")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where metrics.json and the report go (default: RUN_DIR; for pretrained: pretrained-evaluation)")
     p.add_argument("--data", default="synthetic",
                    help="synthetic[:N] (the run's test faces), 3dfaw:DIR (valid split), aflw2000:DIR, folder:DIR, ... "
                         "(the folder a run trained on: its held-out test faces)")
@@ -172,10 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="landmarks (JSON, N x 3 in image pixels) for images")
-    p.add_argument("--run", required=True, help="RUN_DIR of fa3d train")
+    p.add_argument("--run", default="pretrained",
+                   help="RUN_DIR of fa3d train, or pretrained (the default): the model shipped with fa3d")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--bbox", type=float, nargs=4, metavar=("X1", "Y1", "X2", "Y2"), default=None,
                    help="face box (pixels); default: OpenCV's Haar face detector")
+    p.add_argument("--refine", type=int, default=2, metavar="K",
+                   help="crop again K times around the predicted landmarks (default 2; 0: use the box as it is)")
     p.add_argument("--out", default=None, help="folder for the JSON files (default: next to each image)")
     p.add_argument("--overwrite", action="store_true", help="replace existing JSON files")
     p.add_argument("--device", default="auto")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import FORMAT_VERSION, load_checkpoint
+from .checkpoint import load_checkpoint
 from .data.splits import test_dataset
 from .data.training import center_crops, random_batch
 from .demo import QUICK_DEMO
@@ -26,7 +26,7 @@ from .losses import StageLoss
 from .metrics import summarize
 from .models import Cascade, get_preset
 from .predict import predict_crops
-from .runs import CHECKPOINT_NAME, TrainConfig
+from .runs import CHECKPOINT_NAME, TrainConfig, made_by_this_fa3d
 from .schedules import STAGES, get_schedule, make_optimizer
 from .train import optimizer_step, train
 
@@ -183,7 +183,7 @@ def ensure_run(name: str, out_dir="outputs/notebooks", *, seed: int = 0, progres
     run_dir = course_run_dir(name, out_dir)
     ckpt_path = run_dir / CHECKPOINT_NAME
     saved = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
-    if saved is not None and saved.get("format_version") == FORMAT_VERSION:
+    if saved is not None and made_by_this_fa3d(saved):
         if saved.get("finished"):
             print(f"reusing the finished quick run {run_dir}")
             return run_dir

@@ -27,6 +27,7 @@ from .files import atomic_write
 from .metrics import METRIC_KEYS, protocol_summary, summarize
 from .models import Cascade
 from .predict import predict_crops
+from .pretrained import is_pretrained, resolve_run
 from .runs import load_run, read_log
 
 METRICS_NAME = "metrics.json"
@@ -107,13 +108,19 @@ def format_protocol_table(rows: dict[str, dict], published: dict[str, float] | N
 
 def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_images: int | None = None,
                  batch_size: int = 32, progress: bool = True, write: bool = True,
-                 with_report: bool = True, bases=None) -> dict:
-    """``fa3d evaluate``: score RUN_DIR on ``data`` (see :func:`fa3d.data.splits.test_dataset`),
-    with the mean-shape baseline; writes RUN_DIR/metrics.json and the report. Returns
+                 with_report: bool = True, bases=None, out_dir=None) -> dict:
+    """``fa3d evaluate``: score RUN_DIR (or ``"pretrained"``, the shipped model) on ``data`` (see
+    :func:`fa3d.data.splits.test_dataset`), with the mean-shape baseline; writes metrics.json and
+    the report into ``out_dir`` (default RUN_DIR; the shipped model needs one). Returns
     {"metrics", "baseline", "table", "metrics_path", "report"}; metrics in percent with keys
     gte_xy, gte_xyz, gte_x, gte_y, gte_z, cvgtce (None where not computable), num_images; with 68
     points also the AFLW2000-3D protocol (metrics.json "protocol"). ``bases``: 3DMM bases for 300W-LP."""
     dev = resolve_device(device)
+    if write and out_dir is None and is_pretrained(run_dir):
+        raise ValueError("the shipped model's folder is part of fa3d: pass an output folder for its metrics "
+                         "(fa3d evaluate --run pretrained --out DIR)")
+    run_dir = resolve_run(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir
     cascade, ckpt = load_run(run_dir, dev)
     dataset = test_dataset(data, ckpt, bases)
     res = evaluate_dataset(cascade, dataset, ckpt["mean_shape"], ckpt["preset"]["image_size"], batch_size=batch_size,
@@ -133,14 +140,15 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
     elif default_scheme(data) == "68":  # the files hold 68 points, the model predicts fewer
         table += (f"\n(no AFLW2000-3D protocol table: the model predicts {ckpt['preset']['num_landmarks']} points "
                   "and the protocol needs 68; train with --scheme 68)")
-    path = Path(run_dir) / METRICS_NAME
+    path = out_dir / METRICS_NAME
     report = {}
     if write:
+        out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(metrics, indent=2) + "\n")
         if with_report:
             from .report import write_report  # matplotlib and plotly: only when a report is asked for
 
-            report = write_report(Path(run_dir), pred=res["pred"], gt=res["gt"], scheme=ckpt["scheme"],
+            report = write_report(out_dir, pred=res["pred"], gt=res["gt"], scheme=ckpt["scheme"],
                                   images=dataset, yaw=res["yaw"], baseline_pred=res["baseline_pred"],
                                   ids=res["ids"], data_name=parse_spec(data)[0], metrics=metrics,
                                   log=read_log(run_dir), model_name=name)

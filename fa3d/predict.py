@@ -1,8 +1,9 @@
 """Landmarks for images: crops in, landmarks out; face boxes from OpenCV; ``fa3d predict``'s JSON files.
 
     predict_crops(cascade, crops)          (V, N, 3) in crop pixels, batched
-    predict_image(cascade, image, box)     (N, 3) in image pixels for one face box
+    predict_image(cascade, image, box)     (N, 3) in image pixels for one face box (optionally re-cropped)
     predict_files(run_dir, paths)          ``fa3d predict``: one ``<stem>.landmarks.json`` per image
+                                           (run_dir "pretrained": the model shipped with fa3d)
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .data.transforms import face_crop_matrix, unwarp_landmarks, warp_image
 from .env import resolve_device
 from .files import atomic_write
 from .models import Cascade
+from .pretrained import PRETRAINED_NAME, resolve_run
 from .runs import load_run
 from .schedules import STAGE_SUBNETS
 
@@ -42,14 +44,26 @@ def predict_crops(cascade: Cascade, images: torch.Tensor, stage: str = "z", batc
     return torch.cat(outs) if outs else torch.zeros(0, cascade.num_landmarks, 3)
 
 
+#: ``predict_image``'s default re-crops: a detector's box is framed unlike the landmark boxes the
+#: cascade was trained on (OpenCV's Haar box holds the forehead and cuts the jaw), so the face is
+#: cropped again around the landmarks just predicted; twice is enough for the box to settle.
+REFINE_STEPS = 2
+
+
 @torch.no_grad()
-def predict_image(cascade: Cascade, image: torch.Tensor, bbox, image_size: int, device="cpu") -> torch.Tensor:
+def predict_image(cascade: Cascade, image: torch.Tensor, bbox, image_size: int, device="cpu",
+                  refine: int = 0) -> torch.Tensor:
     """Landmarks (N, 3) in image pixels for the face in ``bbox`` (x1, y1, x2, y2) of an
-    uint8 (3, H, W) image: crop as in evaluation, predict, map back (z divided by the crop scale)."""
-    A = face_crop_matrix(torch.as_tensor(bbox, dtype=torch.float64), image_size)
-    crop = warp_image(image, A, image_size)
-    pred = predict_crops(cascade, crop[None], "z", device=device)[0].double()
-    return unwarp_landmarks(pred, A).float()
+    uint8 (3, H, W) image: crop as in evaluation, predict, map back (z divided by the crop scale).
+    ``refine``: crop again ``refine`` times around the landmarks' own box (x1, y1, x2, y2 of the
+    predicted x, y), as evaluation crops around the ground truth's."""
+    box = torch.as_tensor(bbox, dtype=torch.float64)
+    for _ in range(refine + 1):
+        A = face_crop_matrix(box, image_size)
+        crop = warp_image(image, A, image_size)
+        pred = unwarp_landmarks(predict_crops(cascade, crop[None], "z", device=device)[0].double(), A)
+        box = torch.cat([pred[:, :2].min(0).values, pred[:, :2].max(0).values])
+    return pred.float()
 
 
 class FaceDetectorUnavailable(FileNotFoundError):
@@ -82,10 +96,13 @@ def output_path(image_path, out_dir=None) -> Path:
     return Path(out_dir or image_path.parent) / f"{image_path.stem}.landmarks.json"
 
 
-def predict_files(run_dir, images, *, bbox=None, out_dir=None, overwrite: bool = False, device: str = "auto",
-                  log=print) -> dict:
-    """``fa3d predict``: landmarks JSON for each image. Returns {image path: JSON path or None
-    (no face found)}. An existing JSON is never replaced unless ``overwrite``."""
+def predict_files(run_dir=PRETRAINED_NAME, images=(), *, bbox=None, out_dir=None, overwrite: bool = False,
+                  device: str = "auto", refine: int = REFINE_STEPS, log=print) -> dict:
+    """``fa3d predict``: landmarks JSON for each image, with the run in RUN_DIR (default: the shipped
+    model). Returns {image path: JSON path or None (no face found)}. An existing JSON is never
+    replaced unless ``overwrite``. ``refine``: re-crops around the predicted landmarks (see REFINE_STEPS)."""
+    if refine < 0:
+        raise ValueError(f"--refine must be 0 or more re-crops, got {refine}")
     dev = resolve_device(device)
     targets = {Path(p): output_path(p, out_dir) for p in images}
     for img, out in targets.items():
@@ -93,6 +110,7 @@ def predict_files(run_dir, images, *, bbox=None, out_dir=None, overwrite: bool =
             raise FileNotFoundError(f"image not found: {img}")
         if out.exists() and not overwrite:
             raise FileExistsError(f"{out} already exists (landmarks of {img}); pass --overwrite to replace it")
+    run_dir = resolve_run(run_dir)
     cascade, ckpt = load_run(run_dir, dev)
     size = ckpt["preset"]["image_size"]
     results = {}
@@ -103,8 +121,8 @@ def predict_files(run_dir, images, *, bbox=None, out_dir=None, overwrite: bool =
             log(f"{img}: no face found by the Haar detector (frontal faces only); pass --bbox x1 y1 x2 y2")
             results[img] = None
             continue
-        faces = [{"bbox": list(b), "bbox_source": source,
-                  "landmarks": predict_image(cascade, image, b, size, dev).tolist()} for b in boxes]
+        faces = [{"bbox": list(b), "bbox_source": source, "refine_steps": refine,
+                  "landmarks": predict_image(cascade, image, b, size, dev, refine).tolist()} for b in boxes]
         doc = {"image": str(img), "image_size": [int(image.shape[2]), int(image.shape[1])],
                "scheme": ckpt["scheme"], "run": str(run_dir),
                "units": "image pixels: x right, y down, pixel centres at integers; z in pixels, larger = closer, "

@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import fa3d
+
 from .checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from .files import atomic_write
 from .models import SUBNETS, Cascade, Preset
@@ -36,6 +38,7 @@ class TrainConfig:
     num_train: int = 1000                      # synthetic faces for training (synthetic data only)
     num_valid: int = 200                       # validation faces (synthetic; or held out from one folder)
     synthetic_size: int | None = None          # rendered image side; default 2 x the crop size
+    synthetic_levers: tuple[str, ...] | None = None  # scene/camera levers of the synthetic faces; None: all
     pretrained: bool | None = None             # ImageNet init of the detection net; None: paper yes, quick no
     scheme: str = "3dfaw66"                    # "3dfaw66" or "68" (fa3d train: fa3d.data.splits.default_scheme)
     bases: str | None = None                   # 3DMM bases folder: 300W-LP with depth (fa3d.data.morphable)
@@ -142,6 +145,12 @@ def load_init_from(cascade: Cascade, init_from: str, preset: Preset, stages) -> 
     return loaded
 
 
+def made_by_this_fa3d(saved: dict) -> bool:
+    """Whether a checkpoint dict was written by this fa3d version: only then may the demo and the
+    course reuse it, since a new version may render different synthetic faces (0.4 did)."""
+    return saved.get("format_version") == FORMAT_VERSION and saved.get("fa3d_version") == fa3d.__version__
+
+
 def is_reusable(ckpt_path: Path, cfg: TrainConfig, schedule: TrainSchedule, preset: Preset) -> bool:
     """Whether the run at ``ckpt_path`` was made by this fa3d with the same settings (all but
     progress bars and worker counts): then it can be resumed or reused instead of retrained."""
@@ -150,7 +159,7 @@ def is_reusable(ckpt_path: Path, cfg: TrainConfig, schedule: TrainSchedule, pres
     try:
         saved = load_checkpoint(ckpt_path)
         ignore = {"progress": None, "num_workers": None}
-        return (saved.get("format_version") == FORMAT_VERSION
+        return (made_by_this_fa3d(saved)
                 and {**saved["config"], **ignore} == {**cfg.to_dict(), **ignore}
                 and saved["schedule"] == schedule.to_dict() and Preset.from_dict(saved["preset"]) == preset)
     except (ValueError, KeyError, TypeError):

@@ -152,7 +152,8 @@ def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
 
     synthetic_size = cfg.synthetic_size or 2 * preset.image_size
     train_set, valid_set = open_splits(cfg.data, scheme=cfg.scheme, seed=cfg.seed, num_train=cfg.num_train,
-                                       num_valid=cfg.num_valid, synthetic_size=synthetic_size, bases=cfg.bases)
+                                       num_valid=cfg.num_valid, synthetic_size=synthetic_size, bases=cfg.bases,
+                                       levers=cfg.synthetic_levers)
     if "z" in cfg.stages:
         require_depth(train_set, cfg.data)
     if cfg.cache if cfg.cache is not None else (parse_spec(cfg.data)[0] == "synthetic" and not on_gpu):

@@ -321,7 +321,8 @@ print(f"open_dataset('synthetic:12') -> {type(opened).__name__} with {len(opened
 
 # %% [markdown]
 # The synthetic faces are procedural heads rendered with a z-buffer: yaw uniform over ±90°, pitch ±40°,
-# random shape, expression, skin tone, lighting and a cluttered background, with exact 3D landmarks.
+# random shape, expression, skin tone and lighting, a neck and shoulders, sometimes glasses or a hand in
+# front of the face, muted backgrounds and camera effects (blur, JPEG, greyscale), with exact 3D landmarks.
 # An item depends only on `(seed, index)`, so your faces are the same as everyone else's. Twelve of them:
 
 # %%

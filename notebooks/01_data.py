@@ -172,10 +172,46 @@ viz.face_grid(sweep, scheme, ncols=len(yaws), panel_size=2.0,
               titles=[f"yaw {y:+d}°: {int(f['visible'].sum())}/{N} visible" for y, f in zip(yaws, sweep)])
 
 # %% [markdown]
+# ### What makes a render read as a photograph
+#
+# A network trained only on synthetic faces learns whatever separates a face from its surroundings *in
+# the renders*. If every chin ends on a garish background, it learns that, and a real chin, which ends
+# on a neck, fools it. So the renderer adds what real photographs have (the levers Wood et al., *Fake It
+# Till You Make It*, ICCV 2021, list; `fa3d.data.synthetic.LEVERS`), each randomised per face:
+#
+# | lever | what it adds | where |
+# |---|---|---|
+# | `background` | the clutter desaturated, toned toward one colour, sometimes out of focus | `scene.tone_background` |
+# | `body` | a neck under the jaw and shoulders in clothes, in the same z-buffer as the head | `scene.body_points` |
+# | `glasses` | rims, bridge and arms in front of the eyes (one face in five) | `scene.glasses_points` |
+# | `occluders` | a hand-like blob or an object over part of the face; the landmarks under it are marked hidden | `scene.occlude` |
+# | `camera` | blur, white-balance cast, gamma, greyscale, JPEG | `scene.camera_effects` |
+#
+# The head itself follows human proportions (Farkas' anthropometric norms): a mouth as wide as the
+# pupils are apart, a nose base about as wide as the gap between the eyes, a jaw nearly as wide at the
+# mouth as at the ears. Below, one face with the levers switched on one at a time; the parameters are
+# plain fields of `SyntheticFaceParams`, so `dataclasses.replace` shows any one of them.
+
+# %%
+plain = dataclasses.replace(params, body=False, glasses=False, occluder=0, bg_saturation=1.0, bg_tone_mix=0.0,
+                            bg_blur=0.0, blur=0.0, color_cast=(1.0, 1.0, 1.0), gamma=1.0, grayscale=False,
+                            jpeg_quality=0, yaw=25.0)
+steps = {"plain head": plain}
+steps["+ background"] = dataclasses.replace(plain, bg_saturation=0.4, bg_tone=(0.55, 0.5, 0.45), bg_tone_mix=0.3,
+                                            bg_blur=1.5)
+steps["+ body"] = dataclasses.replace(steps["+ background"], body=True, cloth_color=(0.2, 0.25, 0.35))
+steps["+ glasses"] = dataclasses.replace(steps["+ body"], glasses=True, glasses_color=(0.08, 0.06, 0.05))
+steps["+ occluder"] = dataclasses.replace(steps["+ glasses"], occluder=1, occluder_color=params.skin)
+steps["+ camera"] = dataclasses.replace(steps["+ occluder"], blur=0.8, color_cast=(1.08, 1.0, 0.9), gamma=0.9,
+                                        jpeg_quality=40)
+lever_faces = [render_face(p, IMAGE_SIZE, SCHEME) for p in steps.values()]
+viz.face_grid(lever_faces, scheme, ncols=len(steps), panel_size=2.0, titles=list(steps))
+
+# %% [markdown]
 # ## 3. Visibility and self-occlusion
 #
-# A landmark is *visible* when it is inside the image, its surface faces the camera and nothing of the
-# head is in front of it (a z-buffer test in the renderer). How much of the face does a turned head hide?
+# A landmark is *visible* when it is inside the image, its surface faces the camera and nothing is in
+# front of it: the head itself, glasses or an occluder (a z-buffer test in the renderer). How much of the face does a turned head hide?
 # Statistics over random faces (yaw uniform in ±90°):
 
 # %%

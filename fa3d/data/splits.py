@@ -48,16 +48,21 @@ def default_scheme(spec: str) -> str:
     return "3dfaw66"
 
 
-def synthetic_valid(size: int, image_size: int, scheme: str, seed: int):
+def _levers(levers) -> dict:
+    """SyntheticFaces' keyword for a run's ``synthetic_levers`` (None: the default, every lever)."""
+    return {} if levers is None else {"levers": tuple(levers)}
+
+
+def synthetic_valid(size: int, image_size: int, scheme: str, seed: int, levers=None):
     """The validation faces of the synthetic run with ``seed`` (never its training faces)."""
     return open_dataset("synthetic", size=size, image_size=image_size, scheme=scheme,
-                        seed=seed + SYNTHETIC_VALID_SEED_OFFSET)
+                        seed=seed + SYNTHETIC_VALID_SEED_OFFSET, **_levers(levers))
 
 
-def synthetic_test(size: int, image_size: int, scheme: str, seed: int):
+def synthetic_test(size: int, image_size: int, scheme: str, seed: int, levers=None):
     """The test faces of the synthetic run with ``seed``: neither trained nor tuned on."""
     return open_dataset("synthetic", size=size, image_size=image_size, scheme=scheme,
-                        seed=seed + SYNTHETIC_TEST_SEED_OFFSET)
+                        seed=seed + SYNTHETIC_TEST_SEED_OFFSET, **_levers(levers))
 
 
 def _open(spec: str, scheme: str, bases):
@@ -74,14 +79,16 @@ def held_out(n: int, seed: int, num_valid: int) -> tuple[list[int], list[int], l
 
 
 def open_splits(spec: str, *, scheme: str, seed: int, num_train: int, num_valid: int, synthetic_size: int,
-                bases=None):
+                bases=None, levers=None):
     """(train dataset, valid dataset) for a dataset SPEC (see the module docstring). Synthetic:
     ``num_train`` and ``num_valid`` faces rendered at ``synthetic_size`` px. ``bases``: the 3DMM
-    bases folder that gives 300W-LP its depth (see :class:`fa3d.data.readers.W300LP`)."""
+    bases folder that gives 300W-LP its depth (see :class:`fa3d.data.readers.W300LP`); ``levers``:
+    the synthetic faces' scene and camera levers (None: all, see :data:`fa3d.data.synthetic.LEVERS`)."""
     kind, _ = parse_spec(spec)
     if kind == "synthetic":
-        return (open_dataset("synthetic", size=num_train, image_size=synthetic_size, scheme=scheme, seed=seed),
-                synthetic_valid(num_valid, synthetic_size, scheme, seed))
+        return (open_dataset("synthetic", size=num_train, image_size=synthetic_size, scheme=scheme, seed=seed,
+                             **_levers(levers)),
+                synthetic_valid(num_valid, synthetic_size, scheme, seed, levers))
     if kind == "3dfaw":
         return open_dataset(spec, split="train", scheme=scheme), open_dataset(spec, split="valid", scheme=scheme)
     full = _open(spec, scheme, bases)
@@ -103,7 +110,8 @@ def test_dataset(spec: str, ckpt: dict, bases=None):
     kind, arg = parse_spec(spec)
     if kind == "synthetic":
         image_size = cfg.get("synthetic_size") or 2 * ckpt["preset"]["image_size"]
-        return synthetic_test(int(arg) if arg else cfg["num_valid"], image_size, scheme, cfg["seed"])
+        return synthetic_test(int(arg) if arg else cfg["num_valid"], image_size, scheme, cfg["seed"],
+                              cfg.get("synthetic_levers"))
     if kind == "3dfaw":
         return open_dataset(spec, split="valid", scheme=scheme)
     full = _open(spec, scheme, bases if bases is not None else cfg.get("bases"))

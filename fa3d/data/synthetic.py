@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import scene
 from .pose import rotation_matrix
 from .schemes import INDICES_68_TO_66, convert_68_to_66, get_scheme
 
@@ -50,6 +51,7 @@ from .schemes import INDICES_68_TO_66, convert_68_to_66, get_scheme
 _HEAD_A, _HEAD_B_UP, _HEAD_B_LOW, _HEAD_C = 0.7, 1.0, 1.0, 0.88
 _SPLAT_SPACING_PX = 1.35  # max grid spacing on screen: below sqrt(2), a 2x2 footprint leaves no holes
 _DEPTH_STEPS = 64         # z-buffer depth quantisation: 1/64 pixel
+_JAW_SQUARENESS = 0.45    # < 1 moves the jaw contour's lower points outward: a square jaw, not an egg
 _INDEX_BITS = 24          # low bits of a z-buffer key hold the point index (< 16.7 M points)
 
 
@@ -121,18 +123,82 @@ class SyntheticFaceParams:
     noise: float = 2.0
     texture_seed: int = 0
     background_seed: int = 0
+    # Scene and camera (fa3d.data.scene):
+    body: bool = True                      # neck and shoulders
+    neck_width: float = 1.0
+    shoulder_width: float = 1.0
+    body_turn: float = 0.5                 # fraction of the head's yaw and roll the torso follows
+    cloth_color: tuple[float, float, float] = (0.25, 0.3, 0.4)
+    cloth_pattern: float = 0.0             # stripe contrast, 0 = plain
+    glasses: bool = False
+    glasses_size: float = 1.0
+    glasses_frame: float = 0.5             # 0 thin wire .. 1 thick frame
+    glasses_color: tuple[float, float, float] = (0.05, 0.05, 0.05)
+    occluder: int = 0                      # 0 none, 1 a hand-like blob, 2 an object
+    occluder_color: tuple[float, float, float] = (0.8, 0.6, 0.5)
+    bg_saturation: float = 1.0             # background: 1 = the raw clutter, 0 = grey
+    bg_tone: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    bg_tone_mix: float = 0.0
+    bg_blur: float = 0.0                   # px, depth of field
+    blur: float = 0.0                      # px, the whole image (focus, motion)
+    color_cast: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    gamma: float = 1.0
+    grayscale: bool = False
+    jpeg_quality: int = 0                  # 0 = no JPEG
 
 
-def sample_face_params(rng: np.random.Generator) -> SyntheticFaceParams:
-    """Draw one random face: yaw U(-90, 90), pitch U(-40, 40), roll N(0, 10) clipped to +-30, ..."""
+#: The scene and camera levers that :func:`sample_face_params` randomises (``SyntheticFaces(levers=...)``
+#: turns some off, as in ``benchmarks/renderer_ablation.py``): muted backgrounds, neck and shoulders,
+#: glasses, occluders, camera effects. A lever that is off keeps its parameters' defaults.
+LEVERS = ("background", "body", "glasses", "occluders", "camera")
+
+
+def _skin_tone(u) -> np.ndarray:
+    tone = u(0.0, 1.0)  # 0 = very dark, 1 = very light skin
+    skin = np.array([0.36, 0.22, 0.15]) + tone * np.array([0.60, 0.58, 0.55])
+    return np.clip(skin * u(0.92, 1.08, 3), 0.05, 1.0)
+
+
+def _scene_params(rng: np.random.Generator, skin: np.ndarray, levers) -> dict:
+    """The scene and camera part of a face's parameters (see LEVERS); drawn after the head's."""
+    u, out = rng.uniform, {}
+    if "background" in levers:
+        out.update(bg_saturation=float(u(0.15, 0.8)), bg_tone=tuple(map(float, u(0.1, 0.9) * u(0.7, 1.1, 3))),
+                   bg_tone_mix=float(u(0.0, 0.5)), bg_blur=float(u(0.0, 2.5) if u() < 0.5 else 0.0))
+    if "body" in levers:
+        cloth = u(0.05, 0.9) * u(0.6, 1.2, 3)
+        out.update(body=bool(u() < 0.9), neck_width=float(u(0.85, 1.15)), shoulder_width=float(u(0.85, 1.15)),
+                   body_turn=float(u(0.2, 0.8)), cloth_color=tuple(map(float, np.clip(cloth, 0, 1))),
+                   cloth_pattern=float(u(0.0, 0.3) if u() < 0.3 else 0.0))
+    else:
+        out.update(body=False)
+    if "glasses" in levers and u() < 0.2:
+        metal = u() < 0.3
+        out.update(glasses=True, glasses_size=float(u(0.85, 1.2)), glasses_frame=float(u(0.0, 1.0)),
+                   glasses_color=tuple(map(float, u(0.5, 0.8, 3) if metal else u(0.02, 0.3) * u(0.8, 1.2, 3))))
+    if "occluders" in levers and u() < 0.15:
+        kind = int(rng.integers(1, 3))
+        colour = np.clip(skin * u(0.85, 1.1, 3), 0, 1) if kind == 1 else u(0, 1, 3)
+        out.update(occluder=kind, occluder_color=tuple(map(float, colour)))
+    if "camera" in levers:
+        out.update(blur=float(u(0.3, 1.5) if u() < 0.3 else 0.0), color_cast=tuple(map(float, u(0.85, 1.15, 3))),
+                   gamma=float(u(0.75, 1.3)), grayscale=bool(u() < 0.1),
+                   jpeg_quality=int(rng.integers(25, 90) if u() < 0.4 else 0))
+    return out
+
+
+def sample_face_params(rng: np.random.Generator, levers=LEVERS) -> SyntheticFaceParams:
+    """Draw one random face: yaw U(-90, 90), pitch U(-40, 40), roll N(0, 10) clipped to +-30, ...;
+    then the scene and camera levers in ``levers`` (a subset of LEVERS)."""
+    unknown = set(levers) - set(LEVERS)
+    if unknown:
+        raise ValueError(f"unknown synthetic levers {sorted(unknown)}; choose from {', '.join(LEVERS)}")
     u = rng.uniform
 
     def jitter(spread):
         return float(1.0 + u(-spread, spread))
 
-    tone = u(0.0, 1.0)  # 0 = very dark, 1 = very light skin
-    skin = np.array([0.36, 0.22, 0.15]) + tone * np.array([0.60, 0.58, 0.55])
-    skin = np.clip(skin * u(0.92, 1.08, 3), 0.05, 1.0)
+    skin = _skin_tone(u)
     if u() < 0.05:  # rare unnatural tint (painted faces, coloured light) keeps colour from being a shortcut
         skin = np.clip(skin * u(0.5, 1.3, 3), 0.05, 1.0)
     lips = np.clip(skin * np.array([0.85, 0.55, 0.55]) * u(0.8, 1.1) + np.array([0.05, 0, 0.02]), 0, 1)
@@ -145,7 +211,7 @@ def sample_face_params(rng: np.random.Generator) -> SyntheticFaceParams:
     # Light from anywhere in front of the face plane, mostly from above.
     light = np.array([u(-1, 1), u(-1, 0.5), u(0.15, 1.0)])
     light = light / np.linalg.norm(light)
-    return SyntheticFaceParams(
+    head = dict(
         yaw=float(u(-90, 90)), pitch=float(u(-40, 40)), roll=float(np.clip(rng.normal(0, 10), -30, 30)),
         face_frac=float(u(0.35, 0.75)), shift_x=float(u(-1, 1)), shift_y=float(u(-1, 1)),
         head_width=jitter(0.08), head_height=jitter(0.06), head_depth=jitter(0.08),
@@ -162,6 +228,7 @@ def sample_face_params(rng: np.random.Generator) -> SyntheticFaceParams:
         specular=float(u(0.0, 0.25)), noise=float(u(0.0, 6.0)),
         texture_seed=int(rng.integers(2**31)), background_seed=int(rng.integers(2**31)),
     )
+    return SyntheticFaceParams(**head, **_scene_params(rng, skin, levers))
 
 
 # --------------------------------------------------------------------------- face layout in (u, v)
@@ -175,6 +242,7 @@ class _Layout:
     eye_w: float      # eye half-width in u
     eye_up: float     # upper-lid height above eye_v
     eye_lo: float     # lower-lid depth below eye_v
+    brow_u: float     # |u| of the brow centres
     brow_v: float
     brow_w: float
     nose_root_v: float
@@ -199,14 +267,14 @@ def _layout(p: SyntheticFaceParams) -> _Layout:
     gap = 0.5 * p.mouth_open
     mouth_v = nose_base_v - 0.2 - 0.5 * gap
     return _Layout(
-        eye_u=0.40 * p.eye_spacing, eye_v=eye_v, eye_w=0.16 * p.eye_size,
+        eye_u=0.45 * p.eye_spacing, eye_v=eye_v, eye_w=0.175 * p.eye_size,
         eye_up=0.06 * p.eye_size * p.eye_open, eye_lo=0.04 * p.eye_size * min(1.0, p.eye_open + 0.2),
-        brow_v=eye_v + 0.16 + 0.04 * p.brow_raise, brow_w=0.19,
+        brow_v=eye_v + 0.16 + 0.04 * p.brow_raise, brow_u=0.45 * p.eye_spacing + 0.05, brow_w=0.29,
         nose_root_v=eye_v - 0.01, nose_tip_v=nose_tip_v, nose_base_v=nose_base_v,
-        nostril_u=0.10 * p.nose_width,
-        mouth_v=mouth_v, mouth_w=0.23 * p.mouth_width * (1 + 0.08 * p.smile), smile_dv=0.05 * p.smile,
+        nostril_u=0.175 * p.nose_width,
+        mouth_v=mouth_v, mouth_w=0.36 * p.mouth_width * (1 + 0.08 * p.smile), smile_dv=0.05 * p.smile,
         gap=gap, upper_lip=0.055 * p.lip_thickness, lower_lip=0.065 * p.lip_thickness,
-        chin_v=-1.05 - 1.3 * gap, jaw_u=1.38, jaw_top_v=0.1,
+        chin_v=-1.12 - 1.3 * gap, jaw_u=1.25, jaw_top_v=0.1,
     )
 
 
@@ -237,14 +305,14 @@ def _landmarks_uv(p: SyntheticFaceParams) -> np.ndarray:
     L = _layout(p)
     pts = np.zeros((68, 2))
     # Jaw 0..16: from the subject's right ear (image left) along the lower head via the chin.
-    theta = np.linspace(0, np.pi, 17)
-    pts[0:17, 0] = -L.jaw_u * np.cos(theta)
-    pts[0:17, 1] = L.jaw_top_v + (L.chin_v - L.jaw_top_v) * np.sin(theta) ** 0.9
+    c = np.cos(np.linspace(0, np.pi, 17))
+    pts[0:17, 0] = -L.jaw_u * np.sign(c) * np.abs(c) ** _JAW_SQUARENESS
+    pts[0:17, 1] = _jaw_v(L, pts[0:17, 0] / L.jaw_u)
     # Brows 17..26, image left to right; 5 points along each brow's centre line.
     tb = np.array([-1.0, -0.5, 0.0, 0.5, 0.95])
     for k, side in ((17, -1), (22, 1)):
         t = tb if side < 0 else -tb[::-1]
-        pts[k:k + 5, 0] = side * (L.eye_u + 0.01) + t * L.brow_w
+        pts[k:k + 5, 0] = side * L.brow_u + t * L.brow_w
         pts[k:k + 5, 1] = _brow_center(L, t * side)
     # Nose bridge 27..30 (30 = tip) and lower nose 31..35 (33 = below the tip).
     pts[27:31, 0] = 0.0
@@ -268,6 +336,13 @@ def _landmarks_uv(p: SyntheticFaceParams) -> np.ndarray:
     pts[60:68, 0] = ti * L.mouth_w
     pts[60:68, 1] = np.where(np.arange(8) <= 4, ui, li)
     return pts
+
+
+def _jaw_v(L: _Layout, t):
+    """Latitude of the jaw contour at t = u / jaw_u in [-1, 1]: the contour is
+    u = jaw_u sign(c) |c|**_JAW_SQUARENESS, v = top + (chin - top) sin(theta)**0.9 with c = cos(theta)."""
+    sin = np.sqrt(np.clip(1 - np.abs(t) ** (2 / _JAW_SQUARENESS), 0, 1))
+    return L.jaw_top_v + (L.chin_v - L.jaw_top_v) * sin ** 0.9
 
 
 def _brow_center(L: _Layout, t_out):
@@ -298,7 +373,7 @@ def _bumps(p: SyntheticFaceParams, L: _Layout) -> np.ndarray:
             (s * (L.nostril_u * 0.85), L.nose_base_v + 0.03, 0.045 * nw, 0.035, 0.05 * nh),          # alae
             (s * L.eye_u, L.eye_v + 0.01, 0.17, 0.085, -0.07),                                        # eye socket
             (s * L.eye_u, L.eye_v, 0.09 * p.eye_size, 0.045 * p.eye_size, 0.035),                     # eyeball
-            (s * (L.eye_u + 0.02), L.brow_v + 0.03, 0.2, 0.05, 0.035),                               # brow ridge
+            (s * (L.brow_u - 0.03), L.brow_v + 0.03, 0.2, 0.05, 0.035),                         # brow ridge
             (s * 0.52, L.nose_tip_v - 0.03, 0.17, 0.13, 0.045 * p.cheeks),                            # cheek
             (s * 1.0, L.eye_v + 0.22, 0.2, 0.2, -0.03),                                               # temple
             (s * 1.62, 0.05, 0.075, 0.15, 0.16),                                                      # ear
@@ -315,9 +390,9 @@ def _row_profile(p: SyntheticFaceParams, v: np.ndarray):
     the chin sits forward under the mouth, with a jaw that narrows toward the chin.
     """
     low = 1 / (1 + np.exp(v / 0.12))                            # ~1 below the eyes, ~0 above
-    cos = np.cos(v) ** (1 - 0.45 * low)
+    cos = np.cos(v) ** (1 - 0.7 * low)
     taper = 0.1 * np.log1p(np.exp((-v - 0.25) / 0.1))          # smooth ramp: 0 above the nose base, then -v - 0.25
-    rx = _HEAD_A * p.head_width * (1 - 0.3 * taper / p.jaw_width) * cos
+    rx = _HEAD_A * p.head_width * (1 - 0.05 * taper / p.jaw_width) * cos
     ry = -(_HEAD_B_UP * (1 - low) + _HEAD_B_LOW * p.jaw_length * low) * p.head_height * np.sin(v)
     rz = _HEAD_C * p.head_depth * cos
     return rx, ry, rz
@@ -455,8 +530,7 @@ def _textured_skin(p: SyntheticFaceParams, grid: _Grid, rows: np.ndarray, cols: 
 def _paint_jaw_shadow(c: _Canvas, L: _Layout) -> None:
     """Under-jaw shadow: makes the jaw line an edge even in flat light."""
     i, U, V = c.box(-np.pi, np.pi, -np.pi / 2, L.jaw_top_v)
-    t = np.clip(U / L.jaw_u, -1, 1)
-    jaw_v = L.jaw_top_v + (L.chin_v - L.jaw_top_v) * np.sqrt(1 - t**2) ** 0.9
+    jaw_v = _jaw_v(L, np.clip(U / L.jaw_u, -1, 1))
     jaw_v = jaw_v - 3.0 * np.clip(np.abs(U) - L.jaw_u, 0, None)  # behind the ears: drop steeply
     c.alb[i] *= (1 - 0.25 * _soft(jaw_v - V, 0.05))[:, None]
 
@@ -485,7 +559,7 @@ def _paint_ear(c: _Canvas, p: SyntheticFaceParams, side: float) -> None:
 
 def _paint_brow(c: _Canvas, p: SyntheticFaceParams, L: _Layout, side: float) -> None:
     """Brow on one side: a band around the brow centre line, thinning toward the outer end."""
-    uc = side * (L.eye_u + 0.01)
+    uc = side * L.brow_u
     i, U, V = c.box(uc - L.brow_w - 0.03, uc + L.brow_w + 0.03, L.brow_v - 0.06, L.brow_v + 0.08)
     t_out = np.clip((U - uc) / L.brow_w * side, -1.2, 1.2)      # -1 inner end, +1 outer end
     half = 0.028 * (1.2 - 0.5 * np.clip((t_out + 1) / 2, 0, 1))
@@ -548,13 +622,14 @@ def _coords(size: int) -> tuple[np.ndarray, np.ndarray]:
     return _COORDS[size]
 
 
-def _background(seed: int, out_size: int) -> np.ndarray:
+def _background(p: SyntheticFaceParams, out_size: int) -> np.ndarray:
     """Procedural clutter (out_size, out_size, 3) in [0, 1]: a gradient, then shapes (ellipses,
-    rectangles, bands, triangles) filled with flat colours, stripes or checks, then blotches.
+    rectangles, bands, triangles) filled with flat colours, stripes or checks, then blotches,
+    then toned down (:func:`fa3d.data.scene.tone_background`), all from ``p.background_seed``.
 
     Drawn at half resolution and upsampled: 4x cheaper, and the slight blur reads as depth of field.
     """
-    rng = np.random.Generator(np.random.PCG64([seed, 2]))
+    rng = np.random.Generator(np.random.PCG64([p.background_seed, 2]))
     size = max(16, out_size // 2)
     x, y = _coords(size)
 
@@ -602,7 +677,9 @@ def _background(seed: int, out_size: int) -> np.ndarray:
     # Low-frequency blotches so that no region is perfectly flat.
     blob = torch.from_numpy(rng.normal(0, 1, (1, 3, 6, 6)).astype(np.float32))
     blob = F.interpolate(blob, size=(size, size), mode="bilinear", align_corners=False)
-    img = torch.from_numpy(img).permute(2, 0, 1)[None] * (1 + 0.12 * blob)
+    img = (torch.from_numpy(img).permute(2, 0, 1)[None] * (1 + 0.12 * blob))[0].permute(1, 2, 0).numpy()
+    img = scene.tone_background(img, p.bg_saturation, p.bg_tone, p.bg_tone_mix, p.bg_blur * size / out_size)
+    img = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
     img = F.interpolate(img, size=(out_size, out_size), mode="bilinear", align_corners=False)
     return img[0].permute(1, 2, 0).contiguous().numpy()
 
@@ -741,6 +818,21 @@ def _pixel_noise(size: int, shift: int) -> np.ndarray:
     return np.roll(_NOISE[size], shift).reshape(size, size, 3)
 
 
+def _scene_points(p: SyntheticFaceParams, L: _Layout, rot: np.ndarray, scale: float, offset: np.ndarray,
+                  image_size: int):
+    """Camera-space points (M, 3) and colours (M, 3) of the neck, shoulders and glasses, if any."""
+    parts = []
+    if p.body:
+        parts.append(scene.body_points(p, rot, scale, offset, image_size))
+    if p.glasses:
+        eyes = _surface_points(p, L, np.array([-L.eye_u, L.eye_u]), np.array([L.eye_v, L.eye_v]))
+        half_width = eyes[1, 0] - _surface_points(p, L, np.array([L.eye_u - L.eye_w]), np.array([L.eye_v]))[0, 0]
+        parts.append(scene.glasses_points(p, eyes, half_width, rot, scale, offset))
+    if not parts:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
+    return np.concatenate([a for a, _ in parts]), np.concatenate([c for _, c in parts])
+
+
 def render_face(params: SyntheticFaceParams, image_size: int = 256, scheme: str = "3dfaw66",
                 id: str = "synth-custom") -> dict:
     """Render one face. Returns the fa3d item dict.
@@ -755,26 +847,39 @@ def render_face(params: SyntheticFaceParams, image_size: int = 256, scheme: str 
     scale, rot, offset, lm_head = _camera(p, L, S)
     grid = _grid_for_scale(scale)
 
-    # Every grid point through the camera, then the z-buffer: which point each pixel sees.
+    # Every grid point through the camera, then the z-buffer: which point each pixel sees. Points
+    # of the scene (neck, shoulders, glasses) share it, with indices after the head's.
     r = _surface_radius(p, L, grid)
     prof = tuple(a.astype(np.float32) for a in _row_profile(p, grid.v))   # per-row (rx, ry, rz)
     x, y, z = _project_grid(grid, prof, r, rot, scale, offset)
-    keys = _fill_holes(_zbuffer(x, y, z, grid.index, S), depth_gap=0.05 * scale)
+    extra_pts, extra_col = _scene_points(p, L, rot, scale, offset, S)
+    n_head = grid.index.size
+    if len(extra_pts):
+        x, y, z = (np.concatenate([a.ravel(), extra_pts[:, k]]) for k, a in enumerate((x, y, z)))
+    index = np.arange(n_head + len(extra_pts), dtype=np.int64)
+    keys = _fill_holes(_zbuffer(x, y, z, index, S), depth_gap=0.05 * scale)
     covered = keys >= 0
     seen = keys[covered] & ((1 << _INDEX_BITS) - 1)
 
-    image = _background(p.background_seed, S)
-    image[covered] = _shade(p, L, grid, prof, r, seen, rot)
+    image = _background(p, S)
+    head = seen < n_head
+    colour = np.empty((len(seen), 3), np.float32)
+    colour[head] = _shade(p, L, grid, prof, r, seen[head], rot)
+    colour[~head] = extra_col[seen[~head] - n_head]
+    image[covered] = colour
     image = _soften(image)
-    if p.noise > 0:
-        shift = int(np.random.Generator(np.random.PCG64([p.texture_seed, 3])).integers(S * S * 3))
-        image += np.float32(p.noise / 255) * _pixel_noise(S, shift)
-    image = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
     # Landmarks: the same surface points through the same camera.
     lm = lm_head @ rot.T * scale
     lm[:, :2] += offset
     visible = _landmark_visibility(p, L, lm, rot, keys, scale)
+    if p.occluder:
+        occ_rng = np.random.Generator(np.random.PCG64([p.texture_seed, 4]))
+        image, visible = scene.occlude(image, lm[:, :2], visible, p, occ_rng)
+    if p.noise > 0:
+        shift = int(np.random.Generator(np.random.PCG64([p.texture_seed, 3])).integers(S * S * 3))
+        image += np.float32(p.noise / 255) * _pixel_noise(S, shift)
+    image = scene.camera_effects(np.clip(image, 0, 1), p)
     if scheme == "3dfaw66":
         lm, visible = convert_68_to_66(lm), visible[list(INDICES_68_TO_66)]
     lm[:, 2] -= lm[:, 2].mean()
@@ -805,13 +910,15 @@ class SyntheticFaces(torch.utils.data.Dataset):
     change one factor and re-render: ``render_face(dataclasses.replace(ds.params(3), yaw=30))``.
     """
 
-    def __init__(self, size: int, *, image_size: int = 256, scheme: str = "3dfaw66", seed: int = 0):
+    def __init__(self, size: int, *, image_size: int = 256, scheme: str = "3dfaw66", seed: int = 0,
+                 levers=LEVERS):
         if size < 0:
             raise ValueError(f"SyntheticFaces: size must be >= 0, got {size}")
         if image_size < 16:
             raise ValueError(f"SyntheticFaces: image_size must be >= 16, got {image_size}")
         self.size, self.image_size, self.seed = int(size), int(image_size), int(seed)
         self.scheme = get_scheme(scheme).name
+        self.levers = tuple(levers)
 
     def __len__(self) -> int:
         return self.size
@@ -819,7 +926,7 @@ class SyntheticFaces(torch.utils.data.Dataset):
     def params(self, index: int) -> SyntheticFaceParams:
         if not 0 <= index < self.size:
             raise IndexError(f"SyntheticFaces: index {index} out of range for {self.size} items")
-        return sample_face_params(np.random.Generator(np.random.PCG64([self.seed, index])))
+        return sample_face_params(np.random.Generator(np.random.PCG64([self.seed, index])), self.levers)
 
     def __getitem__(self, index: int) -> dict:
         index = int(index)
@@ -829,4 +936,4 @@ class SyntheticFaces(torch.utils.data.Dataset):
                            id=f"synth-s{self.seed}-{index:06d}")
 
 
-__all__ = ["SyntheticFaceParams", "SyntheticFaces", "render_face", "sample_face_params"]
+__all__ = ["LEVERS", "SyntheticFaceParams", "SyntheticFaces", "render_face", "sample_face_params"]

@@ -1,0 +1,146 @@
+"""The shipped model (fa3d/weights/synthetic68): found by name, exported weights-only, used by predict
+and evaluate without writing into fa3d; and predict's re-cropping around its own landmarks."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import fa3d.predict as predict_mod
+from fa3d import pretrained
+from fa3d.checkpoint import load_checkpoint
+from fa3d.cli import main
+from fa3d.data.readers import read_pts
+from fa3d.data.synthetic import SyntheticFaces
+from fa3d.data.transforms import warp_landmarks
+from fa3d.data.writers import write_image
+from fa3d.runs import load_run
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = REPO.parent / "shared" / "real-samples" / "photos-68"
+TINY = ["--preset", "quick", "--num-train", "16", "--num-valid", "6", "--synthetic-size", "64",
+        "--max-steps", "1", "--device", "cpu", "--no-progress", "--scheme", "68"]
+shipped = pytest.mark.skipif(not (pretrained.PRETRAINED_DIR / "checkpoint.pt").is_file(),
+                             reason="this checkout has no shipped model (make pretrained builds it)")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pre") / "run"
+    assert main(["train", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_export_keeps_weights_only_and_predicts_the_same(tiny_run, tmp_path):
+    release = pretrained.export_release(tiny_run, tmp_path / "release")
+    ckpt = load_checkpoint(release / "checkpoint.pt")
+    assert not {"optimizer", "scheduler", "rng"} & set(ckpt) and ckpt["finished"]
+    assert (release / "config.json").is_file() and (release / "log.jsonl").is_file()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        pretrained.export_release(tiny_run, release)
+    (a, _), (b, _) = load_run(tiny_run), load_run(release)
+    x = torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8)
+    assert torch.equal(predict_mod.predict_crops(a, x), predict_mod.predict_crops(b, x))
+
+
+def test_export_refuses_an_unfinished_run(tiny_run, tmp_path):
+    ckpt = load_checkpoint(tiny_run / "checkpoint.pt")
+    ckpt["finished"] = False
+    from fa3d.checkpoint import save_checkpoint
+    half = tmp_path / "half"
+    half.mkdir()
+    save_checkpoint(half / "checkpoint.pt", {k: v for k, v in ckpt.items() if not k.startswith("format")})
+    with pytest.raises(ValueError, match="not finished"):
+        pretrained.export_release(half, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_name_pretrained_resolves_and_a_missing_model_is_a_clear_error(tmp_path, monkeypatch):
+    assert pretrained.resolve_run("some/run") == Path("some/run")
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="make pretrained"):
+        pretrained.resolve_run("pretrained")
+
+
+def test_refinement_recrops_around_the_predicted_landmarks(monkeypatch):
+    """A stand-in cascade that predicts the true landmarks of whatever crop it gets: from a bad box,
+    re-cropping must end on the ground truth, and the output must be the truth in image pixels."""
+    item = SyntheticFaces(1, image_size=128, scheme="68", seed=3)[0]
+    truth = item["landmarks"].double()
+    seen = []
+
+    def oracle(cascade, crops, stage="z", **kw):
+        A = seen_matrix[-1]
+        seen.append(A)
+        return warp_landmarks(truth, A).float()[None]
+
+    seen_matrix = []
+    real_matrix = predict_mod.face_crop_matrix
+
+    def recording_matrix(box, size):
+        A = real_matrix(box, size)
+        seen_matrix.append(A)
+        return A
+
+    monkeypatch.setattr(predict_mod, "predict_crops", oracle)
+    monkeypatch.setattr(predict_mod, "face_crop_matrix", recording_matrix)
+    x1, y1, x2, y2 = item["bbox"].tolist()
+    bad = (x1 - 10, y1 - 20, x2 + 5, y2 - 15)        # a detector's box: forehead in, jaw cut
+    out = predict_mod.predict_image(None, item["image"], bad, 64, refine=2)
+    assert len(seen) == 3
+    assert torch.allclose(out.double(), truth, atol=1e-3)
+    gt_box = torch.tensor(item["bbox"], dtype=torch.float64)
+    assert torch.allclose(seen_matrix[-1], real_matrix(gt_box, 64), atol=1e-6)  # the last crop is the evaluation crop
+
+
+def test_predict_rejects_a_negative_refine(tiny_run, tmp_path, capsys):
+    img = write_image(tmp_path / "f.png", SyntheticFaces(1, image_size=96, seed=1)[0]["image"])
+    assert main(["predict", "--run", str(tiny_run), str(img), "--bbox", "10", "10", "80", "80", "--refine", "-1"]) == 2
+    assert "--refine" in capsys.readouterr().err and not (tmp_path / "f.landmarks.json").exists()
+
+
+@shipped
+def test_the_shipped_model_is_small_synthetic_only_and_68_points_in_3d():
+    ckpt = load_checkpoint(pretrained.PRETRAINED_DIR / "checkpoint.pt")
+    size_mb = (pretrained.PRETRAINED_DIR / "checkpoint.pt").stat().st_size / 2**20
+    assert size_mb <= 15, f"{size_mb:.1f} MB"
+    assert ckpt["finished"] and ckpt["scheme"] == "68" and ckpt["config"]["data"] == "synthetic"
+    assert "z" in ckpt["config"]["stages"] and (pretrained.PRETRAINED_DIR / "MODEL.md").is_file()
+
+
+@shipped
+def test_predict_without_run_uses_the_shipped_model(tmp_path):
+    item = SyntheticFaces(1, image_size=192, scheme="68", seed=11)[0]
+    img = write_image(tmp_path / "face.png", item["image"])
+    bbox = [f"{v:.1f}" for v in item["bbox"].tolist()]
+    assert main(["predict", str(img), "--bbox", *bbox, "--device", "cpu"]) == 0
+    doc = json.loads((tmp_path / "face.landmarks.json").read_text())
+    lm = torch.tensor(doc["faces"][0]["landmarks"])
+    assert lm.shape == (68, 3) and doc["scheme"] == "68" and lm[:, 2].std() > 0
+    iod = (item["landmarks"][36:42, :2].mean(0) - item["landmarks"][42:48, :2].mean(0)).norm()
+    assert (lm[:, :2] - item["landmarks"][:, :2]).norm(dim=1).mean() < 0.5 * iod   # on the face, not anywhere
+
+
+@shipped
+def test_evaluate_pretrained_writes_outside_the_package(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in pretrained.PRETRAINED_DIR.iterdir())
+    assert main(["evaluate", "--run", "pretrained", "--data", "synthetic:4", "--device", "cpu", "--no-progress"]) == 0
+    assert (tmp_path / "pretrained-evaluation" / "metrics.json").is_file()
+    assert sorted(p.name for p in pretrained.PRETRAINED_DIR.iterdir()) == before
+
+
+@shipped
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason="needs ../shared/real-samples")
+def test_fa3d_predict_einstein_writes_3d_landmarks_near_the_annotation(tmp_path):
+    """The issue's check: the shipped model on a real photograph, box from the default detector."""
+    assert main(["predict", str(PHOTOS / "einstein.jpg"), "--out", str(tmp_path), "--device", "cpu"]) == 0
+    doc = json.loads((tmp_path / "einstein.landmarks.json").read_text())
+    lm = torch.tensor(doc["faces"][0]["landmarks"])
+    gt = torch.as_tensor(read_pts(PHOTOS / "einstein.pts"))[:, :2]
+    assert lm.shape == (68, 3)
+    w, h = gt.max(0).values - gt.min(0).values
+    nme = (lm[:, :2] - gt).norm(dim=1).mean() / (w * h).sqrt()
+    assert nme < 0.10, f"NME {100 * nme:.1f} % of sqrt(wh)"    # a face found and fitted, not a perfect one
