@@ -1,8 +1,9 @@
 """CPU latency of one face through a trained cascade (crop, detection, regression, Z, map back).
 
 Run: .venv/bin/python benchmarks/predict_latency.py [--run pretrained] [--threads 1 2] [--repeats 30]
-Prints the median milliseconds per face without and with predict's re-crops (REFINE_STEPS), on a
-synthetic 256 px image with its face box (the face detector's time is not included).
+Prints the median milliseconds per face for one pass, and for ``fa3d predict``'s default (REFINE_STEPS
+re-crops, each averaged with its mirror image), on a synthetic 256 px image with its face box (the
+face detector's time is not included).
 """
 import argparse
 import statistics
@@ -41,10 +42,11 @@ def main():
     print(f"{args.run}: {ckpt['preset']['name']} preset, {size} px crops, {ckpt['preset']['num_landmarks']} points")
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for refine in (0, REFINE_STEPS):
-            ms = median_ms(lambda: predict_image(cascade, item["image"], item["bbox"], size, refine=refine),
+        for refine, flip in ((0, False), (REFINE_STEPS, True)):
+            ms = median_ms(lambda: predict_image(cascade, item["image"], item["bbox"], size, refine=refine, flip=flip),
                            args.repeats)
-            print(f"  {threads} thread(s), {refine} re-crops: {ms:6.1f} ms per face (median of {args.repeats})")
+            what = "one pass" if not refine else f"{refine} re-crops + flip (fa3d predict's default)"
+            print(f"  {threads} thread(s), {what}: {ms:6.1f} ms per face (median of {args.repeats})")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
     fa3d demo  --out DIR                               the main job of `make demo`
     fa3d train --preset quick --data SPEC --out RUN_DIR train the cascade (all stages; --resume)
     fa3d evaluate --run RUN_DIR --data SPEC            GTE/CVGTCE table + RUN_DIR/metrics.json
-    fa3d predict --run RUN_DIR IMAGE... [--bbox ...]   landmarks JSON (N x 3, image pixels) per image
+    fa3d predict [--run RUN_DIR] IMAGE... [--bbox ...] landmarks JSON (N x 3, image pixels) per image
+                                                     (no --run: the model shipped with fa3d)
 
 Dataset SPECs: synthetic, 3dfaw:DIR, aflw2000:DIR, 300wlp:DIR, folder:DIR.
 """
@@ -99,7 +100,8 @@ def _cmd_evaluate(args) -> int:
 
     out = args.out or ("pretrained-evaluation" if is_pretrained(args.run) else None)
     result = evaluate_run(args.run, args.data, device=args.device, max_images=args.max_images,
-                          batch_size=args.batch_size, progress=not args.no_progress, bases=args.bases, out_dir=out)
+                          batch_size=args.batch_size, progress=not args.no_progress, bases=args.bases, out_dir=out,
+                          flip=args.flip)
     print(result["table"])
     print(f"wrote {result['metrics_path']}")
     if result.get("report"):
@@ -111,7 +113,7 @@ def _cmd_predict(args) -> int:
     from .predict import predict_files
 
     results = predict_files(args.run, args.images, bbox=args.bbox, out_dir=args.out, overwrite=args.overwrite,
-                            device=args.device, refine=args.refine)
+                            device=args.device, refine=args.refine, flip=args.flip)
     return 0 if all(v is not None for v in results.values()) else 1
 
 
@@ -182,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--bases", default=None, metavar="DIR", help="3DMM bases for 300wlp data (default: the run's)")
+    p.add_argument("--flip", action="store_true",
+                   help="test-time mirroring: average with the mirrored crops (fa3d predict's default)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
@@ -192,8 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--bbox", type=float, nargs=4, metavar=("X1", "Y1", "X2", "Y2"), default=None,
                    help="face box (pixels); default: OpenCV's Haar face detector")
-    p.add_argument("--refine", type=int, default=2, metavar="K",
-                   help="crop again K times around the predicted landmarks (default 2; 0: use the box as it is)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                   help="average with the mirrored face (default on; --no-flip: one pass)")
+    p.add_argument("--refine", type=int, default=None, metavar="K",
+                   help="crop again K times around the predicted landmarks (default: 2 for the detector's "
+                        "boxes, 0 for --bbox)")
     p.add_argument("--out", default=None, help="folder for the JSON files (default: next to each image)")
     p.add_argument("--overwrite", action="store_true", help="replace existing JSON files")
     p.add_argument("--device", default="auto")

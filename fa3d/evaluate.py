@@ -35,12 +35,13 @@ METRICS_NAME = "metrics.json"
 
 @torch.no_grad()
 def evaluate_dataset(cascade: Cascade, dataset, mean_shape: torch.Tensor, image_size: int, *, batch_size: int = 32,
-                     max_images: int | None = None, device="cpu", progress: bool = True) -> dict:
+                     max_images: int | None = None, device="cpu", progress: bool = True, flip: bool = False) -> dict:
     """Score the cascade and the mean-shape baseline on ``dataset`` (items with ground truth).
 
     ``image_size``: the preset's crop side. Returns {"model": summary, "baseline": summary,
     "pred": (V,N,3), "gt": (V,N,3), "baseline_pred": (V,N,3), "yaw": (V,) degrees, "ids"},
-    summaries as :func:`fa3d.metrics.summarize` (percent), landmarks in image pixels.
+    summaries as :func:`fa3d.metrics.summarize` (percent), landmarks in image pixels. ``flip``:
+    test-time mirroring (:func:`fa3d.predict.predict_crops`; off by default, as in the paper's tables).
     """
     crop = CenterCrop3D(image_size)
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
@@ -50,7 +51,7 @@ def evaluate_dataset(cascade: Cascade, dataset, mean_shape: torch.Tensor, image_
         items = [crop(dataset[i]) for i in range(start, min(n, start + batch_size))]
         images = torch.stack([it["image"] for it in items])
         A = torch.stack([it["crop_matrix"] for it in items]).double()
-        pred_crop = predict_crops(cascade, images, "z", device=device, autocast=autocast).double()
+        pred_crop = predict_crops(cascade, images, "z", device=device, autocast=autocast, flip=flip).double()
         preds.append(unwarp_landmarks(pred_crop, A))
         bases.append(unwarp_landmarks(mean_shape.double().expand(len(items), -1, -1), A))
         gts.append(unwarp_landmarks(torch.stack([it["landmarks"] for it in items]).double(), A))
@@ -108,7 +109,7 @@ def format_protocol_table(rows: dict[str, dict], published: dict[str, float] | N
 
 def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_images: int | None = None,
                  batch_size: int = 32, progress: bool = True, write: bool = True,
-                 with_report: bool = True, bases=None, out_dir=None) -> dict:
+                 with_report: bool = True, bases=None, out_dir=None, flip: bool = False) -> dict:
     """``fa3d evaluate``: score RUN_DIR (or ``"pretrained"``, the shipped model) on ``data`` (see
     :func:`fa3d.data.splits.test_dataset`), with the mean-shape baseline; writes metrics.json and
     the report into ``out_dir`` (default RUN_DIR; the shipped model needs one). Returns
@@ -124,12 +125,13 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
     cascade, ckpt = load_run(run_dir, dev)
     dataset = test_dataset(data, ckpt, bases)
     res = evaluate_dataset(cascade, dataset, ckpt["mean_shape"], ckpt["preset"]["image_size"], batch_size=batch_size,
-                           max_images=max_images, device=dev, progress=progress)
+                           max_images=max_images, device=dev, progress=progress, flip=flip)
     model, baseline = _rounded(res["model"]), _rounded(res["baseline"])
-    name = f"fa3d {ckpt['preset']['name']}" + ("" if ckpt.get("finished") else " (unfinished)")
+    name = (f"fa3d {ckpt['preset']['name']}" + (" + flip" if flip else "")
+            + ("" if ckpt.get("finished") else " (unfinished)"))
     table = format_table({name: model, "mean-shape baseline": baseline})
     metrics = {**model, "baseline": baseline, "data": data, "preset": ckpt["preset"]["name"],
-               "stages": list(ckpt["config"]["stages"]), "finished": bool(ckpt.get("finished"))}
+               "stages": list(ckpt["config"]["stages"]), "finished": bool(ckpt.get("finished")), "flip": flip}
     if "protocol" in res:
         from .report import PUBLISHED_AFLW2000
         published = PUBLISHED_AFLW2000 if parse_spec(data)[0] == "aflw2000" else None

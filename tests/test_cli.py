@@ -146,3 +146,15 @@ def test_python_dash_m_fa3d_lists_the_commands():
     assert proc.returncode == 0
     for cmd in ("train", "evaluate", "predict"):
         assert cmd in proc.stdout
+
+
+def test_synthetic_levers_reach_the_run_and_its_test_faces(tmp_path, capsys):
+    out = tmp_path / "levers"
+    assert main(["train", "--out", str(out), *TINY, "--synthetic-levers", "body,camera"]) == 0
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert tuple(ckpt["config"]["synthetic_levers"]) == ("body", "camera")
+    from fa3d.data.splits import test_dataset
+    test = test_dataset("synthetic:30", ckpt)
+    assert test.levers == ("body", "camera") and not any(test.params(i).glasses for i in range(30))
+    assert main(["train", "--out", str(tmp_path / "bad"), *TINY, "--synthetic-levers", "hats"]) == 2
+    assert "hats" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -166,7 +166,7 @@ def test_mean_shape_is_a_poor_predictor():
     mean = lms.mean(0)
     iod = np.linalg.norm(lms[:, 36] - lms[:, 45], axis=1)
     err = np.linalg.norm(lms[:, :, :2] - mean[None, :, :2], axis=2).mean(1) / np.maximum(iod, 1.0)
-    assert np.median(err) > 0.5
+    assert np.median(err) > 0.4   # 0.47 with fa3d 0.4's faces (eyes at human spacing: a larger IOD), 0.5+ before
 
 
 def test_bad_arguments():

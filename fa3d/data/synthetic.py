@@ -29,6 +29,9 @@ Each item is a parametric head rendered with a z-buffer, with exact 3D landmarks
 5. **Visibility.** A landmark is visible iff it is inside the image, its surface
    faces the camera, and its depth is within a small tolerance (growing with the
    surface slope) of the z-buffer at its pixel.
+6. **Scene and camera** (:mod:`fa3d.data.scene`, the ``LEVERS``): a neck and shoulders
+   and glasses share the z-buffer; occluders, muted backgrounds and the camera's blur,
+   colour cast, gamma, greyscale and JPEG make the render read as a photograph.
 
 Everything random is drawn from ``numpy.random.Generator(PCG64([seed, index]))``,
 so an item depends only on (seed, index), never on global RNG state, access
@@ -261,6 +264,12 @@ class _Layout:
 
 
 def _layout(p: SyntheticFaceParams) -> _Layout:
+    """The features of an average face follow Farkas' adult anthropometric norms (Farkas, *Anthropometry
+    of the Head and Face*, 1994), measured against the outer-eye-corner distance ex-ex (~90 mm): mouth
+    width ch-ch ~0.58 ex-ex, nasion-chin height ~1.34, nose base about the inner-eye gap (the neoclassical
+    canon); brows from above the inner eye corner to beyond the outer one; the jaw contour's ends at the
+    face's outline near the ears and, below, a square jaw (``_JAW_SQUARENESS``). fa3d 0.3's layout had a
+    mouth of 0.40 ex-ex and a nose base of 0.21 ex-ex (``tests/test_scene.py`` checks the ratios)."""
     eye_v = 0.13
     nose_tip_v = eye_v - 0.30 * p.nose_length
     nose_base_v = nose_tip_v - 0.1
