@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .data.readers import read_image
-from .data.schemes import get_scheme
+from .data.schemes import flip_landmarks, scheme_for_points
 from .data.transforms import face_crop_matrix, unwarp_landmarks, warp_image
 from .env import resolve_device
 from .files import atomic_write
@@ -24,7 +24,6 @@ from .runs import load_run
 from .schedules import STAGE_SUBNETS
 
 HAAR_FILE = "haarcascade_frontalface_default.xml"
-SCHEME_OF_POINTS = {68: "68", 66: "3dfaw66"}   # a cascade's landmark count -> its scheme (flip permutation)
 
 
 @torch.no_grad()
@@ -41,10 +40,7 @@ def predict_crops(cascade: Cascade, images: torch.Tensor, stage: str = "z", batc
     if flip:
         plain = predict_crops(cascade, images, stage, batch_size, device, autocast)
         mirrored = predict_crops(cascade, images.flip(-1), stage, batch_size, device, autocast)
-        perm = list(get_scheme(SCHEME_OF_POINTS[plain.shape[1]]).flip_permutation)
-        mirrored = mirrored[:, perm]
-        mirrored[..., 0] = images.shape[-1] - 1 - mirrored[..., 0]
-        return (plain + mirrored) / 2
+        return (plain + flip_landmarks(mirrored, images.shape[-1], scheme_for_points(plain.shape[1]))) / 2
     device = device or next(cascade.parameters()).device
     upto = STAGE_SUBNETS[stage][-1]
     was_training = cascade.training

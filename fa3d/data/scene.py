@@ -32,8 +32,9 @@ from .pose import rotation_matrix
 SPACING_PX = 1.2   # on-screen distance between body/glasses points: below sqrt(2), 2x2 splats leave no holes
 
 
-def _to_camera(points: np.ndarray, rot: np.ndarray, scale: float, offset: np.ndarray) -> np.ndarray:
-    """Head-frame points (M, 3) -> pixels (M, 3): x, y with the frame's offset, z in pixels."""
+def to_camera(points: np.ndarray, rot: np.ndarray, scale: float, offset: np.ndarray) -> np.ndarray:
+    """Head-frame points (M, 3) -> pixels (M, 3): rotated, scaled to pixels, x, y moved by the frame's
+    offset; z in pixels (the one camera of the head, its landmarks, body and glasses)."""
     cam = points @ rot.T * scale
     cam[:, :2] += offset
     return cam
@@ -88,8 +89,7 @@ def body_points(p, rot: np.ndarray, scale: float, offset: np.ndarray, image_size
     stripes = 1 + p.cloth_pattern * np.sin(40 * H.ravel() + 3 * np.sin(5 * PH.ravel()))
     torso_col = cloth[None] * stripes[:, None].astype(np.float32)
 
-    pts = np.concatenate([neck @ rot.T, torso]) * scale
-    pts[:, :2] += offset
+    pts = np.concatenate([to_camera(neck, rot, scale, offset), to_camera(torso, np.eye(3), scale, offset)])
     normals = np.concatenate([neck_n @ rot.T, torso_n])
     col = np.concatenate([neck_col, torso_col]) * _lambert(normals, p.light_dir, p.ambient, p.diffuse)[:, None]
     return pts.astype(np.float32), np.clip(col, 0, 1).astype(np.float32)
@@ -125,7 +125,7 @@ def glasses_points(p, eye_centres: np.ndarray, eye_half_width: float, rot: np.nd
         s = np.linspace(0, 1, n_a)
         parts.append(np.stack([x0 + side * (0.70 * p.head_width - abs(x0)) * s, np.full_like(s, centre[1] - 0.03),
                                z_lens - 1.0 * s], 1))
-    pts = _to_camera(np.concatenate(parts), rot, scale, offset)
+    pts = to_camera(np.concatenate(parts), rot, scale, offset)
     col = np.broadcast_to(np.asarray(p.glasses_color, np.float32), (len(pts), 3))
     return pts.astype(np.float32), (col * np.float32(0.5 + 0.5 * p.ambient)).astype(np.float32)
 

@@ -159,6 +159,14 @@ def get_scheme(scheme: str | LandmarkScheme) -> LandmarkScheme:
     return SCHEMES[scheme]
 
 
+def scheme_for_points(num_points: int) -> LandmarkScheme:
+    """The scheme with ``num_points`` points (68 or 66); a ValueError for any other count."""
+    for scheme in SCHEMES.values():
+        if scheme.num_points == num_points:
+            return scheme
+    raise ValueError(f"no landmark scheme has {num_points} points; pass the scheme explicitly")
+
+
 def convert_68_to_66(landmarks):
     """Drop the two inner-mouth corners: (..., 68, D) -> (..., 66, D). numpy or torch."""
     if landmarks.shape[-2] != 68:

@@ -879,8 +879,7 @@ def render_face(params: SyntheticFaceParams, image_size: int = 256, scheme: str 
     image = _soften(image)
 
     # Landmarks: the same surface points through the same camera.
-    lm = lm_head @ rot.T * scale
-    lm[:, :2] += offset
+    lm = scene.to_camera(lm_head, rot, scale, offset)
     visible = _landmark_visibility(p, L, lm, rot, keys, scale)
     if p.occluder:
         occ_rng = np.random.Generator(np.random.PCG64([p.texture_seed, 4]))

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from .schemes import SCHEMES, LandmarkScheme, get_scheme
+from .schemes import LandmarkScheme, get_scheme, scheme_for_points
 
 DEFAULT_EXTEND = 0.225  # the paper extends the face box by 20-25 %; we take the middle
 _ANTIALIAS_BELOW = 0.75  # pre-shrink the source with an antialiased resize when s < this
@@ -221,13 +221,6 @@ def warp_image(image: torch.Tensor, A, out_size, fill: float = 0.0,
 
 # ----------------------------------------------------------------------------- items
 
-def _scheme_for(num_points: int) -> LandmarkScheme:
-    for scheme in SCHEMES.values():
-        if scheme.num_points == num_points:
-            return scheme
-    raise ValueError(f"no landmark scheme has {num_points} points; pass the scheme explicitly")
-
-
 def _bbox_of(item: dict) -> torch.Tensor:
     if "bbox" in item:
         return item["bbox"]
@@ -253,7 +246,7 @@ def warp_sample(item: dict, A, out_size: int, scheme: str | LandmarkScheme | Non
     mirrored = bool(is_mirrored(A))
     perm = None
     if mirrored and "landmarks" in item:
-        sch = get_scheme(scheme) if scheme is not None else _scheme_for(item["landmarks"].shape[-2])
+        sch = get_scheme(scheme) if scheme is not None else scheme_for_points(item["landmarks"].shape[-2])
         perm = list(sch.flip_permutation)
 
     out = dict(item)
