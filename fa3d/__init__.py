@@ -7,3 +7,11 @@ __version__ = "0.4.0"
 
 #: Where the course lives; the notebooks' Colab install cell uses the same address.
 REPO_URL = "https://github.com/fa3d-course/fa3d"
+
+
+def __getattr__(name):
+    """``fa3d.FaceAligner`` without importing torch at ``import fa3d``."""
+    if name == "FaceAligner":
+        from .aligner import FaceAligner
+        return FaceAligner
+    raise AttributeError(f"module 'fa3d' has no attribute {name!r}")

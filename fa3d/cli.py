@@ -4,8 +4,11 @@
     fa3d demo  --out DIR                               the main job of `make demo`
     fa3d train --preset quick --data SPEC --out RUN_DIR train the cascade (all stages; --resume)
     fa3d evaluate --run RUN_DIR --data SPEC            GTE/CVGTCE table + RUN_DIR/metrics.json
-    fa3d predict [--run RUN_DIR] IMAGE... [--bbox ...] landmarks JSON (N x 3, image pixels) per image
+    fa3d predict [--run RUN_DIR] IMAGE|DIR... [--bbox ...] [--draw]
+                                                     landmarks JSON (N x 3, image pixels) per image
                                                      (no --run: the model shipped with fa3d)
+    fa3d export [--run RUN_DIR] --onnx PATH            the cascade as an ONNX graph (uint8 crops -> N x 3),
+                                                     checked against torch with onnxruntime
 
 Dataset SPECs: synthetic, 3dfaw:DIR, aflw2000:DIR, 300wlp:DIR, folder:DIR.
 """
@@ -79,7 +82,7 @@ def _cmd_train(args) -> int:
                       bases=args.bases,
                       device=args.device, deterministic=args.deterministic, epochs_scale=args.epochs_scale,
                       max_steps=args.max_steps, num_train=args.num_train, num_valid=args.num_valid,
-                      synthetic_size=args.synthetic_size, synthetic_levers=levers,
+                      synthetic_size=args.synthetic_size, synthetic_levers=levers, augment=args.augment,
                       pretrained=args.pretrained, num_workers=args.workers,
                       progress=not args.no_progress, init_from=args.init_from, schedule=schedule,
                       preset_overrides=overrides or None)
@@ -110,11 +113,36 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .predict import predict_files
+    from .landmark_files import predict_files
 
     results = predict_files(args.run, args.images, bbox=args.bbox, out_dir=args.out, overwrite=args.overwrite,
-                            device=args.device, refine=args.refine, flip=args.flip)
-    return 0 if all(v is not None for v in results.values()) else 1
+                            device=args.device, refine=args.refine, flip=args.flip, detector=args.detector,
+                            draw=args.draw, batch_size=args.batch_size)
+    missing = sum(v is None for v in results.values())
+    if len(results) > 1:
+        print(f"{len(results) - missing} of {len(results)} images done" + (f", {missing} without landmarks" if missing else ""))
+    return 0 if not missing else 1
+
+
+def _cmd_export(args) -> int:
+    from .export import ExportUnavailable, check_onnx, export_onnx, sample_crops
+    from .pretrained import resolve_run
+    from .runs import load_run
+
+    if args.check < 1:
+        raise ValueError(f"--check must be 1 or more crops, got {args.check}")
+    try:
+        path = export_onnx(args.run, args.onnx, overwrite=args.overwrite, opset=args.opset)
+        cascade, ckpt = load_run(resolve_run(args.run), "cpu")
+        crops = sample_crops(args.check, ckpt["preset"]["image_size"], ckpt["scheme"])
+        diff = check_onnx(path, cascade, crops)
+    except ExportUnavailable as err:
+        print(f"fa3d export: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): uint8 crops (B, 3, {crops.shape[-1]}, "
+          f"{crops.shape[-1]}) -> landmarks (B, {cascade.num_landmarks}, 3) in crop pixels")
+    print(f"onnxruntime vs torch on {len(crops)} synthetic face crops: max |difference| {diff:.2e} px")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-levers", default=None, metavar="LIST",
                    help="scene/camera levers of the synthetic faces, comma-separated, or none "
                         "(default: all of background,body,glasses,occluders,camera)")
+    p.add_argument("--augment", default="paper", choices=["paper", "photo"],
+                   help="training augmentation: the paper's (crop, scale, rotation, flip, colour), or photo: "
+                        "that plus random blur, sensor noise and greyscale per epoch (default: paper)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU, 6 on GPU)")
     p.add_argument("--seed", type=int, default=0)
@@ -193,18 +224,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="landmarks (JSON, N x 3 in image pixels) for images")
     p.add_argument("--run", default="pretrained",
                    help="RUN_DIR of fa3d train, or pretrained (the default): the model shipped with fa3d")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files, folders (their images) or .txt files listing images, one per line")
     p.add_argument("--bbox", type=float, nargs=4, metavar=("X1", "Y1", "X2", "Y2"), default=None,
-                   help="face box (pixels); default: OpenCV's Haar face detector")
+                   help="face box (pixels) for every image; default: the face detector's boxes")
+    p.add_argument("--detector", default="auto", choices=["auto", "yunet", "dlib", "haar"],
+                   help="face detector (default auto: YuNet, fetched once and cached; else dlib's HOG if "
+                        "installed; else OpenCV's Haar cascade)")
+    p.add_argument("--draw", action="store_true",
+                   help="also write <stem>.landmarks.jpg: the boxes and landmarks drawn on the image")
+    p.add_argument("--batch-size", type=int, default=32, help="faces per cascade batch (default: 32)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="average with the mirrored face (default on; --no-flip: one pass)")
     p.add_argument("--refine", type=int, default=None, metavar="K",
                    help="crop again K times around the predicted landmarks (default: 2 for the detector's "
                         "boxes, 0 for --bbox)")
     p.add_argument("--out", default=None, help="folder for the JSON files (default: next to each image)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing JSON files")
+    p.add_argument("--overwrite", action="store_true", help="replace existing JSON (and --draw) files")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="the cascade as an ONNX file (uint8 crops -> landmarks in crop pixels)")
+    p.add_argument("--run", default="pretrained",
+                   help="RUN_DIR of fa3d train, or pretrained (the default): the model shipped with fa3d")
+    p.add_argument("--onnx", required=True, metavar="PATH", help="the .onnx file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
+    p.add_argument("--check", type=int, default=8, metavar="K",
+                   help="synthetic face crops to compare onnxruntime with torch on (default: 8)")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

@@ -39,6 +39,7 @@ class TrainConfig:
     num_valid: int = 200                       # validation faces (synthetic; or held out from one folder)
     synthetic_size: int | None = None          # rendered image side; default 2 x the crop size
     synthetic_levers: tuple[str, ...] | None = None  # scene/camera levers of the synthetic faces; None: all
+    augment: str = "paper"                     # training augmentation: "paper" (§2.3) or "photo" (+ blur, noise, grey)
     pretrained: bool | None = None             # ImageNet init of the detection net; None: paper yes, quick no
     scheme: str = "3dfaw66"                    # "3dfaw66" or "68" (fa3d train: fa3d.data.splits.default_scheme)
     bases: str | None = None                   # 3DMM bases folder: 300W-LP with depth (fa3d.data.morphable)

@@ -29,7 +29,7 @@ from .data.readers import parse_spec
 from .data.schemes import get_scheme
 from .data.splits import open_splits
 from .data.training import CachedDataset, TrainCrops, center_crops, cheap_landmarks, epoch_order, mean_shape
-from .data.transforms import Augment3D, AugmentConfig
+from .data.transforms import AUGMENTS, Augment3D
 from .env import resolve_device
 from .losses import StageLoss
 from .metrics import gte
@@ -164,7 +164,9 @@ def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
     valid = center_crops(valid_set, preset.image_size, progress, "validation crops") if d.main else None
     mshape = ckpt["mean_shape"] if ckpt else mean_shape(train_set, preset.image_size,
                                                          1000 if cheap_landmarks(train_set) else 200)
-    augment = Augment3D(preset.image_size, AugmentConfig(), get_scheme(cfg.scheme))
+    if cfg.augment not in AUGMENTS:
+        raise ValueError(f"unknown augment {cfg.augment!r}: choose from {', '.join(AUGMENTS)}")
+    augment = Augment3D(preset.image_size, AUGMENTS[cfg.augment], get_scheme(cfg.scheme))
     crops = TrainCrops(train_set, augment, cfg.seed, schedule.z_gt_heatmap_prob)
     run = Run(cfg, d, device, preset, schedule, cascade, crops, valid, mshape, workers, progress)
     if d.main:

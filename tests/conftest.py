@@ -3,11 +3,13 @@ download). Loopback and Unix sockets stay allowed (torchrun's gloo rendezvous, J
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 
 import pytest
 
 _connect, _getaddrinfo = socket.socket.connect, socket.getaddrinfo
+os.environ["FA3D_OFFLINE"] = "1"   # fa3d itself never tries to fetch (YuNet's model); notebooks' kernels inherit it
 
 
 def _is_local(host) -> bool:

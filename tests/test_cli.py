@@ -119,14 +119,15 @@ def test_predict_without_haar_says_to_pass_a_box(run_dir, face_image, tmp_path, 
     import cv2
     monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)  # as in OpenCV 5
     path, _ = face_image
-    assert main(["predict", "--run", str(run_dir), str(path), "--out", str(tmp_path)]) == 2
+    assert main(["predict", "--run", str(run_dir), str(path), "--out", str(tmp_path), "--detector", "haar"]) == 2
     assert "--bbox" in capsys.readouterr().err and not list(tmp_path.iterdir())
 
 
 @pytest.mark.skipif(not _has_haar(), reason="this OpenCV has no Haar cascade (OpenCV >= 5)")
 def test_predict_without_a_box_uses_the_haar_detector(run_dir, face_image, tmp_path, capsys):
     path, _ = face_image
-    code = main(["predict", "--run", str(run_dir), str(path), "--out", str(tmp_path), "--device", "cpu"])
+    code = main(["predict", "--run", str(run_dir), str(path), "--out", str(tmp_path), "--device", "cpu",
+                 "--detector", "haar"])
     out = capsys.readouterr().out
     json_path = tmp_path / "face.landmarks.json"
     if code == 0:  # the detector found the synthetic face
@@ -136,7 +137,7 @@ def test_predict_without_a_box_uses_the_haar_detector(run_dir, face_image, tmp_p
         assert code == 1 and "no face found" in out and not json_path.exists()
     # a blank image certainly holds no face
     blank = write_image(tmp_path / "blank.png", torch.full((3, 96, 96), 128, dtype=torch.uint8))
-    assert main(["predict", "--run", str(run_dir), str(blank), "--device", "cpu"]) == 1
+    assert main(["predict", "--run", str(run_dir), str(blank), "--device", "cpu", "--detector", "haar"]) == 1
     assert "no face found" in capsys.readouterr().out and not (tmp_path / "blank.landmarks.json").exists()
 
 
@@ -158,3 +159,13 @@ def test_synthetic_levers_reach_the_run_and_its_test_faces(tmp_path, capsys):
     assert test.levers == ("body", "camera") and not any(test.params(i).glasses for i in range(30))
     assert main(["train", "--out", str(tmp_path / "bad"), *TINY, "--synthetic-levers", "hats"]) == 2
     assert "hats" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_augment_photo_reaches_the_run(tmp_path):
+    out = tmp_path / "photo"
+    assert main(["train", "--out", str(out), *TINY, "--stages", "detection", "--augment", "photo"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["config"]["augment"] == "photo"
+    from fa3d.runs import TrainConfig
+    from fa3d.train import train
+    with pytest.raises(ValueError, match="unknown augment"):
+        train(TrainConfig(out=str(tmp_path / "bad"), augment="strong", max_steps=1, num_train=4, num_valid=2))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import fa3d.aligner as aligner_mod
 import fa3d.predict as predict_mod
 from fa3d import pretrained
 from fa3d.checkpoint import load_checkpoint
@@ -64,33 +65,30 @@ def test_the_name_pretrained_resolves_and_a_missing_model_is_a_clear_error(tmp_p
         pretrained.resolve_run("pretrained")
 
 
-def test_refinement_recrops_around_the_predicted_landmarks(monkeypatch):
+def test_refinement_recrops_around_the_predicted_landmarks(monkeypatch, tiny_run):
     """A stand-in cascade that predicts the true landmarks of whatever crop it gets: from a bad box,
     re-cropping must end on the ground truth, and the output must be the truth in image pixels."""
     item = SyntheticFaces(1, image_size=128, scheme="68", seed=3)[0]
     truth = item["landmarks"].double()
-    seen = []
-
-    def oracle(cascade, crops, stage="z", **kw):
-        A = seen_matrix[-1]
-        seen.append(A)
-        return warp_landmarks(truth, A).float()[None]
-
     seen_matrix = []
-    real_matrix = predict_mod.face_crop_matrix
+    real_matrix = aligner_mod.face_crop_matrix
 
     def recording_matrix(box, size):
         A = real_matrix(box, size)
         seen_matrix.append(A)
         return A
 
-    monkeypatch.setattr(predict_mod, "predict_crops", oracle)
-    monkeypatch.setattr(predict_mod, "face_crop_matrix", recording_matrix)
+    def oracle(cascade, crops, stage="z", *args, **kw):
+        return warp_landmarks(truth, seen_matrix[-1]).float()[None]
+
+    monkeypatch.setattr(aligner_mod, "predict_crops", oracle)
+    monkeypatch.setattr(aligner_mod, "face_crop_matrix", recording_matrix)
     x1, y1, x2, y2 = item["bbox"].tolist()
     bad = (x1 - 10, y1 - 20, x2 + 5, y2 - 15)        # a detector's box: forehead in, jaw cut
-    out = predict_mod.predict_image(None, item["image"], bad, 64, refine=2)
-    assert len(seen) == 3
-    assert torch.allclose(out.double(), truth, atol=1e-3)
+    fa = aligner_mod.FaceAligner(tiny_run, "cpu", refine=2)
+    (face,) = fa.predict(item["image"], [bad])
+    assert len(seen_matrix) == 3 and face.refine_steps == 2 and face.box == bad
+    assert torch.allclose(torch.from_numpy(face.landmarks).double(), truth, atol=1e-3)
     gt_box = item["bbox"].double()
     assert torch.allclose(seen_matrix[-1], real_matrix(gt_box, 64), atol=1e-6)  # the last crop is the evaluation crop
 

@@ -284,3 +284,34 @@ def test_center_crop_3d_matches_crop_sample():
 def test_degenerate_box_is_rejected():
     with pytest.raises(ValueError, match="degenerate"):
         face_crop_matrix([10.0, 10.0, 10.0, 10.0], 64)
+
+
+def test_photo_degradation_is_off_for_the_paper_and_leaves_the_random_stream_alone():
+    """AugmentConfig() (the paper's) must not draw extra random numbers: the course's runs stay
+    reproducible. PHOTO_AUGMENT blurs, adds noise or greys some crops, reproducibly per generator,
+    and never moves the landmarks."""
+    from fa3d.data.transforms import AUGMENTS, PHOTO_AUGMENT
+    item = make_item(96, 96)
+    paper, photo = Augment3D(64, AUGMENTS["paper"]), Augment3D(64, PHOTO_AUGMENT)
+    g = torch.Generator().manual_seed(4)
+    paper(item, g)
+    after_paper = torch.rand(1, generator=g)
+    g = torch.Generator().manual_seed(4)
+    out = paper.colour_jitter(warp_sample(item, paper.sample_matrix(item["bbox"], g), 64)["image"], g)
+    assert torch.equal(torch.rand(1, generator=g), after_paper)
+    changed = 0
+    for seed in range(40):
+        a, b = paper(item, torch.Generator().manual_seed(seed)), photo(item, torch.Generator().manual_seed(seed))
+        assert torch.equal(a["landmarks"], b["landmarks"]) and a["image"].dtype == b["image"].dtype == torch.uint8
+        changed += not torch.equal(a["image"], b["image"])
+        again = photo(item, torch.Generator().manual_seed(seed))
+        assert torch.equal(again["image"], b["image"])
+    assert 10 <= changed <= 35     # P(any of blur, noise, grey) = 1 - 0.7 * 0.7 * 0.9 = 0.56
+    grey = Augment3D(64, AugmentConfig(grayscale_prob=1.0))(item, torch.Generator().manual_seed(0))["image"]
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
+    blurred = Augment3D(64, AugmentConfig(brightness=0, contrast=0, saturation=0, hue=0, blur_prob=1.0,
+                                          blur_sigma=0.05))(item, torch.Generator().manual_seed(0))["image"]
+    sharp = Augment3D(64, AugmentConfig(brightness=0, contrast=0, saturation=0, hue=0))(
+        item, torch.Generator().manual_seed(0))["image"]
+    edges = lambda im: (im.float().diff(dim=-1).abs().mean() + im.float().diff(dim=-2).abs().mean())  # noqa: E731
+    assert edges(blurred) < 0.8 * edges(sharp)

@@ -95,11 +95,11 @@ class Cascade(nn.Module):
         x = normalize_images(images)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        S = x.shape[-1]
+        S = int(x.shape[-1])   # int: a constant, not a tensor, when traced (ONNX export)
         logits = self.detection(x)
         maps = torch.sigmoid(logits.float())
         out = {"detection_logits": logits, "detection_maps": maps,
-               "detection_xy": resize_points(decode_heatmaps(maps.detach()), maps.shape[-1], S)}
+               "detection_xy": resize_points(decode_heatmaps(maps.detach()), int(maps.shape[-1]), S)}
         out["xy"] = out["detection_xy"]
         if upto != "detection":
             out["heatmaps"] = self.regression(x, maps)

@@ -1,0 +1,213 @@
+"""``FaceAligner``: photos in, 3D landmarks out, batched. What ``fa3d predict`` and the notebooks call.
+
+    fa = FaceAligner("pretrained", device="cuda")        # or a training run's folder
+    fa.landmarks("photo.jpg")                             -> [(N, 3) array per face]
+    fa.landmarks(["a.jpg", "b.jpg"], boxes=[[box], None]) -> per image, [(N, 3) array per face]
+    fa.predict(images)                                    -> the same as ``Face`` records: landmarks,
+                                                             box, score, which detector found it
+
+The data flow is the paper's at test time: image -> face box -> crop -> cascade -> landmarks, then
+mapped back to the image (x, y in image pixels, z in pixels, larger = closer, zero mean per face).
+Every face of every image in a group of ``batch_size`` faces goes through the cascade together, and
+the crops are warped on the cascade's device. Face boxes come from :mod:`fa3d.detect` unless given.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .data.readers import read_image
+from .data.transforms import face_crop_matrix, unwarp_landmarks, warp_image
+from .detect import get_detector
+from .env import resolve_device
+from .predict import predict_crops
+from .pretrained import resolve_run
+from .runs import load_run
+
+#: Re-crops of a detector's box: it is framed unlike the landmark boxes the cascade was trained on
+#: (Haar's box holds the forehead and cuts the jaw), so the face is cropped again around the landmarks
+#: just predicted. Measured on the dev photos: from a box moved up by a fifth of the face, NME
+#: 7.8 -> 4.7 % (lenna), 8.0 -> 4.3 % (takeo) after two; it can also drift on a face the model fits
+#: badly (einstein), so a box the user gives is used as it is (taken to be the landmarks' box).
+REFINE_STEPS = 2
+
+
+class BoxError(ValueError):
+    """A face box that cannot be cropped: not four finite numbers, empty or inverted, or outside the image."""
+
+
+@dataclass
+class Face:
+    """One face of one image: ``landmarks`` float32 (N, 3) in image pixels, the ``box`` (x1, y1, x2, y2)
+    it was first cropped from, the detector's ``score`` (None for a given box), ``source`` ("given"
+    or the detector's name) and the re-crops made around its own landmarks (``refine_steps``)."""
+    landmarks: np.ndarray
+    box: tuple[float, float, float, float]
+    score: float | None
+    source: str
+    refine_steps: int = 0
+
+
+def as_image(image, name: str = "image") -> torch.Tensor:
+    """A uint8 (3, H, W) RGB tensor from a path, a PIL image, an (H, W, 3) / (H, W) uint8 array (RGB,
+    as face-alignment and PIL give them) or a (3, H, W) uint8 tensor. Files are turned upright by
+    their EXIF orientation, as viewers show them."""
+    if isinstance(image, (str, Path)):
+        return read_image(image, exif_transpose=True)
+    if type(image).__module__.startswith("PIL."):
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+            raise ValueError(f"{name}: expected a uint8 (H, W, 3) RGB or (H, W) grey array, "
+                             f"got {image.dtype} {image.shape}")
+        image = np.repeat(image[..., None], 3, 2) if image.ndim == 2 else image[..., :3]
+        return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()  # a copy: the caller keeps theirs
+    if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.dim() == 3 and image.shape[0] == 3:
+        return image
+    raise ValueError(f"{name}: expected an image path, a PIL image, a uint8 (H, W, 3) array or a uint8 "
+                     f"(3, H, W) tensor, got {type(image).__name__} {getattr(image, 'shape', '')}")
+
+
+def check_box(box, width: int, height: int, name: str = "image") -> tuple[float, float, float, float]:
+    """``box`` as four floats (x1, y1, x2, y2), or BoxError naming the image and the problem."""
+    try:
+        x1, y1, x2, y2 = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
+    except (TypeError, ValueError):
+        raise BoxError(f"{name}: a face box is four numbers x1 y1 x2 y2, got {box!r}") from None
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+        raise BoxError(f"{name}: face box {box!r} is not finite")
+    if not (x2 > x1 and y2 > y1):
+        raise BoxError(f"{name}: face box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) is empty or inverted "
+                       f"(it needs x2 > x1 and y2 > y1)")
+    if x2 <= -0.5 or y2 <= -0.5 or x1 >= width - 0.5 or y1 >= height - 0.5:
+        raise BoxError(f"{name}: face box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies wholly outside the "
+                       f"{width} x {height} image")
+    return x1, y1, x2, y2
+
+
+def _is_one_image(images) -> bool:
+    if isinstance(images, (str, Path)) or type(images).__module__.startswith("PIL."):
+        return True
+    if isinstance(images, np.ndarray):
+        return images.ndim in (2, 3)
+    if isinstance(images, torch.Tensor):
+        return images.dim() == 3
+    return False
+
+
+class FaceAligner:
+    """The trained cascade of a run, applied to photographs.
+
+    Args:
+        run: "pretrained" (the model shipped with fa3d) or a training run's folder.
+        device: "auto" (CUDA when there is one), "cpu", "cuda", "cuda:1", ...
+        detector: "auto", "yunet", "dlib" or "haar" (:func:`fa3d.detect.get_detector`), or any callable
+            image -> list of :class:`fa3d.detect.Detection`; made on first use, so given boxes need none.
+        flip: test-time mirroring (:func:`fa3d.predict.predict_crops`), on by default.
+        refine: re-crops around the predicted landmarks; None: REFINE_STEPS for detected boxes, 0 for
+            given boxes.
+        batch_size: faces per cascade batch (and per group of images read at once).
+        channels_last: convolutions in channels_last layout; None: on CUDA only.
+    """
+
+    def __init__(self, run="pretrained", device: str = "auto", *, detector="auto", flip: bool = True,
+                 refine: int | None = None, batch_size: int = 32, channels_last: bool | None = None, log=print):
+        if refine is not None and refine < 0:
+            raise ValueError(f"refine (fa3d predict --refine) must be 0 or more re-crops, got {refine}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size (fa3d predict --batch-size) must be at least 1, got {batch_size}")
+        self.device = resolve_device(device)
+        self.run_name = str(run)
+        self.cascade, ckpt = load_run(resolve_run(run), self.device)
+        if channels_last if channels_last is not None else self.device.type == "cuda":
+            self.cascade.to_channels_last()
+        self.image_size = int(ckpt["preset"]["image_size"])
+        self.scheme = ckpt["scheme"]
+        self.num_landmarks = self.cascade.num_landmarks
+        self.flip, self.refine, self.batch_size, self.log = flip, refine, batch_size, log
+        self._detector = detector
+
+    @property
+    def detector(self):
+        """The face detector, made on first use."""
+        if isinstance(self._detector, str):
+            self._detector = get_detector(self._detector, log=self.log)
+        return self._detector
+
+    def detect(self, image) -> list:
+        """The faces the detector finds in one image: [Detection(box, score)], best first."""
+        return self.detector(as_image(image))
+
+    def landmarks(self, images, boxes=None) -> list:
+        """(N, 3) float32 arrays in image pixels: for one image, one per face; for a sequence of
+        images, a list per image. ``boxes``: faces' boxes (x1, y1, x2, y2) instead of the detector's,
+        a list for one image or a list per image (None in it: detect in that image)."""
+        result = self.predict(images, boxes)
+        return [f.landmarks for f in result] if _is_one_image(images) else [[f.landmarks for f in r] for r in result]
+
+    def predict(self, images, boxes=None) -> list:
+        """Like :meth:`landmarks`, with a :class:`Face` (landmarks, box, score, source) per face."""
+        if _is_one_image(images):
+            return next(self.iter_predict([images], None if boxes is None else [boxes]))[1]
+        return [faces for _, faces in self.iter_predict(images, boxes)]
+
+    def iter_predict(self, images: Iterable, boxes=None) -> Iterator[tuple[torch.Tensor, list[Face]]]:
+        """(image tensor, faces) per image, in order, reading and predicting ``batch_size`` faces'
+        worth of images at a time (a folder of thousands is never all in memory)."""
+        images = list(images) if not isinstance(images, torch.Tensor) else list(images.unbind(0))
+        if boxes is not None and len(boxes) != len(images):
+            raise ValueError(f"boxes: one entry per image expected, got {len(boxes)} for {len(images)} images")
+        group, faces_in_group = [], 0
+        for i, image in enumerate(images):
+            name = str(image) if isinstance(image, (str, Path)) else f"image {i}"
+            tensor = as_image(image, name)
+            H, W = tensor.shape[-2:]
+            given = None if boxes is None else boxes[i]
+            if given is not None:
+                found = [Face(np.zeros(0), check_box(b, W, H, name), None, "given") for b in given]
+            else:
+                source = getattr(self.detector, "name", "detector")
+                found = [Face(np.zeros(0), check_box(d.box, W, H, name), float(d.score), source)
+                         for d in self.detector(tensor)]
+            group.append((tensor, found))
+            faces_in_group += len(found)
+            if faces_in_group >= self.batch_size:
+                yield from self._align_group(group)
+                group, faces_in_group = [], 0
+        yield from self._align_group(group)
+
+    @torch.no_grad()
+    def _align_group(self, group):
+        """Predict every face of a group of images in batches; the re-crops in rounds."""
+        S = self.image_size
+        on_device = [image.to(self.device) for image, _ in group]
+        faces = [(k, face) for k, (_, found) in enumerate(group) for face in found]
+        boxes = [torch.tensor(face.box, dtype=torch.float64) for _, face in faces]
+        steps = [self.refine if self.refine is not None else (0 if face.source == "given" else REFINE_STEPS)
+                 for _, face in faces]    # steps[j]: the last re-crop face j gets
+        landmarks = [None] * len(faces)
+        for step in range(max(steps, default=-1) + 1):
+            active = [j for j in range(len(faces)) if step <= steps[j]]
+            if not active:
+                break
+            A = torch.stack([face_crop_matrix(boxes[j], S) for j in active])
+            crops = torch.stack([warp_image(on_device[faces[j][0]], A[a].to(self.device), S)
+                                 for a, j in enumerate(active)])
+            pred = predict_crops(self.cascade, crops, "z", self.batch_size, self.device, flip=self.flip)
+            pred = unwarp_landmarks(pred.double(), A)
+            for a, j in enumerate(active):
+                landmarks[j] = pred[a]
+                box = torch.cat([pred[a, :, :2].min(0).values, pred[a, :, :2].max(0).values])
+                if (box[2:] - box[:2]).max() >= 2:   # all points in one spot (an untrained net): keep the box
+                    boxes[j] = box
+                else:
+                    steps[j] = step
+        for j, (_, face) in enumerate(faces):
+            face.landmarks, face.refine_steps = landmarks[j].float().numpy(), steps[j]
+        for image, found in group:
+            yield image, found

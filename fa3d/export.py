@@ -1,0 +1,131 @@
+"""ONNX export of a trained cascade: ``fa3d export --run RUN --onnx model.onnx``.
+
+The exported graph is the whole chain of :meth:`fa3d.models.Cascade.forward` up to the Z net,
+one pass (no test-time flip), i.e. exactly ``fa3d.predict.predict_crops(cascade, crops, "z")``:
+
+    crops      uint8   (B, 3, S, S)  RGB face crops, 0-255, not normalised (S: the run's crop side,
+                                     ``image_size`` in the metadata; B is a dynamic axis)
+    landmarks  float32 (B, N, 3)     x, y in crop pixels (x right, y down, pixel centres at
+                                     integers); z in crop pixels, larger = closer, zero mean per face
+
+Inside: uint8 -> [0, 1] -> ImageNet normalisation, detection net, regression hourglass, the
+sub-pixel peak decoding of its heatmaps (argmax + log-parabola), Gaussians re-rendered at those
+points, Z regressor. Mapping the crop landmarks back to the image (``fa3d predict``'s box, re-crops
+and flip) stays outside the graph. The model's ``metadata_props`` hold the fa3d version, the
+landmark scheme, image_size, the run and the units above.
+
+    export_onnx(run_dir, out_path)           the .onnx file (atomic; never replaces one unless overwrite)
+    check_onnx(onnx_path, cascade, crops)    max |onnxruntime - torch| in px on those crops
+    sample_crops(n, image_size, scheme)      deterministic synthetic face crops to check with
+
+Needs the optional packages onnx and onnxruntime: ``pip install "fa3d[export]"``.
+"""
+from __future__ import annotations
+
+import inspect
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from . import __version__
+from .files import atomic_write
+from .models import Cascade
+from .pretrained import resolve_run
+from .runs import load_run
+
+INPUT_NAME, OUTPUT_NAME = "crops", "landmarks"
+UNITS = ("input crops: uint8 (B, 3, S, S) RGB 0-255; output landmarks: float32 (B, N, 3) in crop pixels, "
+         "x right, y down, pixel centres at integers; z in pixels, larger = closer, zero mean per face")
+INSTALL_HINT = 'pip install "fa3d[export]"  (or: pip install onnx onnxruntime)'
+
+
+class ExportUnavailable(ImportError):
+    """onnx / onnxruntime are not installed (they are the optional ``export`` extra)."""
+
+
+def _require(module: str):
+    try:
+        return __import__(module)
+    except ImportError as err:
+        raise ExportUnavailable(f"ONNX export needs the {module} package, which is not installed: "
+                                f"{INSTALL_HINT}") from err
+
+
+class CropsToLandmarks(nn.Module):
+    """The traced module: uint8 crops (B, 3, S, S) -> landmarks (B, N, 3), the cascade's forward up to z."""
+
+    def __init__(self, cascade: Cascade):
+        super().__init__()
+        self.cascade = cascade
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.cascade(crops, upto="z")["landmarks"].float()
+
+
+def export_onnx(run_dir, out_path, *, overwrite: bool = False, opset: int = 17,
+                batch_size_dynamic: bool = True) -> Path:
+    """Export the cascade of ``run_dir`` (a RUN_DIR, or "pretrained": the model shipped with fa3d)
+    to the ONNX file ``out_path`` and return its path. The file is written atomically and an
+    existing one is a FileExistsError unless ``overwrite``. ``batch_size_dynamic``: B is a
+    dynamic axis (else fixed at 1)."""
+    out_path = Path(out_path)
+    if out_path.exists() and not overwrite:
+        raise FileExistsError(f"{out_path} already exists; pass --overwrite to replace it")
+    if out_path.suffix.lower() != ".onnx":
+        raise ValueError(f"the ONNX file should end in .onnx, got {out_path}")
+    onnx = _require("onnx")
+    cascade, ckpt = load_run(resolve_run(run_dir), "cpu")
+    size = int(ckpt["preset"]["image_size"])
+    example = torch.zeros(2 if batch_size_dynamic else 1, 3, size, size, dtype=torch.uint8)
+    with tempfile.TemporaryDirectory(prefix="fa3d-export-") as tmp:   # the file itself: atomic_write below
+        raw = Path(tmp) / "raw.onnx"
+        legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+        with warnings.catch_warnings():
+            # The TorchScript exporter (torch's default since 2.9 needs onnxscript, which we do not depend
+            # on). Its tracer warnings are the crop size S read as a constant: the graph is for S x S crops.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(CropsToLandmarks(cascade).eval(), (example,), str(raw), **legacy,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
+                              do_constant_folding=True,
+                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+                              if batch_size_dynamic else None)
+        model = onnx.load(str(raw))
+    meta = {"fa3d_version": __version__, "scheme": str(ckpt["scheme"]), "image_size": str(size),
+            "num_landmarks": str(cascade.num_landmarks), "run": str(run_dir), "units": UNITS}
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name, model.producer_version = "fa3d", __version__
+    model.doc_string = "fa3d cascade: uint8 crops (B,3,S,S) -> landmarks (B,N,3) in crop pixels"
+    onnx.checker.check_model(model)
+    return atomic_write(out_path, model.SerializeToString(), overwrite=overwrite)
+
+
+def onnx_session(onnx_path):
+    """An onnxruntime CPU session for ``onnx_path``."""
+    ort = _require("onnxruntime")
+    return ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+
+def check_onnx(onnx_path, cascade: Cascade, crops: torch.Tensor) -> float:
+    """Max |onnxruntime - torch| in crop pixels over all landmarks and coordinates of uint8
+    ``crops`` (B, 3, S, S); torch is :func:`fa3d.predict.predict_crops` (stage z, no flip)."""
+    from .predict import predict_crops
+
+    got = onnx_session(onnx_path).run([OUTPUT_NAME], {INPUT_NAME: crops.contiguous().numpy()})[0]
+    want = predict_crops(cascade, crops, "z")
+    return float((torch.from_numpy(got) - want).abs().max())
+
+
+def sample_crops(n: int, image_size: int, scheme: str = "68", seed: int = 0) -> torch.Tensor:
+    """``n`` deterministic face crops (n, 3, S, S) uint8: synthetic faces rendered at 2 S px and
+    cropped around their landmarks as in evaluation, so the heatmaps have real peaks."""
+    from .data.synthetic import SyntheticFaces
+    from .data.transforms import crop_sample
+
+    faces = SyntheticFaces(n, image_size=2 * image_size, scheme=scheme, seed=seed)
+    return torch.stack([crop_sample(faces[i], image_size)["image"] for i in range(n)])

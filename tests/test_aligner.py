@@ -1,0 +1,211 @@
+"""FaceAligner (batched: the same landmarks as one face at a time), its inputs and box checks, the
+face detectors and their fetch-once cache, and fa3d predict's folders, lists, overlays and errors."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fa3d
+from fa3d import detect
+from fa3d.aligner import BoxError, FaceAligner, check_box
+from fa3d.cli import main
+from fa3d.data.synthetic import SyntheticFaces
+from fa3d.data.writers import write_image
+from fa3d.landmark_files import image_paths, predict_files
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = REPO.parent / "shared" / "real-samples" / "photos-68"
+TINY = ["--preset", "quick", "--num-train", "16", "--num-valid", "6", "--synthetic-size", "64",
+        "--max-steps", "1", "--device", "cpu", "--no-progress", "--scheme", "68"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """The shipped model when this checkout has it (its landmarks are on the face), else a tiny run."""
+    from fa3d.pretrained import PRETRAINED_DIR
+    if (PRETRAINED_DIR / "checkpoint.pt").is_file():
+        return "pretrained"
+    out = tmp_path_factory.mktemp("aligner") / "run"
+    assert main(["train", "--out", str(out), *TINY]) == 0
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return [SyntheticFaces(3, image_size=160, scheme="68", seed=21)[i] for i in range(3)]
+
+
+def _box(item):
+    return tuple(item["bbox"].tolist())
+
+
+def test_batched_prediction_equals_one_face_at_a_time(run, faces):
+    images = [f["image"] for f in faces]
+    boxes = [[_box(f), tuple(v + 3 for v in _box(f))] for f in faces]   # two faces per image, 6 in all
+    batched = FaceAligner(run, "cpu", batch_size=4, refine=1).predict(images, boxes)
+    single = FaceAligner(run, "cpu", batch_size=1, refine=1)
+    for image, image_boxes, got in zip(images, boxes, batched):
+        assert len(got) == 2
+        for box, face in zip(image_boxes, got):
+            (alone,) = single.predict(image, [box])
+            assert face.landmarks.shape == (68, 3) and face.landmarks.dtype == np.float32
+            np.testing.assert_allclose(face.landmarks, alone.landmarks, atol=1e-3)
+            assert face.source == "given" and face.score is None and face.refine_steps == 1
+
+
+def test_every_input_kind_gives_the_same_landmarks(run, faces, tmp_path):
+    from PIL import Image
+    item = faces[0]
+    path = write_image(tmp_path / "face.png", item["image"])
+    hwc = item["image"].permute(1, 2, 0).numpy()
+    fa = FaceAligner(run, "cpu")
+    box = [_box(item)]
+    ref = fa.landmarks(item["image"], box)
+    assert isinstance(ref, list) and len(ref) == 1 and ref[0].shape == (68, 3)   # one image: a list of faces
+    for image in (str(path), path, hwc, Image.fromarray(hwc)):
+        np.testing.assert_allclose(fa.landmarks(image, box)[0], ref[0], atol=1e-4)
+    many = fa.landmarks([path, item["image"]], [box, box])                       # a list: a list per image
+    assert len(many) == 2 and all(np.allclose(m[0], ref[0], atol=1e-4) for m in many)
+    assert fa3d.FaceAligner is FaceAligner
+    with pytest.raises(ValueError, match="uint8"):
+        fa.landmarks(hwc.astype(np.float32), box)
+    with pytest.raises(ValueError, match="one entry per image"):
+        fa.landmarks([path, path], [box])
+
+
+@pytest.mark.parametrize("box, problem", [((10, 10, 5, 50), "empty or inverted"), ((10, 10, 10, 50), "empty"),
+                                          ((500, 500, 600, 600), "wholly outside"), ((-80, 0, -1, 50), "wholly outside"),
+                                          ((0, 0, float("nan"), 50), "not finite"), ((1, 2, 3), "four numbers")])
+def test_bad_boxes_are_named_errors(box, problem):
+    with pytest.raises(BoxError, match=problem) as err:
+        check_box(box, 200, 100, "photo.jpg")
+    assert "photo.jpg" in str(err.value)
+    assert check_box((-20, -20, 10, 10), 200, 100) == (-20.0, -20.0, 10.0, 10.0)   # partly inside is fine
+
+
+def test_detected_faces_are_refined_and_carry_the_detector(run, faces):
+    class OneBox:
+        name = "stub"
+
+        def __call__(self, image):
+            return [detect.Detection(_box(faces[1]), 0.9)]
+
+    fa = FaceAligner(run, "cpu", detector=OneBox())
+    (face,) = fa.predict(faces[1]["image"])
+    assert face.source == "stub" and face.score == 0.9 and face.refine_steps == 2 and face.box == _box(faces[1])
+    assert fa.predict([torch.zeros(3, 50, 50, dtype=torch.uint8)], [[]]) == [[]]   # no box: no face
+
+
+# ----------------------------------------------------------------------------- detectors and the cache
+
+def _file_url(tmp_path, content: bytes):
+    src = tmp_path / "model.onnx"
+    src.write_bytes(content)
+    return src.as_uri(), hashlib.sha256(content).hexdigest()
+
+
+def test_fetch_checks_the_checksum_and_keeps_nothing_wrong(tmp_path):
+    url, sha = _file_url(tmp_path, b"weights")
+    dest = tmp_path / "cache" / "m.onnx"
+    with pytest.raises(detect.ChecksumError, match="not kept"):
+        detect.fetch(url, "0" * 64, dest)
+    assert not dest.exists() and not list((tmp_path / "cache").iterdir())       # no half file, no temp file
+    assert detect.fetch(url, sha, dest) == dest and dest.read_bytes() == b"weights"
+    (tmp_path / "model.onnx").unlink()
+    assert detect.fetch(url, sha, dest) == dest                                  # cached: not fetched again
+    dest.write_bytes(b"tampered")
+    with pytest.raises(detect.ChecksumError, match="delete it"):
+        detect.fetch(url, sha, dest)
+    assert dest.read_bytes() == b"tampered"                                      # the user's file is left alone
+
+
+def test_auto_detector_falls_back_offline_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("FA3D_CACHE", str(tmp_path))
+    assert detect.offline()                                                      # conftest: the suite never fetches
+    said = []
+    d = detect.get_detector("auto", log=said.append)
+    assert d.name in ("dlib", "haar") and len(said) == 1 and "YuNet unavailable" in said[0]
+    assert str(tmp_path / detect.YUNET_FILE) in said[0] and detect.YUNET_SHA256 in said[0]
+    with pytest.raises(detect.FaceDetectorUnavailable, match="put it there"):
+        detect.get_detector("yunet")
+    with pytest.raises(ValueError, match="unknown face detector"):
+        detect.get_detector("mtcnn")
+
+
+def test_every_available_detector_finds_a_frontal_synthetic_face_or_nothing_on_a_blank():
+    blank = torch.full((3, 120, 160), 128, dtype=torch.uint8)
+    for make in (detect.HaarDetector, detect.DlibHogDetector, lambda: detect.YuNetDetector(download=False)):
+        try:
+            d = make()
+        except detect.FaceDetectorUnavailable:
+            continue
+        assert d(blank) == []
+
+
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason="needs ../shared/real-samples")
+@pytest.mark.parametrize("name", ["dlib", "yunet"])
+def test_detectors_find_lenna(name):
+    from fa3d.data.readers import read_image, read_pts
+    try:
+        d = detect.get_detector(name, download=False)
+    except detect.FaceDetectorUnavailable as e:
+        pytest.skip(str(e))
+    gt = np.asarray(read_pts(PHOTOS / "lenna.pts"))[:, :2]
+    (best, *_) = d(read_image(PHOTOS / "lenna.png"))
+    cx, cy = (best.box[0] + best.box[2]) / 2, (best.box[1] + best.box[3]) / 2
+    assert gt[:, 0].min() < cx < gt[:, 0].max() and gt[:, 1].min() < cy < gt[:, 1].max()
+
+
+# ----------------------------------------------------------------------------- fa3d predict's files
+
+def test_predict_takes_folders_and_lists_and_draws(run, faces, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    for i, f in enumerate(faces[:2]):
+        write_image(folder / f"p{i}.png", f["image"])
+    (folder / "notes.md").write_text("not an image")
+    box = [f"{v:.1f}" for v in _box(faces[0])]
+    assert main(["predict", "--run", run, str(folder), "--bbox", *box, "--draw", "--device", "cpu"]) == 0
+    for i in range(2):
+        doc = json.loads((folder / f"p{i}.landmarks.json").read_text())
+        assert len(doc["faces"]) == 1 and len(doc["faces"][0]["landmarks"]) == 68
+        assert (folder / f"p{i}.landmarks.jpg").stat().st_size > 0
+    assert "2 of 2 images done" in capsys.readouterr().out
+    assert [p.name for p in image_paths([folder])] == ["p0.png", "p1.png"]     # overlays are not inputs
+    listing = tmp_path / "list.txt"
+    listing.write_text("# my photos\nphotos/p1.png\n\n")
+    assert image_paths([listing]) == [folder / "p1.png"]
+
+
+def test_predict_never_overwrites_and_checks_before_writing(run, faces, tmp_path, capsys):
+    a = write_image(tmp_path / "a.png", faces[0]["image"])
+    b = write_image(tmp_path / "b.png", faces[1]["image"])
+    (tmp_path / "b.landmarks.json").write_text("mine")
+    box = [f"{v:.1f}" for v in _box(faces[0])]
+    assert main(["predict", "--run", run, str(a), str(b), "--bbox", *box]) == 2
+    assert "b.landmarks.json already exists" in capsys.readouterr().err
+    assert not (tmp_path / "a.landmarks.json").exists() and (tmp_path / "b.landmarks.json").read_text() == "mine"
+    other = tmp_path / "other"
+    write_image(other / "a.png", faces[2]["image"])
+    with pytest.raises(FileExistsError, match="would both write"):
+        predict_files(run, [a, other / "a.png"], bbox=_box(faces[0]), out_dir=tmp_path / "out")
+
+
+def test_predict_skips_unreadable_images_and_bad_boxes_and_goes_on(run, faces, tmp_path, capsys):
+    good = write_image(tmp_path / "good.png", faces[0]["image"])
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "empty.png").write_bytes(b"")
+    box = [f"{v:.1f}" for v in _box(faces[0])]
+    code = main(["predict", "--run", run, str(tmp_path / "broken.jpg"), str(tmp_path / "empty.png"), str(good),
+                 "--bbox", *box, "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 1 and "broken.jpg" in out and "empty.png" in out and "1 of 3 images done" in out
+    assert (tmp_path / "good.landmarks.json").is_file() and not (tmp_path / "broken.landmarks.json").exists()
+    assert main(["predict", "--run", run, str(good), "--bbox", "900", "900", "950", "950", "--overwrite"]) == 1
+    assert "wholly outside" in capsys.readouterr().out
+    assert main(["predict", "--run", run, str(tmp_path / "missing.png")]) == 2
+    assert "image not found" in capsys.readouterr().err
