@@ -21,13 +21,15 @@
 # coloured by each landmark's error (hover a point for its index, name and error), the image plane and
 # the 3D points side by side, the camera convention that gives $z$ its meaning, a synthetic face turned
 # from one profile to the other to show how depth follows the pose, where in the pose range the Z
-# regressor errs, and a browser (ipywidgets) to step through test faces and landmarks.
+# regressor errs, a browser (ipywidgets) to step through test faces and landmarks, and at the end the
+# shipped model on a photograph, through `fa3d.FaceAligner`.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/06_explore_3d.ipynb)
 #
 # **Quick mode:** about 15 s on a 2-core CPU when notebooks 02–04 ran before in the same `OUT_DIR`;
-# about 6 minutes more when it trains the quick cascade itself. The 3D figures load plotly.js from a CDN:
-# they need an internet connection to show (see `viz.use_plotly_renderer(offline=True)` otherwise).
+# about 6 minutes more when it trains the quick cascade itself. §7 runs the shipped model on a photo. The 3D
+# figures load plotly.js from a CDN: they need an internet connection to show (see
+# `viz.use_plotly_renderer(offline=True)` otherwise).
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).
@@ -46,6 +48,7 @@ BROWSE_FACES = 12         # test faces the browser's slider steps through
 SWEEP_FACE = 3            # which synthetic face the yaw sweep turns
 SWEEP_YAWS = (-90, -60, -30, 0, 30, 60, 90)   # degrees; any list, e.g. range(-90, 91, 15)
 SWEEP_SIZE = 160          # side of the sweep's rendered images (px)
+PHOTO = None              # §7: a path to your own photo; None: a real sample if ../shared has them, else a render
 OUT_DIR = "outputs/notebooks"
 
 # %%
@@ -54,6 +57,7 @@ import io
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -361,7 +365,66 @@ facts["z_error_growth_profile_over_frontal"] = grow
 widgets.browse(crops["image"][:BROWSE_FACES], cascade, scheme, gt=gt[:BROWSE_FACES], sample=0, landmark=30,
                interactive=INTERACTIVE)
 
+# %% [markdown]
+# ## 7. Your own photo: `fa3d.FaceAligner`
+#
+# Everything above fed the cascade crops cut around known landmarks. On a photograph nobody annotated, the
+# face must be found first. `fa3d.FaceAligner` runs the whole test-time chain for any image:
+#
+# 1. a face detector gives a box (`fa3d.detect`: YuNet, a small CNN for frontal to profile faces, fetched once
+#    and cached; dlib's HOG detector or OpenCV's Haar cascade when it cannot be had, with a message saying so);
+# 2. the face is cropped as in evaluation, the cascade predicts, and the points are mapped back to image
+#    pixels through the inverse of the crop's similarity matrix;
+# 3. the face is cropped again around its own landmarks, `REFINE_STEPS` times (our choice, not the paper's:
+#    a detector frames a face unlike the landmark boxes the cascade learned), and each crop is averaged with
+#    its mirror image (`flip=True`).
+#
+# All faces of all the images it is given go through the cascade in batches (`batch_size`), so a folder of
+# photos costs a few large forward passes, not one per face. `"pretrained"` is the model that ships inside
+# fa3d, trained on synthetic faces only (its `MODEL.md` says what it scores on real photos); a run folder
+# works too. `fa3d predict photo.jpg --draw` does the same from the command line. Set `PHOTO` to try yours.
+
 # %%
+from fa3d import FaceAligner
+from fa3d.aligner import REFINE_STEPS, as_image
+
+sample = Path("../shared/real-samples/photos-68/lenna.png")
+aligner = FaceAligner("pretrained", device=device)
+if PHOTO or sample.is_file():
+    photo_name = str(PHOTO or sample)
+    photo = photo_name
+    photo_faces = aligner.predict(photo)
+else:   # a fresh clone without the real samples: a rendered face, with its own box if the detector misses it
+    item = SyntheticFaces(1, image_size=256, scheme=aligner.scheme, seed=7)[0]
+    photo_name, photo = "a synthetic face (no ../shared/real-samples here)", item["image"]
+    photo_faces = aligner.predict(photo) or aligner.predict(photo, [tuple(item["bbox"].tolist())])
+photo_image = as_image(photo)
+print(f"{photo_name}: {len(photo_faces)} face(s)")
+for f in photo_faces:
+    score = "" if f.score is None else f", score {f.score:.2f}"
+    print(f"  box {tuple(round(v) for v in f.box)} from {f.source}{score}, re-cropped {f.refine_steps} times, "
+          f"landmarks {f.landmarks.shape}")
+
+# %%
+fig = Figure(figsize=(5, 5))
+ax = fig.subplots()
+ax.imshow(photo_image.permute(1, 2, 0).numpy())
+for f in photo_faces:
+    x1, y1, x2, y2 = f.box
+    ax.plot([x1, x2, x2, x1, x1], [y1, y1, y2, y2, y1], color="lime", lw=1)
+    points = ax.scatter(f.landmarks[:, 0], f.landmarks[:, 1], c=f.landmarks[:, 2], s=6, cmap="viridis")
+if photo_faces:
+    fig.colorbar(points, ax=ax, shrink=0.7, label="z (px, larger = closer)")
+ax.set_title("the face box and the 3D landmarks", fontsize=10)
+ax.axis("off")
+fig
+
+# %%
+print(f"REFINE_STEPS = {REFINE_STEPS}")
+shown(viz.landmarks_3d_plotly(photo_faces[0].landmarks, aligner.scheme, name="your photo")) if photo_faces else None
+
+# %%
+facts.update(photo_faces=len(photo_faces))
 facts.update(interactive=bool(interactive), num_plotly_figures=len(plotly_figures), num_faces=len(gt),
              seconds=round(time.perf_counter() - t_start, 1))
 with open(os.path.join(OUT_DIR, "06_explore_3d.json"), "w") as f:
@@ -389,3 +452,7 @@ print(json.dumps({k: v for k, v in facts.items() if k not in ("sweep", "median_f
 #    rotation formula, and where does it break?
 #    *Hint:* `fa3d.data.CenterCrop3D(ckpt["preset"]["image_size"])(item)` then
 #    `predict_crops(cascade, crop["image"][None], "z")`.
+# 5. **Re-crops and the mirror.** On the photo of §7, compare `FaceAligner("pretrained", refine=0, flip=False)`
+#    with the default (`REFINE_STEPS` re-crops, `flip=True`): plot both sets of landmarks on the image. Where
+#    do they differ most, and why would the detector's box matter more without re-crops?
+#    *Hint:* `aligner.predict(photo)[0].landmarks`; with `../shared` present, `read_pts` gives lenna's truth.
