@@ -25,6 +25,7 @@ from .data.readers import read_image
 from .data.transforms import face_crop_matrix, unwarp_landmarks, warp_image
 from .detect import get_detector
 from .env import resolve_device
+from .precision import choose_precision
 from .predict import predict_crops
 from .pretrained import resolve_run
 from .runs import load_run
@@ -113,15 +114,19 @@ class FaceAligner:
             given boxes.
         batch_size: faces per cascade batch (and per group of images read at once).
         channels_last: convolutions in channels_last layout; None: on CUDA only.
+        precision: "auto" (bf16 / fp16 autocast on CUDA by compute capability, fp32 on the CPU),
+            "bf16", "fp16" or "fp32" (:mod:`fa3d.precision`).
     """
 
     def __init__(self, run="pretrained", device: str = "auto", *, detector="auto", flip: bool = True,
-                 refine: int | None = None, batch_size: int = 32, channels_last: bool | None = None, log=print):
+                 refine: int | None = None, batch_size: int = 32, channels_last: bool | None = None,
+                 precision: str = "auto", log=print):
         if refine is not None and refine < 0:
             raise ValueError(f"refine (fa3d predict --refine) must be 0 or more re-crops, got {refine}")
         if batch_size < 1:
             raise ValueError(f"batch_size (fa3d predict --batch-size) must be at least 1, got {batch_size}")
         self.device = resolve_device(device)
+        self.precision = choose_precision(precision, self.device)[0]
         self.run_name = str(run)
         self.cascade, ckpt = load_run(resolve_run(run), self.device)
         if channels_last if channels_last is not None else self.device.type == "cuda":
@@ -198,7 +203,7 @@ class FaceAligner:
             A = torch.stack([face_crop_matrix(boxes[j], S) for j in active])
             crops = torch.stack([warp_image(on_device[faces[j][0]], A[a].to(self.device), S)
                                  for a, j in enumerate(active)])
-            pred = predict_crops(self.cascade, crops, "z", self.batch_size, self.device, flip=self.flip)
+            pred = predict_crops(self.cascade, crops, "z", self.batch_size, self.device, self.precision, self.flip)
             pred = unwarp_landmarks(pred.double(), A)
             for a, j in enumerate(active):
                 landmarks[j] = pred[a]

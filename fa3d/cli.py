@@ -83,6 +83,7 @@ def _cmd_train(args) -> int:
                       device=args.device, deterministic=args.deterministic, epochs_scale=args.epochs_scale,
                       max_steps=args.max_steps, num_train=args.num_train, num_valid=args.num_valid,
                       synthetic_size=args.synthetic_size, synthetic_levers=levers, augment=args.augment,
+                      precision=args.precision, compile=args.compile,
                       pretrained=args.pretrained, num_workers=args.workers,
                       progress=not args.no_progress, init_from=args.init_from, schedule=schedule,
                       preset_overrides=overrides or None)
@@ -193,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-levers", default=None, metavar="LIST",
                    help="scene/camera levers of the synthetic faces, comma-separated, or none "
                         "(default: all of background,body,glasses,occluders,camera)")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                   help="autocast precision (default auto: bf16 on GPUs of compute capability 8.0+, fp16 with "
+                        "loss scaling below, e.g. a T4; fp32 on the CPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile each stage's network (off by default)")
     p.add_argument("--augment", default="paper", choices=["paper", "photo"],
                    help="training augmentation: the paper's (crop, scale, rotation, flip, colour), or photo: "
                         "that plus random blur, sensor noise and greyscale per epoch (default: paper)")
@@ -263,3 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"fa3d {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except ArithmeticError as err:
+        from .train import NonFiniteLossError   # lazy: `fa3d --help` does not import torch
+        if not isinstance(err, NonFiniteLossError):
+            raise
+        print(f"fa3d {args.command}: stopped: {err}", file=sys.stderr)
+        return 3

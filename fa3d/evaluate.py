@@ -26,6 +26,7 @@ from .env import resolve_device
 from .files import atomic_write
 from .metrics import METRIC_KEYS, protocol_summary, summarize
 from .models import Cascade
+from .precision import choose_precision
 from .predict import predict_crops
 from .pretrained import is_pretrained, resolve_run
 from .runs import load_run, read_log
@@ -46,12 +47,12 @@ def evaluate_dataset(cascade: Cascade, dataset, mean_shape: torch.Tensor, image_
     crop = CenterCrop3D(image_size)
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
     preds, bases, gts, yaws, ids = [], [], [], [], []
-    autocast = torch.device(device).type == "cuda"
+    precision = choose_precision("auto", device)[0]
     for start in tqdm(range(0, n, batch_size), desc="evaluating", disable=not progress, leave=False):
         items = [crop(dataset[i]) for i in range(start, min(n, start + batch_size))]
         images = torch.stack([it["image"] for it in items])
         A = torch.stack([it["crop_matrix"] for it in items]).double()
-        pred_crop = predict_crops(cascade, images, "z", device=device, autocast=autocast, flip=flip).double()
+        pred_crop = predict_crops(cascade, images, "z", device=device, precision=precision, flip=flip).double()
         preds.append(unwarp_landmarks(pred_crop, A))
         bases.append(unwarp_landmarks(mean_shape.double().expand(len(items), -1, -1), A))
         gts.append(unwarp_landmarks(torch.stack([it["landmarks"] for it in items]).double(), A))

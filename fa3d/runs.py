@@ -50,6 +50,8 @@ class TrainConfig:
     schedule: dict | None = None               # a TrainSchedule.to_dict() overriding the preset's
     init_from: str | None = None               # RUN_DIR (or checkpoint) whose trained subnets start this run
     preset_overrides: dict | None = None       # e.g. {"heatmap_sigma": 6.0, "z": {"inputs": "rgb"}}
+    precision: str = "auto"                    # "auto" (bf16 / fp16 on CUDA by capability, fp32 on CPU), bf16, fp16, fp32
+    compile: bool = False                      # torch.compile each stage's loss module (GPU runs)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -34,6 +34,7 @@ from .env import resolve_device
 from .losses import StageLoss
 from .metrics import gte
 from .models import Cascade, Preset, get_preset, override_preset
+from .precision import autocast, choose_precision, grad_scaler
 from .runs import (CHECKPOINT_NAME, LOG_NAME, RunDirError, TrainConfig, append_log, load_init_from, load_subnet,
                    state_dicts, trim_log, write_config)
 from .schedules import STAGES, TrainSchedule, get_schedule, make_lr_scheduler, make_optimizer, stage_plan
@@ -53,19 +54,21 @@ class Run:
     mean_shape: torch.Tensor
     workers: int
     progress: bool
+    precision: str = "fp32"     # what cfg.precision resolved to on this device (fa3d.precision)
 
     @property
     def run_dir(self) -> Path:
         return Path(self.cfg.out)
 
-    def save(self, stage, epoch, step, opt=None, sched=None, done=True, finished=False) -> None:
+    def save(self, stage, epoch, step, opt=None, sched=None, done=True, finished=False, scaler=None) -> None:
         if self.dist.main:
             save_checkpoint(self.run_dir / CHECKPOINT_NAME, {
                 "models": state_dicts(self.cascade),
                 "optimizer": opt.state_dict() if opt else None, "scheduler": sched.state_dict() if sched else None,
                 "stage": stage, "epoch": epoch, "step": step, "stage_done": done, "finished": finished,
                 "rng": get_rng_state(), "config": self.cfg.to_dict(), "preset": self.preset.to_dict(),
-                "schedule": self.schedule.to_dict(), "scheme": self.cfg.scheme, "mean_shape": self.mean_shape})
+                "schedule": self.schedule.to_dict(), "scheme": self.cfg.scheme, "mean_shape": self.mean_shape,
+                "precision": self.precision, "scaler": scaler.state_dict() if scaler is not None else None})
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, on_step=None) -> Path:
@@ -168,8 +171,10 @@ def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
         raise ValueError(f"unknown augment {cfg.augment!r}: choose from {', '.join(AUGMENTS)}")
     augment = Augment3D(preset.image_size, AUGMENTS[cfg.augment], get_scheme(cfg.scheme))
     crops = TrainCrops(train_set, augment, cfg.seed, schedule.z_gt_heatmap_prob)
-    run = Run(cfg, d, device, preset, schedule, cascade, crops, valid, mshape, workers, progress)
+    precision, why = choose_precision(cfg.precision, device)
+    run = Run(cfg, d, device, preset, schedule, cascade, crops, valid, mshape, workers, progress, precision)
     if d.main:
+        print(f"precision: {precision} ({why})", flush=True)
         run.run_dir.mkdir(parents=True, exist_ok=True)
         if ckpt is None:  # a fresh run (with overwrite=True if there was one: the user asked to replace it)
             (run.run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
@@ -204,12 +209,17 @@ def train_stage(run: Run, stage: str, start_epoch: int = 0, ckpt: dict | None = 
     opt = make_optimizer(run.schedule.optimizer, [p for m in loss_mod.trainable() for p in m.parameters()],
                          s.lr_start, run.schedule.weight_decay)
     sched = make_lr_scheduler(opt, s, plan.total_steps)
+    scaler = grad_scaler(run.precision, run.device)
     step = 0
     if ckpt:
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
         step = ckpt["step"]
     model = distributed.wrap(loss_mod, d, run.device)
+    if cfg.compile:
+        model = torch.compile(model)
     for epoch in range(start_epoch, plan.epochs):
         t0, lr = time.time(), sched.get_last_lr()[0]
         loss_mod.set_mode(True)
@@ -220,36 +230,51 @@ def train_stage(run: Run, stage: str, start_epoch: int = 0, ckpt: dict | None = 
         n_steps = min(plan.steps_per_epoch, plan.total_steps - step)
         bar = f"{stage} {epoch + 1}/{plan.epochs}" if run.progress else None
         losses = train_one_epoch(model, opt, sched, loader, run.device, n_steps, bar,
-                                 (lambda k: on_step(stage, epoch, step + k)) if on_step else None)
+                                 (lambda k: on_step(stage, epoch, step + k)) if on_step else None,
+                                 run.precision, scaler, where=(stage, epoch + 1, plan.epochs, step))
         step += len(losses)
         train_loss = distributed.mean_over_processes(float(np.mean(losses)) if losses else float("nan"), d, run.device)
         stage_done = step >= plan.total_steps or epoch == plan.epochs - 1
         if d.main:
             record = {"stage": stage, "epoch": epoch, "step": step, "lr": lr, "train_loss": train_loss,
-                      **validate(run.cascade, loss_mod, run.valid, stage, run.device),
+                      **validate(run.cascade, loss_mod, run.valid, stage, run.device, precision=run.precision),
                       "seconds": round(time.time() - t0, 3), "images": n_steps * plan.batch_per_process * d.world}
-            run.save(stage, epoch, step, opt, sched, stage_done)
+            run.save(stage, epoch, step, opt, sched, stage_done, scaler=scaler)
             append_log(run.run_dir, record)
             tqdm.write(f"{stage:>10} epoch {epoch + 1:>3}/{plan.epochs}  lr {lr:.2e}  train {train_loss:.4g}  "
                        f"valid {record['valid_loss']:.4g}  GTE xy {record['valid_gte_xy']:.2f} %  "
-                       f"xyz {record['valid_gte_xyz']:.2f} %  {record['seconds']:.1f} s")
+                       f"xyz {record['valid_gte_xyz']:.2f} %  {record['seconds']:.1f} s{validation_warning(record)}")
         distributed.barrier(d)
         if stage_done:
             break
     loss_mod.set_mode(False)
 
 
+class NonFiniteLossError(ArithmeticError):
+    """The training loss became NaN or inf; the message names the stage, epoch and step."""
+
+
 def train_one_epoch(model: nn.Module, opt, sched, loader, device, max_steps: int, bar: str | None = None,
-                    on_step=None) -> list[float]:
+                    on_step=None, precision: str = "fp32", scaler=None, where=None) -> list[float]:
     """Up to ``max_steps`` optimiser steps over ``loader``'s batches; the learning rate decays
     every step. ``bar``: the progress bar's label (None: no bar). ``on_step(k)`` after the
-    k-th step. Returns the losses."""
+    k-th step. ``where`` = (stage, epoch, epochs, steps before this epoch) names the place in
+    the NonFiniteLossError raised for a NaN/inf loss: the run stops there, before that step
+    changes the weights, and RUN_DIR keeps the checkpoint of the last finished epoch. Returns the losses."""
     losses = []
     batches = tqdm(loader, total=max_steps, desc=bar, disable=bar is None, leave=False)
     for batch in batches:
         if len(losses) >= max_steps:
             break
-        loss = optimizer_step(model, opt, {k: v.to(device, non_blocking=True) for k, v in batch.items()})
+        loss = optimizer_step(model, opt, {k: v.to(device, non_blocking=True) for k, v in batch.items()},
+                              precision, scaler)
+        if loss is None:
+            stage, epoch, epochs, before = where or ("?", "?", "?", 0)
+            raise NonFiniteLossError(
+                f"training loss is not finite at stage {stage}, epoch {epoch}/{epochs}, step {before + len(losses) + 1} "
+                f"(precision {precision}); the run stopped before this step changed the weights, and its folder "
+                f"keeps the checkpoint of the last finished epoch. Try a lower learning rate (--schedule), "
+                f"--precision fp32, or check the data of this epoch")
         sched.step()
         losses.append(loss.item())
         batches.set_postfix(loss=f"{losses[-1]:.4g}")
@@ -259,32 +284,45 @@ def train_one_epoch(model: nn.Module, opt, sched, loader, device, max_steps: int
     return losses
 
 
-def optimizer_step(model: nn.Module, opt: torch.optim.Optimizer, batch: dict) -> torch.Tensor:
+def optimizer_step(model: nn.Module, opt: torch.optim.Optimizer, batch: dict, precision: str | None = None,
+                   scaler=None) -> torch.Tensor | None:
     """One training step of a :class:`~fa3d.losses.StageLoss` (or its DDP wrapper) on a batch
-    already on its device, in bf16 autocast on CUDA; returns the loss."""
-    on_gpu = batch["image"].is_cuda
-    with torch.autocast(device_type="cuda" if on_gpu else "cpu", dtype=torch.bfloat16, enabled=on_gpu):
+    already on its device, under ``precision``'s autocast (None: what "auto" picks for the device),
+    with ``scaler`` (a GradScaler; fp16) scaling the loss. Returns the loss, or None when it is
+    NaN or inf (then nothing is stepped)."""
+    device = batch["image"].device
+    precision = precision or choose_precision("auto", device)[0]
+    with autocast(precision, device):
         loss, _ = model(batch["image"], batch["landmarks"], batch["face_height"], batch["gt_heatmaps"])
+    finite = torch.isfinite(loss.detach()).float()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)  # every process stops together
+    if not finite:
+        return None
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(opt)      # skipped (and the scale lowered) when the fp16 gradients overflowed
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
     return loss
 
 
 @torch.no_grad()
 def validate(cascade: Cascade, loss_mod: StageLoss, valid: dict | None, stage: str, device,
-             batch_size: int = 64) -> dict:
+             batch_size: int = 64, precision: str = "fp32") -> dict:
     """Loss and GTE (percent) on the validation crops, with the subnets trained so far. The Z
     stage is validated on heatmaps at the predicted x, y only (what it sees at test time)."""
     if valid is None or len(valid["image"]) == 0:
         return {"valid_loss": float("nan"), "valid_gte_xy": float("nan"), "valid_gte_xyz": float("nan")}
     loss_mod.set_mode(False)
-    autocast = torch.device(device).type == "cuda"
     losses, preds, n = 0.0, [], len(valid["image"])
     for i in range(0, n, batch_size):
         img, lm = valid["image"][i:i + batch_size].to(device), valid["landmarks"][i:i + batch_size].to(device)
         height = lm[..., 1].amax(-1) - lm[..., 1].amin(-1)
-        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=autocast):
+        with autocast(precision, device):
             loss, out = loss_mod(img, lm, height, torch.zeros(len(img), dtype=torch.bool, device=device))
         losses += float(loss) * len(img)
         preds.append(out["landmarks"].float().cpu())
@@ -293,3 +331,13 @@ def validate(cascade: Cascade, loss_mod: StageLoss, valid: dict | None, stage: s
     return {"valid_loss": losses / n, "valid_gte_xy": 100 * float(gte(pred, gt, "xy").nanmean()),
             "valid_gte_xyz": 100 * float(gte(pred, gt, "xyz").nanmean())}
 
+
+
+def validation_warning(record: dict) -> str:
+    """A plain note for the epoch's log line when validation is not finite or absurdly large."""
+    values = [record.get(k) for k in ("valid_loss", "valid_gte_xy", "valid_gte_xyz")]
+    if any(v is not None and not np.isfinite(v) for v in values[:1]) or any(
+            v is not None and np.isfinite(v) and v > 1000 for v in values[1:]):
+        return ("  [validation not finite or > 1000 %: in eval mode batch norm uses its running statistics, "
+                "which a few steps have barely updated; expected in a smoke run, a problem in a long one]")
+    return ""

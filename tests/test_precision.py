@@ -1,0 +1,112 @@
+"""The GPU's code paths without a GPU: precision chosen per device, training and evaluation under
+CPU autocast and channels_last, a NaN loss stopping the run cleanly, --compile's plumbing."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from fa3d.checkpoint import load_checkpoint
+from fa3d.cli import main
+from fa3d.losses import StageLoss
+from fa3d.precision import autocast, choose_precision, grad_scaler
+from fa3d.predict import predict_crops
+from fa3d.pretrained import PRETRAINED_DIR
+from fa3d.runs import load_run, read_log
+from fa3d.train import NonFiniteLossError, train, validation_warning
+from test_train import tiny_config
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), "fp16"), ((7, 0), "fp16"), ((8, 0), "bf16"),
+                                                  ((8, 9), "bf16"), ((9, 0), "bf16")])
+def test_auto_precision_follows_the_compute_capability(capability, expected):
+    precision, why = choose_precision("auto", "cuda", capability)
+    assert precision == expected and f"{capability[0]}.{capability[1]}" in why
+
+
+def test_explicit_precisions_and_the_cpu():
+    assert choose_precision("auto", "cpu")[0] == "fp32"
+    assert choose_precision("bf16", "cpu")[0] == "bf16" and choose_precision("fp32", "cuda", (9, 0))[0] == "fp32"
+    with pytest.warns(UserWarning, match="emulated"):
+        assert choose_precision("bf16", "cuda", (7, 5))[0] == "bf16"        # a T4: allowed, with a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        choose_precision("fp16", "cuda", (7, 5))
+    with pytest.raises(ValueError, match="unknown precision"):
+        choose_precision("tf32", "cpu")
+    assert grad_scaler("fp16", "cpu").is_enabled() and not grad_scaler("bf16", "cpu").is_enabled()
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_training_and_evaluation_under_cpu_autocast_and_channels_last(tmp_path, precision):
+    cfg = tiny_config(tmp_path / precision, precision=precision, channels_last=True, max_steps=2)
+    path = train(cfg)
+    ckpt = load_checkpoint(path)
+    assert ckpt["precision"] == precision and ckpt["config"]["precision"] == precision
+    log = read_log(tmp_path / precision)
+    assert len(log) == 4 and all(torch.isfinite(torch.tensor(r["train_loss"])) for r in log)
+    cascade, _ = load_run(tmp_path / precision)
+    crops = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8)
+    low = predict_crops(cascade.to_channels_last(), crops, "z", precision=precision)
+    assert low.dtype == torch.float32 and torch.isfinite(low).all()
+
+
+@pytest.mark.skipif(not (PRETRAINED_DIR / "checkpoint.pt").is_file(), reason="needs the shipped model")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_inference_under_cpu_autocast_agrees_with_fp32(precision):
+    """A trained cascade's peaks are sharp: low precision moves them by a fraction of a pixel."""
+    from fa3d.export import sample_crops
+    cascade, ckpt = load_run(PRETRAINED_DIR)
+    crops = sample_crops(8, ckpt["preset"]["image_size"], ckpt["scheme"])
+    full = predict_crops(cascade, crops, "z")
+    low = predict_crops(cascade.to_channels_last(), crops, "z", precision=precision)
+    assert (low - full)[..., :2].norm(dim=-1).mean() < 0.5                 # px, of a 64 px crop
+
+
+def test_a_nan_loss_stops_the_run_naming_where_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+    calls = {"n": 0}
+    real_forward = StageLoss.forward
+
+    def poisoned(self, *args, **kw):
+        loss, out = real_forward(self, *args, **kw)
+        calls["n"] += torch.is_grad_enabled()                               # training steps, not validation
+        return (loss * float("nan") if calls["n"] == 3 else loss), out   # the first step of epoch 2
+
+    monkeypatch.setattr(StageLoss, "forward", poisoned)
+    cfg = tiny_config(tmp_path / "nan", stages=("detection",))           # 8 faces, batch 4: 2 steps an epoch
+    with pytest.raises(NonFiniteLossError, match=r"stage detection, epoch 2/2, step 3") as err:
+        train(cfg)
+    assert "last finished epoch" in str(err.value)
+    ckpt = load_checkpoint(tmp_path / "nan" / "checkpoint.pt")
+    assert (ckpt["stage"], ckpt["epoch"], ckpt["step"], ckpt["finished"]) == ("detection", 0, 2, False)
+    calls["n"] = 0
+    argv = ["train", "--out", str(tmp_path / "nan_cli"), "--preset", "quick", "--num-train", "8", "--num-valid",
+            "4", "--synthetic-size", "64", "--device", "cpu", "--no-progress", "--stages", "detection",
+            "--batch-size", "4", "--epochs-scale", "0.25"]
+    assert main(argv) == 3
+    assert "stopped: training loss is not finite" in capsys.readouterr().err
+
+
+def test_validation_that_is_not_finite_is_said_plainly():
+    assert validation_warning({"valid_loss": 0.1, "valid_gte_xy": 5.0, "valid_gte_xyz": 9.0}) == ""
+    assert "batch norm" in validation_warning({"valid_loss": float("nan"), "valid_gte_xy": 5.0, "valid_gte_xyz": 9.0})
+    assert "batch norm" in validation_warning({"valid_loss": 0.1, "valid_gte_xy": 1.9e7, "valid_gte_xyz": 1.9e7})
+
+
+def test_compile_wraps_each_stage_when_asked(tmp_path, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: compiled.append(type(model).__name__) or model)
+    train(tiny_config(tmp_path / "c", stages=("detection", "regression"), max_steps=1, compile=True))
+    assert compiled == ["StageLoss", "StageLoss"]
+    compiled.clear()
+    train(tiny_config(tmp_path / "plain", stages=("detection",), max_steps=1))
+    assert compiled == []
+
+
+def test_autocast_is_a_no_op_for_fp32():
+    x = torch.randn(2, 2)
+    with autocast("fp32", "cpu"):
+        assert (x @ x).dtype == torch.float32
+    with autocast("bf16", "cpu"):
+        assert (x @ x).dtype == torch.bfloat16
