@@ -8,8 +8,11 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import torch
 
 import fa3d
 
@@ -52,6 +55,7 @@ class TrainConfig:
     preset_overrides: dict | None = None       # e.g. {"heatmap_sigma": 6.0, "z": {"inputs": "rgb"}}
     precision: str = "auto"                    # "auto" (bf16 / fp16 on CUDA by capability, fp32 on CPU), bf16, fp16, fp32
     compile: bool = False                      # torch.compile each stage's loss module (GPU runs)
+    device_augment: bool | None = None         # crops warped and jittered on the training device; None: on CUDA
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -171,3 +175,48 @@ def is_reusable(ckpt_path: Path, cfg: TrainConfig, schedule: TrainSchedule, pres
 
 def state_dicts(cascade: Cascade) -> dict:
     return {name: getattr(cascade, name).state_dict() for name in SUBNETS}
+
+
+def resolve_train_run(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[TrainConfig, dict | None]:
+    """The configuration to train with and the checkpoint to continue from (None: a fresh run)."""
+    ckpt_path = Path(cfg.out) / CHECKPOINT_NAME
+    ckpt = None
+    if resume:
+        if not ckpt_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint to resume from at {ckpt_path}")
+        ckpt = load_checkpoint(ckpt_path)
+        cfg = TrainConfig.from_dict({**ckpt["config"], "out": cfg.out, "device": cfg.device,
+                                     "num_workers": cfg.num_workers, "progress": cfg.progress})
+    elif ckpt_path.exists() and not overwrite:
+        raise RunDirError(f"{cfg.out} already holds a training run ({ckpt_path}); "
+                          f"pass --resume to continue it, --overwrite to replace it, or choose another --out")
+    unknown = [s for s in cfg.stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGES)}")
+    return cfg, ckpt
+
+
+def build_cascade(cfg: TrainConfig, preset: Preset, ckpt: dict | None) -> Cascade:
+    """The run's cascade: from its checkpoint, else fresh (ImageNet detection backbone when
+    ``pretrained``) and started from ``init_from``'s subnets when given."""
+    pretrained = (cfg.preset == "paper") if cfg.pretrained is None else cfg.pretrained
+    torch.manual_seed(cfg.seed)
+    cascade = Cascade.from_preset(preset, pretrained=pretrained and ckpt is None)
+    if ckpt:
+        for name, state in ckpt["models"].items():
+            load_subnet(cascade, name, state, Path(cfg.out) / CHECKPOINT_NAME)
+    elif cfg.init_from:
+        # e.g. train regression on top of a finished detection run (the course trains the
+        # cascade one notebook, one stage at a time)
+        load_init_from(cascade, cfg.init_from, preset, cfg.stages)
+    return cascade
+
+
+def validation_warning(record: dict) -> str:
+    """A plain note for the epoch's log line when validation is not finite or absurdly large."""
+    values = [record.get(k) for k in ("valid_loss", "valid_gte_xy", "valid_gte_xyz")]
+    if any(v is not None and not math.isfinite(v) for v in values[:1]) or any(
+            v is not None and math.isfinite(v) and v > 1000 for v in values[1:]):
+        return ("  [validation not finite or > 1000 %: in eval mode batch norm uses its running statistics, "
+                "which a few steps have barely updated; expected in a smoke run, a problem in a long one]")
+    return ""

@@ -24,20 +24,21 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import get_rng_state, save_checkpoint, set_rng_state
 from .data.readers import parse_spec
 from .data.schemes import get_scheme
-from .data.splits import open_splits
-from .data.training import CachedDataset, TrainCrops, center_crops, cheap_landmarks, epoch_order, mean_shape
+from .data.splits import open_splits, require_depth
+from .data.training import (CachedDataset, TrainCrops, center_crops, cheap_landmarks, collate_sources, epoch_order,
+                            mean_shape)
 from .data.transforms import AUGMENTS, Augment3D
 from .env import resolve_device
 from .losses import StageLoss
 from .metrics import gte
 from .models import Cascade, Preset, get_preset, override_preset
 from .precision import autocast, choose_precision, grad_scaler
-from .runs import (CHECKPOINT_NAME, LOG_NAME, RunDirError, TrainConfig, append_log, load_init_from, load_subnet,
-                   state_dicts, trim_log, write_config)
-from .schedules import STAGES, TrainSchedule, get_schedule, make_lr_scheduler, make_optimizer, stage_plan
+from .runs import (CHECKPOINT_NAME, LOG_NAME, TrainConfig, append_log, build_cascade, resolve_train_run, state_dicts,
+                   trim_log, validation_warning, write_config)
+from .schedules import TrainSchedule, get_schedule, make_lr_scheduler, make_optimizer, stage_plan
 
 
 @dataclass
@@ -80,7 +81,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, on_st
     ``on_step(stage, epoch, step)`` is called after every optimiser step; an exception it
     raises stops the run like a crash would (the last finished epoch's checkpoint stays).
     """
-    cfg, ckpt = resolve_run(cfg, resume, overwrite)
+    cfg, ckpt = resolve_train_run(cfg, resume, overwrite)
     ckpt_path = Path(cfg.out) / CHECKPOINT_NAME
     if ckpt is not None and ckpt.get("finished"):
         return ckpt_path
@@ -99,34 +100,6 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, on_st
     run.save(cfg.stages[-1] if cfg.stages else None, -1, 0, finished=True)
     distributed.finish(run.dist)
     return ckpt_path
-
-
-def resolve_run(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[TrainConfig, dict | None]:
-    """The configuration to train with and the checkpoint to continue from (None: a fresh run)."""
-    ckpt_path = Path(cfg.out) / CHECKPOINT_NAME
-    ckpt = None
-    if resume:
-        if not ckpt_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint to resume from at {ckpt_path}")
-        ckpt = load_checkpoint(ckpt_path)
-        cfg = TrainConfig.from_dict({**ckpt["config"], "out": cfg.out, "device": cfg.device,
-                                     "num_workers": cfg.num_workers, "progress": cfg.progress})
-    elif ckpt_path.exists() and not overwrite:
-        raise RunDirError(f"{cfg.out} already holds a training run ({ckpt_path}); "
-                          f"pass --resume to continue it, --overwrite to replace it, or choose another --out")
-    unknown = [s for s in cfg.stages if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGES)}")
-    return cfg, ckpt
-
-
-def require_depth(dataset, spec: str) -> None:
-    """The Z stage needs z: a ValueError naming the data when its first face has none (2D-only data)."""
-    lm = dataset.landmarks(0) if cheap_landmarks(dataset) else dataset[0]["landmarks"]
-    if torch.isnan(lm[:, 2]).any():
-        raise ValueError(f"{spec} has no depth (z is unknown), so the Z stage cannot train on it. For 300W-LP "
-                         "give the 3DMM bases (--bases DIR, or prepare it with data_scripts/prepare_300w_lp.py "
-                         "--bases DIR); or train only the 2D stages with --stages detection,regression,joint")
 
 
 def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
@@ -159,7 +132,7 @@ def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
                                        levers=cfg.synthetic_levers)
     if "z" in cfg.stages:
         require_depth(train_set, cfg.data)
-    if cfg.cache if cfg.cache is not None else (parse_spec(cfg.data)[0] == "synthetic" and not on_gpu):
+    if cfg.cache if cfg.cache is not None else parse_spec(cfg.data)[0] == "synthetic":   # rendered once, not per epoch
         train_set = CachedDataset(train_set, "rendering train faces", progress, workers)
     if len(valid_set) > cfg.num_valid:  # per-epoch validation on at most num_valid faces, evenly spaced
         valid_set = torch.utils.data.Subset(
@@ -170,7 +143,8 @@ def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
     if cfg.augment not in AUGMENTS:
         raise ValueError(f"unknown augment {cfg.augment!r}: choose from {', '.join(AUGMENTS)}")
     augment = Augment3D(preset.image_size, AUGMENTS[cfg.augment], get_scheme(cfg.scheme))
-    crops = TrainCrops(train_set, augment, cfg.seed, schedule.z_gt_heatmap_prob)
+    on_device = cfg.device_augment if cfg.device_augment is not None else on_gpu
+    crops = TrainCrops(train_set, augment, cfg.seed, schedule.z_gt_heatmap_prob, on_device=on_device)
     precision, why = choose_precision(cfg.precision, device)
     run = Run(cfg, d, device, preset, schedule, cascade, crops, valid, mshape, workers, progress, precision)
     if d.main:
@@ -181,22 +155,6 @@ def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
             (run.run_dir / LOG_NAME).write_text("")
         write_config(run.run_dir, cfg, preset, schedule)
     return run
-
-
-def build_cascade(cfg: TrainConfig, preset: Preset, ckpt: dict | None) -> Cascade:
-    """The run's cascade: from its checkpoint, else fresh (ImageNet detection backbone when
-    ``pretrained``) and started from ``init_from``'s subnets when given."""
-    pretrained = (cfg.preset == "paper") if cfg.pretrained is None else cfg.pretrained
-    torch.manual_seed(cfg.seed)
-    cascade = Cascade.from_preset(preset, pretrained=pretrained and ckpt is None)
-    if ckpt:
-        for name, state in ckpt["models"].items():
-            load_subnet(cascade, name, state, Path(cfg.out) / CHECKPOINT_NAME)
-    elif cfg.init_from:
-        # e.g. train regression on top of a finished detection run (the course trains the
-        # cascade one notebook, one stage at a time)
-        load_init_from(cascade, cfg.init_from, preset, cfg.stages)
-    return cascade
 
 
 def train_stage(run: Run, stage: str, start_epoch: int = 0, ckpt: dict | None = None, on_step=None) -> None:
@@ -226,12 +184,14 @@ def train_stage(run: Run, stage: str, start_epoch: int = 0, ckpt: dict | None = 
         run.crops.set_epoch(stage, epoch)
         order = epoch_order(len(run.crops), cfg.seed, stage, epoch)[: plan.steps_per_epoch * plan.batch_per_process * d.world]
         loader = DataLoader(run.crops, batch_size=plan.batch_per_process, sampler=order[d.rank::d.world],
-                            num_workers=run.workers, pin_memory=run.device.type == "cuda", drop_last=True)
+                            num_workers=run.workers, pin_memory=run.device.type == "cuda", drop_last=True,
+                            collate_fn=collate_sources)
         n_steps = min(plan.steps_per_epoch, plan.total_steps - step)
         bar = f"{stage} {epoch + 1}/{plan.epochs}" if run.progress else None
         losses = train_one_epoch(model, opt, sched, loader, run.device, n_steps, bar,
                                  (lambda k: on_step(stage, epoch, step + k)) if on_step else None,
-                                 run.precision, scaler, where=(stage, epoch + 1, plan.epochs, step))
+                                 run.precision, scaler, where=(stage, epoch + 1, plan.epochs, step),
+                                 prepare=run.crops.finish_batch if run.crops.on_device else None)
         step += len(losses)
         train_loss = distributed.mean_over_processes(float(np.mean(losses)) if losses else float("nan"), d, run.device)
         stage_done = step >= plan.total_steps or epoch == plan.epochs - 1
@@ -254,27 +214,30 @@ class NonFiniteLossError(ArithmeticError):
     """The training loss became NaN or inf; the message names the stage, epoch and step."""
 
 
+NON_FINITE_ADVICE = ("the run stopped before this step changed the weights, and its folder keeps the checkpoint of "
+                     "the last finished epoch. Try a lower learning rate, --precision fp32, or check the data")
+
+
 def train_one_epoch(model: nn.Module, opt, sched, loader, device, max_steps: int, bar: str | None = None,
-                    on_step=None, precision: str = "fp32", scaler=None, where=None) -> list[float]:
+                    on_step=None, precision: str = "fp32", scaler=None, where=None, prepare=None) -> list[float]:
     """Up to ``max_steps`` optimiser steps over ``loader``'s batches; the learning rate decays
     every step. ``bar``: the progress bar's label (None: no bar). ``on_step(k)`` after the
     k-th step. ``where`` = (stage, epoch, epochs, steps before this epoch) names the place in
     the NonFiniteLossError raised for a NaN/inf loss: the run stops there, before that step
-    changes the weights, and RUN_DIR keeps the checkpoint of the last finished epoch. Returns the losses."""
+    changes the weights, and RUN_DIR keeps the checkpoint of the last finished epoch. ``prepare``:
+    makes the crops of a batch on the device (:meth:`TrainCrops.finish_batch`). Returns the losses."""
     losses = []
     batches = tqdm(loader, total=max_steps, desc=bar, disable=bar is None, leave=False)
     for batch in batches:
         if len(losses) >= max_steps:
             break
-        loss = optimizer_step(model, opt, {k: v.to(device, non_blocking=True) for k, v in batch.items()},
-                              precision, scaler)
+        batch = {k: [t.to(device, non_blocking=True) for t in v] if isinstance(v, list) else
+                 v.to(device, non_blocking=True) for k, v in batch.items()}
+        loss = optimizer_step(model, opt, prepare(batch) if prepare else batch, precision, scaler)
         if loss is None:
             stage, epoch, epochs, before = where or ("?", "?", "?", 0)
-            raise NonFiniteLossError(
-                f"training loss is not finite at stage {stage}, epoch {epoch}/{epochs}, step {before + len(losses) + 1} "
-                f"(precision {precision}); the run stopped before this step changed the weights, and its folder "
-                f"keeps the checkpoint of the last finished epoch. Try a lower learning rate (--schedule), "
-                f"--precision fp32, or check the data of this epoch")
+            raise NonFiniteLossError(f"training loss is not finite at stage {stage}, epoch {epoch}/{epochs}, step "
+                                     f"{before + len(losses) + 1} (precision {precision}); {NON_FINITE_ADVICE}")
         sched.step()
         losses.append(loss.item())
         batches.set_postfix(loss=f"{losses[-1]:.4g}")
@@ -330,14 +293,3 @@ def validate(cascade: Cascade, loss_mod: StageLoss, valid: dict | None, stage: s
     loss_mod.set_mode(True)
     return {"valid_loss": losses / n, "valid_gte_xy": 100 * float(gte(pred, gt, "xy").nanmean()),
             "valid_gte_xyz": 100 * float(gte(pred, gt, "xyz").nanmean())}
-
-
-
-def validation_warning(record: dict) -> str:
-    """A plain note for the epoch's log line when validation is not finite or absurdly large."""
-    values = [record.get(k) for k in ("valid_loss", "valid_gte_xy", "valid_gte_xyz")]
-    if any(v is not None and not np.isfinite(v) for v in values[:1]) or any(
-            v is not None and np.isfinite(v) and v > 1000 for v in values[1:]):
-        return ("  [validation not finite or > 1000 %: in eval mode batch norm uses its running statistics, "
-                "which a few steps have barely updated; expected in a smoke run, a problem in a long one]")
-    return ""

@@ -3,6 +3,7 @@ CPU autocast and channels_last, a NaN loss stopping the run cleanly, --compile's
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +14,8 @@ from fa3d.losses import StageLoss
 from fa3d.precision import autocast, choose_precision, grad_scaler
 from fa3d.predict import predict_crops
 from fa3d.pretrained import PRETRAINED_DIR
-from fa3d.runs import load_run, read_log
-from fa3d.train import NonFiniteLossError, train, validation_warning
+from fa3d.runs import load_run, read_log, validation_warning
+from fa3d.train import NonFiniteLossError, train
 from test_train import tiny_config
 
 
@@ -110,3 +111,53 @@ def test_autocast_is_a_no_op_for_fp32():
         assert (x @ x).dtype == torch.float32
     with autocast("bf16", "cpu"):
         assert (x @ x).dtype == torch.bfloat16
+
+
+# ----------------------------------------------------------------------------- the device-side input pipeline
+
+def test_crops_made_on_the_device_are_the_cpu_crops(tmp_path):
+    """TrainCrops(on_device=True) + finish_batch (what a GPU run does) gives the very crops of the CPU
+    path, for the paper's augmentation and the photo one, and a whole run trains identically."""
+    from fa3d.data.synthetic import SyntheticFaces
+    from fa3d.data.training import TrainCrops, collate_sources
+    from fa3d.data.transforms import AUGMENTS, Augment3D
+    faces = SyntheticFaces(6, image_size=96, scheme="68", seed=2)
+    for name in ("paper", "photo"):
+        cpu = TrainCrops(faces, Augment3D(48, AUGMENTS[name], "68"), seed=1)
+        dev = TrainCrops(faces, Augment3D(48, AUGMENTS[name], "68"), seed=1, on_device=True)
+        for t in (cpu, dev):
+            t.set_epoch("joint", 3)
+        a = collate_sources([cpu[i] for i in range(6)])
+        b = dev.finish_batch(collate_sources([dev[i] for i in range(6)]))
+        assert set(a) == set(b)
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
+    runs = {}
+    for flag in (False, True):
+        path = train(tiny_config(tmp_path / str(flag), stages=("detection", "z"), max_steps=2, device_augment=flag,
+                                 augment="photo"))
+        runs[flag] = load_checkpoint(path)["models"]
+    for subnet, state in runs[False].items():
+        assert all(torch.equal(v, runs[True][subnet][k]) for k, v in state.items()), subnet
+
+
+def test_sources_of_different_sizes_collate_as_a_list():
+    from fa3d.data.training import collate_sources
+    samples = [{"source": torch.zeros(3, h, 40, dtype=torch.uint8), "matrix": torch.eye(2, 3)} for h in (30, 50)]
+    batch = collate_sources(samples)
+    assert isinstance(batch["source"], list) and batch["matrix"].shape == (2, 2, 3)
+
+
+def test_a_large_cache_spills_to_disk_and_reads_back_the_same(tmp_path):
+    from fa3d.data.synthetic import SyntheticFaces
+    from fa3d.data.training import CachedDataset
+    faces = SyntheticFaces(4, image_size=64, scheme="68", seed=5)
+    memory, disk = CachedDataset(faces, progress=False), CachedDataset(faces, progress=False, max_memory_gib=1e-6)
+    assert memory.spilled is None and disk.spilled is not None
+    folder = Path(disk.spilled.filename).parent
+    for i in range(4):
+        assert all(torch.equal(memory[i][k], disk[i][k]) for k in ("image", "landmarks", "bbox"))
+    del disk
+    import gc
+    gc.collect()
+    assert not folder.exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .readers import PtsFolder, open_dataset, parse_spec
+from .training import cheap_landmarks
 
 #: The validation faces of a synthetic run use this offset on the seed, so that
 #: train and valid never share a face within one run.
@@ -122,3 +123,12 @@ def test_dataset(spec: str, ckpt: dict, bases=None):
         raise ValueError(f"the run trained on every face of {spec} ({len(full)} faces: too few to hold out test "
                          "faces, which needs at least 5); evaluate it on another folder")
     return Subset(full, test)
+
+
+def require_depth(dataset, spec: str) -> None:
+    """The Z stage needs z: a ValueError naming the data when its first face has none (2D-only data)."""
+    lm = dataset.landmarks(0) if cheap_landmarks(dataset) else dataset[0]["landmarks"]
+    if torch.isnan(lm[:, 2]).any():
+        raise ValueError(f"{spec} has no depth (z is unknown), so the Z stage cannot train on it. For 300W-LP "
+                         "give the 3DMM bases (--bases DIR, or prepare it with data_scripts/prepare_300w_lp.py "
+                         "--bases DIR); or train only the 2D stages with --stages detection,regression,joint")

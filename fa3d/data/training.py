@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..schedules import STAGES
-from .transforms import Augment3D, CenterCrop3D, face_crop_matrix, warp_landmarks
+from .transforms import (Augment3D, AugmentDraws, CenterCrop3D, face_box, face_crop_matrix, warp_image,
+                         warp_landmarks, warp_sample)
 
 STAGE_IDS = {name: i for i, name in enumerate(STAGES)}
 
@@ -30,23 +31,54 @@ def epoch_order(n: int, seed: int, stage: str, epoch: int) -> list[int]:
 
 
 class CachedDataset(Dataset):
-    """The items of ``base`` kept in memory (rendered or decoded once), with only what training
-    needs: ``image``, ``landmarks``, ``bbox`` (ids and poses do not collate cleanly)."""
+    """The items of ``base`` kept (rendered or decoded once, not per epoch), with only what training
+    needs: ``image``, ``landmarks``, ``bbox`` (ids and poses do not collate cleanly). Images beyond
+    ``max_memory_gib`` (same-size images only, e.g. synthetic faces) go to a memory-mapped file in a
+    temporary folder instead of RAM, removed with the dataset: 10,000 paper-size renders are 17.7 GB."""
 
-    def __init__(self, base: Dataset, desc: str = "caching", progress: bool = True, num_workers: int = 0):
+    def __init__(self, base: Dataset, desc: str = "caching", progress: bool = True, num_workers: int = 0,
+                 max_memory_gib: float = 8.0):
         loader = DataLoader(base, batch_size=None, num_workers=num_workers)
-        self.items = [{k: item[k] for k in ("image", "landmarks", "bbox")}
-                      for item in tqdm(loader, total=len(base), desc=desc, disable=not progress, leave=False)]
+        self.items, self.spilled = [], None
+        for k, item in enumerate(tqdm(loader, total=len(base), desc=desc, disable=not progress, leave=False)):
+            entry = {key: item[key] for key in ("image", "landmarks", "bbox")}
+            if k == 0 and entry["image"].numel() * len(base) > max_memory_gib * 2**30:
+                self.spilled = _spill_file((len(base), *entry["image"].shape))
+            if self.spilled is not None and tuple(entry["image"].shape) == self.spilled.shape[1:]:
+                self.spilled[k] = entry.pop("image").numpy()
+            self.items.append(entry)
         self.scheme = getattr(base, "scheme", None)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict:
-        return self.items[index]
+        item = self.items[index]
+        if "image" not in item:
+            item = {**item, "image": torch.from_numpy(np.array(self.spilled[index]))}
+        return item
 
     def landmarks(self, index: int) -> torch.Tensor:
         return self.items[index]["landmarks"]
+
+
+def _spill_file(shape) -> np.memmap:
+    """A uint8 memory-mapped array in a fresh temporary folder, deleted when the array is (by the
+    process that made it, not by DataLoader workers forked from it)."""
+    import os
+    import tempfile
+    import weakref
+    folder = tempfile.mkdtemp(prefix="fa3d-cache-")
+    array = np.lib.format.open_memmap(f"{folder}/images.npy", mode="w+", dtype=np.uint8, shape=shape)
+    weakref.finalize(array, _remove_folder, folder, os.getpid())
+    return array
+
+
+def _remove_folder(folder: str, owner: int) -> None:
+    import os
+    import shutil
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class TrainCrops(Dataset):
@@ -55,10 +87,17 @@ class TrainCrops(Dataset):
     Item: ``image`` uint8 (3, S, S), ``landmarks`` (N, 3) crop pixels, ``face_height``
     (crop pixels, for the disk radius), ``gt_heatmaps`` bool (Z stage: heatmaps from the
     ground truth, else from the 2D stage's prediction).
+
+    ``on_device=True`` (GPU runs): the workers only fetch the source image and draw the random
+    numbers; the item holds ``source`` (the uncropped uint8 image) and the draws instead of
+    ``image``, and :meth:`finish_batch` makes the crops on the training device (the warp, the
+    colour jitter, the degradation), with the same numbers, so both paths give the same crops.
     """
 
-    def __init__(self, base: Dataset, augment: Augment3D, seed: int, z_gt_prob: float = 0.5):
+    def __init__(self, base: Dataset, augment: Augment3D, seed: int, z_gt_prob: float = 0.5,
+                 on_device: bool = False):
         self.base, self.augment, self.seed, self.z_gt_prob = base, augment, seed, z_gt_prob
+        self.on_device = on_device
         self.stage, self.epoch = STAGES[0], 0
 
     def set_epoch(self, stage: str, epoch: int) -> None:
@@ -69,11 +108,51 @@ class TrainCrops(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         g = torch.Generator().manual_seed(derive_seed(self.seed, STAGE_IDS[self.stage], self.epoch, index))
-        item = self.augment(self.base[index], g)
+        source = self.base[index]
+        if self.on_device:
+            draws = self.augment.draw(face_box(source), g)
+            item = warp_sample({k: v for k, v in source.items() if k != "image"}, draws.matrix,
+                               self.augment.out_size, self.augment.scheme)
+            sample = {"source": source["image"], "matrix": draws.matrix,
+                      "colour": torch.tensor(draws.colour, dtype=torch.float64), "order": torch.tensor(draws.order)}
+            if self.augment.degrades:   # then draws.degrade is always drawn; the noise only when applied
+                sample["degrade"] = torch.tensor(draws.degrade, dtype=torch.float64)
+                sample["noise"] = draws.noise if draws.noise is not None else torch.zeros(0)
+        else:
+            item = self.augment(source, g)
+            sample = {"image": item["image"]}
         x1, y1, x2, y2 = item["bbox"].tolist()
-        return {"image": item["image"], "landmarks": item["landmarks"],
-                "face_height": torch.tensor(y2 - y1, dtype=torch.float32),
+        return {**sample, "landmarks": item["landmarks"], "face_height": torch.tensor(y2 - y1, dtype=torch.float32),
                 "gt_heatmaps": bool(torch.rand((), generator=g) < self.z_gt_prob)}
+
+    def finish_batch(self, batch: dict) -> dict:
+        """The device half of ``on_device``: a batch on the training device with ``source`` and the
+        draws -> the same batch with ``image`` (B, 3, S, S) uint8 crops made there."""
+        batch = dict(batch)
+        sources, S = batch.pop("source"), self.augment.out_size
+        crops = []
+        for i in range(len(batch["matrix"])):
+            u = batch["degrade"][i].tolist() if "degrade" in batch else None
+            noise = batch["noise"][i] if "noise" in batch and batch["noise"][i].numel() else None
+            draws = AugmentDraws(batch["matrix"][i], batch["colour"][i].tolist(), batch["order"][i].tolist(), u, noise)
+            crops.append(self.augment.finish(warp_image(sources[i], draws.matrix, S), draws))
+        for key in ("matrix", "colour", "order", "degrade", "noise"):
+            batch.pop(key, None)
+        batch["image"] = torch.stack(crops)
+        return batch
+
+
+def collate_sources(samples: list[dict]) -> dict:
+    """DataLoader collate for TrainCrops: like the default, except that uncropped ``source`` images of
+    different sizes (real photos) stay a list, and empty noise images stay empty."""
+    from torch.utils.data import default_collate
+    rest = default_collate([{k: v for k, v in s.items() if k not in ("source", "noise")} for s in samples])
+    if "source" in samples[0]:
+        shapes = {tuple(s["source"].shape) for s in samples}
+        rest["source"] = torch.stack([s["source"] for s in samples]) if len(shapes) == 1 else [s["source"] for s in samples]
+    if "noise" in samples[0]:
+        rest["noise"] = [s["noise"] for s in samples]
+    return rest
 
 
 def center_crops(dataset: Dataset, size: int, progress: bool = False, desc: str = "crops") -> dict:

@@ -221,7 +221,8 @@ def warp_image(image: torch.Tensor, A, out_size, fill: float = 0.0,
 
 # ----------------------------------------------------------------------------- items
 
-def _bbox_of(item: dict) -> torch.Tensor:
+def face_box(item: dict) -> torch.Tensor:
+    """The item's ``bbox``, else the box (x1, y1, x2, y2) of its landmarks."""
     if "bbox" in item:
         return item["bbox"]
     lm = item["landmarks"]
@@ -250,7 +251,8 @@ def warp_sample(item: dict, A, out_size: int, scheme: str | LandmarkScheme | Non
         perm = list(sch.flip_permutation)
 
     out = dict(item)
-    out["image"] = warp_image(item["image"], A, out_size, fill)
+    if "image" in item:   # absent: the image is warped elsewhere (on the training device)
+        out["image"] = warp_image(item["image"], A, out_size, fill)
     if "landmarks" in item:
         out["landmarks"] = warp_landmarks(item["landmarks"], A, perm)
     if "visible" in item and perm is not None:
@@ -282,7 +284,7 @@ def _warp_pose(pose: torch.Tensor, A: torch.Tensor, mirrored: bool) -> torch.Ten
 
 def crop_sample(item: dict, out_size: int, extend: float = DEFAULT_EXTEND) -> dict:
     """Square crop around the face box (see :func:`face_crop_matrix`), resized to out_size."""
-    return warp_sample(item, face_crop_matrix(_bbox_of(item), out_size, extend), out_size)
+    return warp_sample(item, face_crop_matrix(face_box(item), out_size, extend), out_size)
 
 
 @dataclass
@@ -312,6 +314,18 @@ class AugmentConfig:
 PHOTO_AUGMENT = AugmentConfig(blur_prob=0.3, blur_sigma=0.025, noise_prob=0.3, noise_std=8.0,
                               grayscale_prob=0.1)
 AUGMENTS = {"paper": AugmentConfig(), "photo": PHOTO_AUGMENT}
+
+
+@dataclass
+class AugmentDraws:
+    """The random numbers of one augmented sample (:meth:`Augment3D.draw`): ``matrix`` (2, 3) float64,
+    the colour jitter's ``colour`` strengths (4 uniforms) and ``order``, the degradation's ``degrade``
+    (6 uniforms, None when off) and ``noise`` ((3, S, S) standard normal, None when not applied)."""
+    matrix: torch.Tensor
+    colour: list[float]
+    order: list[int]
+    degrade: list[float] | None = None
+    noise: torch.Tensor | None = None
 
 
 class CenterCrop3D:
@@ -359,43 +373,69 @@ class Augment3D:
         centre = ((x1 + x2) / 2 + tx * size, (y1 + y2) / 2 + ty * size)
         return similarity_matrix(centre, (1 + extend) * size / scale, self.out_size, angle, flip)
 
+    @property
+    def degrades(self) -> bool:
+        """Whether any degradation (blur, noise, greyscale) is on."""
+        cfg = self.config
+        return max(cfg.blur_prob, cfg.noise_prob, cfg.grayscale_prob) > 0
+
+    def draw(self, bbox, generator: torch.Generator | None = None) -> AugmentDraws:
+        """Every random number of one sample, in the order they are always drawn: the crop matrix,
+        the colour jitter's four strengths and its order, then (when on) the degradation's six
+        uniforms and its noise image. The crop is then made on the CPU (``__call__``) or on the
+        training device (:meth:`finish`), from the same numbers."""
+        cfg, g = self.config, generator
+        A = self.sample_matrix(bbox, g)
+        colour = torch.rand(4, generator=g, dtype=torch.float64).tolist()
+        order = torch.randperm(4, generator=g).tolist()
+        degrade = noise = None
+        if self.degrades:   # off: nothing drawn, so the paper's augmentation keeps its random stream
+            degrade = torch.rand(6, generator=g, dtype=torch.float64).tolist()
+            if degrade[2] < cfg.noise_prob:
+                noise = torch.randn((3, self.out_size, self.out_size), generator=g)
+        return AugmentDraws(A, colour, order, degrade, noise)
+
     def colour_jitter(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Random brightness/contrast/saturation/hue, in random order, on a (3, H, W) image."""
-        cfg, g = self.config, generator
-        rand = torch.rand(4, generator=g, dtype=torch.float64).tolist()
+        rand = torch.rand(4, generator=generator, dtype=torch.float64).tolist()
+        return self._jitter(image, rand, torch.randperm(4, generator=generator).tolist())
+
+    def _jitter(self, image: torch.Tensor, rand: list[float], order: list[int]) -> torch.Tensor:
+        cfg = self.config
         ops = [
             (cfg.brightness, lambda im, u: TF.adjust_brightness(im, 1 + cfg.brightness * (2 * u - 1))),
             (cfg.contrast, lambda im, u: TF.adjust_contrast(im, 1 + cfg.contrast * (2 * u - 1))),
             (cfg.saturation, lambda im, u: TF.adjust_saturation(im, 1 + cfg.saturation * (2 * u - 1))),
             (cfg.hue, lambda im, u: TF.adjust_hue(im, cfg.hue * (2 * u - 1))),
         ]
-        for i in torch.randperm(4, generator=g).tolist():
+        for i in order:
             strength, op = ops[i]
             if strength > 0:
                 image = op(image, rand[i])
         return image
 
-    def degrade(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Random blur, sensor noise and greyscale on a (3, H, W) uint8 crop (each off when its
-        probability is 0). With all three off nothing is drawn, so the paper's augmentation draws
-        exactly the random numbers it drew before this step existed."""
-        cfg, g = self.config, generator
-        if max(cfg.blur_prob, cfg.noise_prob, cfg.grayscale_prob) <= 0:
+    def _degrade(self, image: torch.Tensor, u: list[float] | None, noise: torch.Tensor | None) -> torch.Tensor:
+        """Blur, sensor noise and greyscale on a (3, H, W) uint8 crop, as drawn (u None: off)."""
+        cfg = self.config
+        if u is None:
             return image
-        u = torch.rand(6, generator=g, dtype=torch.float64).tolist()
-        noise = torch.randn(image.shape, generator=g) if u[2] < cfg.noise_prob else None
         if u[0] < cfg.blur_prob and cfg.blur_sigma > 0:
             sigma = max(0.1, u[1] * cfg.blur_sigma * max(image.shape[-2:]))
             radius = max(1, int(3 * sigma))
             image = TF.gaussian_blur(image, [2 * radius + 1] * 2, [sigma, sigma])
         if noise is not None:
+            noise = noise.to(image.device)
             image = (image.float() + noise * (u[3] * cfg.noise_std)).round().clamp(0, 255).to(torch.uint8)
         if u[4] < cfg.grayscale_prob:
             image = TF.rgb_to_grayscale(image, num_output_channels=3)
         return image
 
+    def finish(self, crop: torch.Tensor, draws: AugmentDraws) -> torch.Tensor:
+        """Colour jitter, then the degradation, on a warped (3, S, S) uint8 crop, on its device."""
+        return self._degrade(self._jitter(crop, draws.colour, draws.order), draws.degrade, draws.noise)
+
     def __call__(self, item: dict, generator: torch.Generator | None = None) -> dict:
-        A = self.sample_matrix(_bbox_of(item), generator)
-        out = warp_sample(item, A, self.out_size, self.scheme)
-        out["image"] = self.degrade(self.colour_jitter(out["image"], generator), generator)
+        draws = self.draw(face_box(item), generator)
+        out = warp_sample(item, draws.matrix, self.out_size, self.scheme)
+        out["image"] = self.finish(out["image"], draws)
         return out
