@@ -9,9 +9,10 @@ with its error and the others still run):
   stages      per training stage of the paper preset: images/s, achieved TFLOP/s and MFU (counted
               FLOPs x images/s / the device's peak), peak memory, at the schedule's batch size and at
               the largest power-of-two multiple of it that fits in 90 % of the memory
-  input       the input pipeline: images/s of the CPU side per worker (render a synthetic face at 2 S,
-              or decode a JPEG, then crop + augment to S) and of the device side (a batch of per-sample
-              warps with grid_sample on the device)
+  input       the input pipeline: images/s of the CPU side per worker (render a synthetic face at 2 S
+              or decode a JPEG, then either the whole CPU augmentation or only the device path's draws)
+              and of the device side (TrainCrops.finish_batch: warp, colour jitter, degradation), and
+              what 16 workers would sustain
   inference   FaceAligner-style prediction: faces/s one face at a time against batches of 32
   ddp         a torchrun smoke run (NCCL on CUDA, gloo on the CPU): 2 steps per stage, exit code
   train       300 steps of the paper preset's detection stage on synthetic faces (20 quick steps with
@@ -41,7 +42,7 @@ from model_cost import forward_gflops, subnets  # noqa: E402
 from train_speed import bench_stage  # noqa: E402
 
 from fa3d.data.synthetic import SyntheticFaces  # noqa: E402
-from fa3d.data.transforms import Augment3D, warp_image  # noqa: E402
+from fa3d.data.transforms import Augment3D  # noqa: E402
 from fa3d.models import Cascade, get_preset  # noqa: E402
 from fa3d.precision import choose_precision  # noqa: E402
 from fa3d.predict import predict_crops  # noqa: E402
@@ -113,19 +114,19 @@ def section_stages(device, preset, steps: int, search: bool) -> list[dict]:
 
 
 def section_input(device, preset, n: int) -> dict:
-    """CPU side per worker (this process is one worker) and device side of the input pipeline."""
+    """The input pipeline: the CPU side per worker (this process is one worker: render or decode, then
+    either the whole CPU augmentation or only the draws of the device path) and the device side
+    (TrainCrops.finish_batch: per-sample warp, colour jitter, degradation)."""
+    import numpy as np
     from PIL import Image
+
+    from fa3d.data.training import TrainCrops, collate_sources
     S = preset.image_size
     faces = SyntheticFaces(n + 2, image_size=2 * S, scheme="68", seed=0)
-    augment = Augment3D(S, scheme="68")
     faces[n + 1]                                                          # warm the renderer's caches
     t = time.perf_counter()
     items = [faces[i] for i in range(n)]
     render = n / (time.perf_counter() - t)
-    t = time.perf_counter()
-    for i, item in enumerate(items):
-        augment(item, torch.Generator().manual_seed(i))
-    crop = n / (time.perf_counter() - t)
     jpegs = []
     for item in items:
         buf = io.BytesIO()
@@ -133,26 +134,38 @@ def section_input(device, preset, n: int) -> dict:
         jpegs.append(buf.getvalue())
     t = time.perf_counter()
     for data in jpegs:
-        torch.from_numpy(__import__("numpy").asarray(Image.open(io.BytesIO(data)).convert("RGB"))).permute(2, 0, 1)
+        torch.from_numpy(np.array(Image.open(io.BytesIO(data)).convert("RGB"))).permute(2, 0, 1)
     decode = n / (time.perf_counter() - t)
-    batch = 64 if device.type == "cuda" else 8
-    sources = torch.stack([items[i % n]["image"] for i in range(batch)]).to(device)
-    A = torch.stack([augment.sample_matrix(items[i % n]["bbox"], torch.Generator().manual_seed(i))
-                     for i in range(batch)]).to(device)
-    warp_image(sources, A, S)
+    rates = {}
+    for on_device in (False, True):
+        crops = TrainCrops(items, Augment3D(S, scheme="68"), seed=0, on_device=on_device)
+        t = time.perf_counter()
+        samples = [crops[i] for i in range(n)]
+        rates[on_device] = n / (time.perf_counter() - t)
+    batch = collate_sources(samples)
+    batch = {k: [t.to(device) for t in x] if isinstance(x, list) else x.to(device) for k, x in batch.items()}
+    crops.finish_batch(batch)
     synced(device)
-    reps = 20 if device.type == "cuda" else 3
+    reps = 10 if device.type == "cuda" else 2
     t = time.perf_counter()
     for _ in range(reps):
-        warp_image(sources, A, S)
+        crops.finish_batch(batch)
     synced(device)
-    device_side = reps * batch / (time.perf_counter() - t)
-    per_worker = 1 / (1 / render + 1 / crop)
-    return {"render_per_s": round(render, 1), "jpeg_decode_per_s": round(decode, 1), "crop_augment_per_s": round(crop, 1),
-            "synthetic_per_worker_per_s": round(per_worker, 1),
-            "cached_or_jpeg_per_worker_per_s": round(1 / (1 / decode + 1 / crop), 1),
-            "device_warp_per_s": round(device_side, 1), "source_size": 2 * S, "crop_size": S,
-            "workers_for_1500_per_s_from_cache": round(1500 / crop, 1)}
+    device_side = reps * n / (time.perf_counter() - t)
+    cores = 16
+
+    def per_worker(a, b):   # one worker does both steps, one after the other
+        return 1 / (1 / a + 1 / b)
+    return {"source_size": 2 * S, "crop_size": S, "render_per_s": round(render, 1), "jpeg_decode_per_s": round(decode, 1),
+            "cpu_augment_per_s": round(rates[False], 1), "device_path_draws_per_s": round(rates[True], 1),
+            "device_side_per_s": round(device_side, 1),
+            "per_worker_render_then_cpu_augment": round(per_worker(render, rates[False]), 1),
+            "per_worker_jpeg_then_cpu_augment": round(per_worker(decode, rates[False]), 1),
+            "per_worker_jpeg_then_draws": round(per_worker(decode, rates[True]), 1),
+            "per_worker_cached_then_draws": round(rates[True], 1),
+            f"estimate_{cores}_workers_cached_then_draws": round(cores * rates[True], 1),
+            f"estimate_{cores}_workers_jpeg_then_draws": round(cores * per_worker(decode, rates[True]), 1),
+            f"estimate_{cores}_workers_cached_then_cpu_augment": round(cores * rates[False], 1)}
 
 
 def section_inference(device, preset) -> dict:

@@ -83,7 +83,7 @@ def _cmd_train(args) -> int:
                       device=args.device, deterministic=args.deterministic, epochs_scale=args.epochs_scale,
                       max_steps=args.max_steps, num_train=args.num_train, num_valid=args.num_valid,
                       synthetic_size=args.synthetic_size, synthetic_levers=levers, augment=args.augment,
-                      precision=args.precision, compile=args.compile,
+                      precision=args.precision, compile=args.compile, device_augment=args.device_augment,
                       pretrained=args.pretrained, num_workers=args.workers,
                       progress=not args.no_progress, init_from=args.init_from, schedule=schedule,
                       preset_overrides=overrides or None)
@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="autocast precision (default auto: bf16 on GPUs of compute capability 8.0+, fp16 with "
                         "loss scaling below, e.g. a T4; fp32 on the CPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile each stage's network (off by default)")
+    p.add_argument("--device-augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="make the training crops on the training device (warp, colour, degradation), the workers "
+                        "only fetching sources and drawing random numbers (default: on CUDA)")
     p.add_argument("--augment", default="paper", choices=["paper", "photo"],
                    help="training augmentation: the paper's (crop, scale, rotation, flip, colour), or photo: "
                         "that plus random blur, sensor noise and greyscale per epoch (default: paper)")

@@ -22,7 +22,7 @@ def test_gpu_report_tiny_on_the_cpu(tmp_path):
     assert [r["stage"] for r in report["stages"]] == ["detection", "regression", "joint", "z"]
     assert all(r["images_per_s"] > 0 and r["gflop_per_image"] > 0 and r["mfu"] is None for r in report["stages"])
     assert report["stages"][3]["gflop_per_image"] > report["stages"][0]["gflop_per_image"]   # Z runs the whole chain
-    assert report["input"]["render_per_s"] > 0 and report["input"]["device_warp_per_s"] > 0
+    assert report["input"]["render_per_s"] > 0 and report["input"]["device_side_per_s"] > 0
     assert report["ddp"]["returncode"] == 0 and report["ddp"]["backend"] == "gloo"
     assert report["train"]["returncode"] == 0 and report["train"]["loss_fell"]
     assert "detection" in proc.stdout and "wrote" in proc.stdout
