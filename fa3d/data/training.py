@@ -1,4 +1,4 @@
-"""Training data: seeded augmented crops (on the CPU or the training device), cached sources, evaluation crops, mean shape.
+"""Training data: seeded crops (made on the CPU or the device), cached sources, evaluation crops, mean shape.
 
 Reproducibility: the data order and every random number of the augmentation come from
 (seed, stage, epoch, index), never from global RNG state, so results do not depend on the
