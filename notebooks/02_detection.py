@@ -249,9 +249,12 @@ fig
 # ## 5. The zero-initialised 1×1 head
 #
 # The head is a 1×1 convolution from the backbone's channels to $N$ logit maps. The paper initialises the
-# new layers **with zeros**: every logit starts at 0, every map at $\sigma(0) = 0.5$, and the first gradient
-# step is the same for every landmark, driven only by the targets. (The deconvolution before it keeps its
-# bilinear init: it is not zero, or no gradient would reach the backbone.)
+# new layers **with zeros**: every logit starts at 0 and every map at $\sigma(0) = 0.5$, whatever the image.
+# The first step then moves only the head: its weights' gradients differ per landmark (each map's error
+# against its own target times the shared features), while the backbone gets no gradient at step 0, since
+# it reaches the loss only through the zero head weights; from step 2 on it does. (The deconvolution before
+# it keeps its bilinear init: were it zero too, the head would see all-zero features, its weights and the
+# deconvolution's would keep zero gradients, and no gradient would ever reach the backbone.)
 
 # %%
 head = nn.Conv2d(out_channels, N, kernel_size=1)

@@ -342,8 +342,8 @@ viz.ced_figure({"cascade": (pred, gt), "Z on true x, y": (torch.cat([gt[..., :2]
 # %% [markdown]
 # The Z net beats the mean shape, whose depth profile is the same for every face whatever its pose: the
 # heatmaps and the image tell the network how the head is turned. The difference between the cascade and
-# "Z on true x, y" is the share of the depth error that comes from the 2D stage's mistakes (with a 2D
-# stage as good as the paper's it shrinks). Notebook 08 tests the paper's claims about the input: RGB alone
+# "Z on true x, y" is the share of the depth error that comes from the 2D stage's mistakes; we expect it
+# to shrink with a 2D stage as good as the paper's, but have not measured that here. Notebook 08 tests the paper's claims about the input: RGB alone
 # vs RGB + heatmaps, and training on ground-truth vs predicted heatmaps.
 
 # %%

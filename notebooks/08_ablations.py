@@ -199,9 +199,10 @@ print(f"mean-shape baseline: GTE z {baseline_z.mean():.2f} %")
 # %% [markdown]
 # ## 4. Train the variants
 #
-# Six Z runs per seed: the paper's setting ($p = 0.5$, RGB + heatmaps, σ = 3 px at 64 px, the quick
-# preset's analogue of 6 px at 384 px), RGB alone, $p = 1$ (ground-truth heatmaps only), $p = 0$ (predicted
-# heatmaps only), and the two other widths.
+# Six Z runs per seed: the paper's setting ($p = 0.5$, RGB + heatmaps, σ = 3 px at 64 px: the quick
+# preset's width, **three times wider relative to the crop** than the paper's 6 px at 384 px, whose
+# proportional width at 64 px would be 1 px, not tried here), RGB alone, $p = 1$ (ground-truth heatmaps
+# only), $p = 0$ (predicted heatmaps only), and the two other widths.
 
 # %%
 VARIANTS = {
