@@ -71,8 +71,9 @@ def fetch(url: str, sha256: str, dest, timeout: float = 30.0) -> Path:
     A cached file with the wrong checksum is a ChecksumError, never silently replaced or used."""
     dest = Path(dest)
     if dest.is_file():
-        if sha256_of(dest) != sha256:
-            raise ChecksumError(f"{dest}: SHA-256 {sha256_of(dest)} is not the expected {sha256}; "
+        got = sha256_of(dest)
+        if got != sha256:
+            raise ChecksumError(f"{dest}: SHA-256 {got} is not the expected {sha256}; "
                                 f"delete it to fetch it again from {url}")
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
