@@ -10,18 +10,21 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.fa3d-installed
 OUT    ?= outputs
 
-.PHONY: env test test-fast demo notebooks bench kernel lock clean pretrained
+.PHONY: env test test-fast demo notebooks assignments course-runs bench kernel lock clean pretrained
 
 env: $(STAMP)
 
+# Quiet on purpose: a newcomer's first screen should be fa3d's own output. setuptools warns on every
+# editable build (a note for package authors, not for users), hence PYTHONWARNINGS=ignore there.
+# The Jupyter kernel "fa3d" is this environment, so the tests never depend on a global python3 kernel.
 $(STAMP): requirements-lock.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-lock.txt
-	$(PY) -m pip install --quiet --no-deps -e .
-	# A Jupyter kernel that is this environment, so notebooks never depend on a global python3 kernel.
-	$(PY) -m ipykernel install --sys-prefix --name fa3d --display-name "Python (fa3d)" >/dev/null
-	touch $(STAMP)
+	@echo "fa3d: setting up $(VENV) (once; a few minutes)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -r requirements-lock.txt
+	@PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --no-deps -e .
+	@$(PY) -m ipykernel install --sys-prefix --name fa3d --display-name "Python (fa3d)" >/dev/null
+	@touch $(STAMP)
 
 kernel: env
 
@@ -32,11 +35,28 @@ test-fast: env
 	$(PY) -m pytest -q -m "not slow"
 
 demo: env
-	$(PY) -m fa3d demo --out $(OUT)/demo
+	@$(PY) -m fa3d demo --out $(OUT)/demo
 
-# Execute every notebook in quick mode into $(OUT)/notebooks (+ HTML for teachers, timings.json).
+# Execute every notebook in quick mode into $(OUT)/notebooks (+ HTML for teachers, timings.json) and
+# write their outputs into the committed notebooks (what GitHub shows; each at most 1.5 MB).
 notebooks: env
-	$(PY) benchmarks/run_notebooks.py --out $(OUT)/notebooks
+	$(PY) benchmarks/run_notebooks.py --out $(OUT)/notebooks --commit
+
+# The students' notebooks: the committed ones with every ### BEGIN/END SOLUTION region of the code
+# exercises replaced by `raise NotImplementedError()` (nbgrader's convention), outputs cleared.
+assignments: env
+	$(PY) notebooks/make_assignments.py --out $(OUT)/assignments
+
+# The course's ready-made quick runs (notebooks/runs, committed), which let each notebook run alone
+# in seconds: notebooks 02-04 and 08 train them (TRAIN = True) into $(OUT)/course-runs, about
+# 25 minutes on 2 CPU cores; then they are exported (weights only, float16 kernels, subnets
+# shared with the run they started from stored once). Rerun after any change to the synthetic
+# faces, the quick preset or schedule, or fa3d's version (tests/test_course.py says when).
+course-runs: env
+	rm -rf $(OUT)/course-runs notebooks/runs.new
+	$(PY) benchmarks/run_notebooks.py 02 03 04 08 --train --no-html --out $(OUT)/course-runs
+	$(PY) -m fa3d.course export $(OUT)/course-runs/runs --out notebooks/runs.new
+	rm -rf notebooks/runs && mv notebooks/runs.new notebooks/runs
 
 # The model shipped in fa3d/weights/synthetic68 (fa3d predict's default): synthetic faces only,
 # 68 points, the quick architecture; about 40 minutes on 2 CPU cores. See its MODEL.md. The 2D stages

@@ -1,19 +1,27 @@
 """Execute the course notebooks in quick mode (papermill, kernel "fa3d"), time each one and
-export HTML a teacher can post. `make notebooks` runs this.
+export HTML a teacher can post. `make notebooks` runs this with --commit.
 
-    python benchmarks/run_notebooks.py [--out outputs/notebooks] [NAME ...]
+    python benchmarks/run_notebooks.py [--out outputs/notebooks] [--commit] [--alone] [--train] [NAME ...]
 
-Writes OUT/executed/NN_name.ipynb, OUT/html/NN_name.html, the notebooks' own metrics JSON
-files in OUT/, and OUT/timings.json (seconds per notebook).
+Writes OUT/executed/NN_name.ipynb, OUT/html/NN_name.html (works offline: plotly.js is embedded
+once per page), the notebooks' own metrics JSON files in OUT/, and OUT/timings.json (seconds
+per notebook). ``--alone`` runs each notebook in a fresh folder of its own, as on a new Colab
+machine, instead of all in order in OUT. ``--commit`` writes the outputs into the committed
+notebooks/NN_name.ipynb, as GitHub shows them (:func:`committed_copy`).
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -47,25 +55,148 @@ def export_html(executed: Path, out_dir: Path) -> Path:
     return html
 
 
+#: The kernel the committed notebooks name: what Colab and a plain Jupyter have. The tests and
+#: this script run them with the project's own kernel, "fa3d", by name.
+PYTHON3_KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+#: A committed notebook's budget: GitHub shows notebooks up to a few MB, and a repository of
+#: nine course notebooks should stay small to clone.
+MAX_COMMITTED_BYTES = 1_500_000
+
+
+def _array(value) -> np.ndarray:
+    """A plotly JSON array: a list, or plotly's typed array {"dtype", "bdata" (base64), "shape"}."""
+    if isinstance(value, dict) and "bdata" in value:
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return arr.reshape([int(n) for n in str(value["shape"]).split(",")]) if value.get("shape") else arr
+    return np.asarray(value if value is not None else [], dtype=float)
+
+
+def static_picture(figure: dict) -> bytes:
+    """A JPEG of a plotly figure's first frame, drawn with matplotlib, for the readers whose viewer
+    runs no JavaScript (GitHub): images and 2D scatters as they are, each 3D scene from the front,
+    turned by 30 degrees so that depth shows (fa3d's axes: x right, y down, z toward the viewer)."""
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    data = figure.get("data", [])
+    scenes = list(dict.fromkeys(t.get("scene", "scene") for t in data if t.get("type") == "scatter3d"))
+    flat = [t for t in data if t.get("type") == "image"] and ["xy"] or []
+    panels = flat + scenes
+    fig = Figure(figsize=(4.4 * max(len(panels), 1), 4.4), dpi=80)
+    title = (figure.get("layout", {}).get("title") or {}).get("text") if isinstance(
+        figure.get("layout", {}).get("title"), dict) else figure.get("layout", {}).get("title")
+    fig.suptitle((title or "") + "\n(static view: open in JupyterLab or Colab to turn it)", fontsize=9)
+    for i, panel in enumerate(panels):
+        if panel == "xy":
+            ax = fig.add_subplot(1, len(panels), i + 1)
+            for t in data:
+                if t.get("type") == "image" and str(t.get("source", "")).startswith("data:image"):
+                    img = Image.open(io.BytesIO(base64.b64decode(t["source"].split(",", 1)[1]))).convert("RGB")
+                    x0, y0 = float(t.get("x0", 0)), float(t.get("y0", 0))
+                    ax.imshow(img, extent=(x0 - 0.5, x0 + img.width - 0.5, y0 + img.height - 0.5, y0 - 0.5))
+                elif t.get("type") == "scatter":
+                    ax.plot(_array(t.get("x")), _array(t.get("y")), ".", ms=3,
+                            color=(t.get("marker") or {}).get("color") if isinstance((t.get("marker") or {}).get("color"), str) else None)
+            ax.set_axis_off()
+            continue
+        ax = fig.add_subplot(1, len(panels), i + 1, projection="3d")
+        points = []
+        for t in data:
+            if t.get("type") != "scatter3d" or t.get("scene", "scene") != panel:
+                continue
+            x, y, z = (_array(t.get(k)) for k in "xyz")
+            points.append(np.stack([x, -z, -y], 1))
+            mode = t.get("mode", "markers")
+            line_colour = (t.get("line") or {}).get("color")
+            marker_colour = (t.get("marker") or {}).get("color")
+            if "lines" in mode:
+                ax.plot(x, -z, -y, lw=1, color=line_colour if isinstance(line_colour, str) else None)
+            if "markers" in mode:
+                ax.scatter(x, -z, -y, s=6, depthshade=False,
+                           c=marker_colour if isinstance(marker_colour, str) else None)
+        ax.view_init(elev=10, azim=-60)
+        ax.set_xlabel("x"), ax.set_ylabel("z (toward you)"), ax.set_zlabel("-y")
+        ax.set_xticklabels([]), ax.set_yticklabels([]), ax.set_zticklabels([])
+        extent = np.ptp(np.nan_to_num(np.concatenate(points)), axis=0) if points else np.ones(3)
+        ax.set_box_aspect(np.maximum(extent, 1e-3 * extent.max() + 1e-9), zoom=0.9)   # equal scales
+    buf = io.BytesIO()
+    fig.savefig(buf, format="jpeg", pil_kwargs={"quality": 80})
+    return buf.getvalue()
+
+
+def _is_plotly_library(output) -> bool:
+    """The output in which plotly's notebook renderer embeds plotly.js itself (~4.8 MB)."""
+    html = output.get("data", {}).get("text/html", "")
+    return len(html) > 1_000_000 and "plotly" in html[:5000].lower()
+
+
+def committed_copy(executed: Path, target: Path) -> int:
+    """Write an executed notebook as it is committed: papermill's injected parameters and
+    bookkeeping removed, kernelspec python3, and each plotly figure's output as its data (which
+    JupyterLab draws, offline) plus a static JPEG (what GitHub shows) instead of HTML that embeds
+    plotly.js. Returns the file's size in bytes."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    nb.metadata.pop("papermill", None)
+    nb.metadata["kernelspec"] = dict(PYTHON3_KERNELSPEC)
+    for cell in nb.cells:
+        for key in ("papermill", "execution"):
+            cell.metadata.pop(key, None)
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for out in cell.outputs:
+            if _is_plotly_library(out):
+                continue
+            data = out.get("data", {})
+            if PLOTLY_MIME in data:
+                out["data"] = {PLOTLY_MIME: data[PLOTLY_MIME],
+                               "image/jpeg": base64.b64encode(static_picture(data[PLOTLY_MIME])).decode(),
+                               "text/plain": "<a plotly 3D figure: interactive in JupyterLab, static view here>"}
+            outputs.append(out)
+        cell.outputs = outputs
+    nbformat.write(nb, target)
+    return target.stat().st_size
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="notebook names or prefixes (default: all)")
     parser.add_argument("--out", default="outputs/notebooks")
     parser.add_argument("--no-html", action="store_true")
+    parser.add_argument("--commit", action="store_true", help="write the outputs into notebooks/NN_name.ipynb")
+    parser.add_argument("--alone", action="store_true", help="each notebook in a fresh folder OUT/alone/NN_name")
+    parser.add_argument("--train", action="store_true",
+                        help="TRAIN = True: train the quick runs instead of installing the ready-made ones")
     args = parser.parse_args(argv)
     out = Path(args.out)
     notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if args.names:
         notebooks = [nb for nb in notebooks if any(nb.stem.startswith(n) for n in args.names)]
-    timings = {}
+    timings, too_big = {}, []
     for nb in notebooks:
-        executed, seconds = execute(nb, out)
+        nb_out = out / "alone" / nb.stem if args.alone else out
+        if args.alone and nb_out.exists():
+            shutil.rmtree(nb_out)
+        executed, seconds = execute(nb, nb_out, parameters={"TRAIN": True} if args.train else None)
         timings[nb.stem] = round(seconds, 1)
-        print(f"{nb.stem:28s} {seconds:7.1f} s", flush=True)
+        line = f"{nb.stem:28s} {seconds:7.1f} s"
         if not args.no_html:
-            export_html(executed, out)
+            export_html(executed, nb_out)
+        if args.commit:
+            size = committed_copy(executed, nb)
+            line += f"   committed: {size / 1e6:.2f} MB"
+            too_big += [nb.name] if size > MAX_COMMITTED_BYTES else []
+        print(line, flush=True)
     print(f"{'total':28s} {sum(timings.values()):7.1f} s")
-    (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ("timings_alone.json" if args.alone else "timings.json")).write_text(json.dumps(timings, indent=2) + "\n")
+    if too_big:
+        print(f"over the {MAX_COMMITTED_BYTES / 1e6:.1f} MB budget of a committed notebook: {', '.join(too_big)}")
+        return 1
     return 0
 
 

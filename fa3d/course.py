@@ -8,27 +8,31 @@ Nothing here is needed to use fa3d as a library; it keeps the notebooks' first c
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import platform
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .data.splits import test_dataset
 from .data.training import center_crops, random_batch
 from .demo import QUICK_DEMO
 from .env import in_colab
+from .files import atomic_write
 from .losses import StageLoss
 from .metrics import summarize
 from .models import Cascade, get_preset
 from .predict import predict_crops
-from .runs import CHECKPOINT_NAME, TrainConfig, made_by_this_fa3d
+from .pretrained import RELEASE_KEYS
+from .runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, TrainConfig, made_by_this_fa3d
 from .schedules import STAGES, get_schedule, make_optimizer
-from .train import optimizer_step, train
+from .train import optimizer_step, train as train_run
 
 
 def _ram_gib() -> float | None:
@@ -53,7 +57,7 @@ def setup(seed: int = 0, quiet: bool = False) -> torch.device:
     from .viz import setup_notebook  # matplotlib and plotly: only in notebooks
 
     seed_everything(seed)
-    setup_notebook()  # inline matplotlib figures, plotly.js from a CDN (no-op outside Jupyter)
+    setup_notebook()  # inline JPEG figures, plotly figures that work offline (no-op outside Jupyter)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not quiet:
         ram = _ram_gib()
@@ -163,41 +167,176 @@ COURSE_RUNS = {
     "z": ("regression", ("z",)),                     # notebook 04
 }
 
+#: The course's quick runs, trained once by ``make course-runs`` and committed, so that each
+#: notebook alone starts in seconds on a fresh machine (Colab starts every notebook on one):
+#: a notebook that builds on a run installs it into OUT_DIR/runs instead of training it for
+#: minutes, and ``TRAIN = True`` in the notebook trains it there instead.
+READY_RUNS_DIR = Path(__file__).resolve().parents[1] / "notebooks" / "runs"
+
 
 def course_run_dir(name: str, out_dir="outputs/notebooks") -> Path:
     return Path(out_dir) / "runs" / f"quick_{name}"
 
 
-def ensure_run(name: str, out_dir="outputs/notebooks", *, seed: int = 0, progress: bool = True,
-               epochs_scale: float = 1.0, num_train: int | None = None):
-    """The quick run ``name`` ("detection", "regression" or "z") under ``out_dir/runs``:
-    reused when an earlier notebook finished it, resumed when it was interrupted, else
-    trained now (with the runs it builds on first; a run written by an older fa3d is
-    retrained). Returns its RUN_DIR.
-
-    Any notebook can therefore run on its own: it trains what it needs and no more.
-    """
+def course_config(name: str, out_dir="outputs/notebooks", *, seed: int = 0, progress: bool = True,
+                  epochs_scale: float = 1.0, num_train: int | None = None) -> TrainConfig:
+    """The TrainConfig of the quick course run ``name``: the demo's data sizes, started from the
+    previous course run's folder in the same ``out_dir``."""
     if name not in COURSE_RUNS:
         raise ValueError(f"unknown course run {name!r}; choose one of {list(COURSE_RUNS)}")
     previous, stages = COURSE_RUNS[name]
-    run_dir = course_run_dir(name, out_dir)
+    return TrainConfig(out=str(course_run_dir(name, out_dir)), preset="quick", data="synthetic", stages=stages,
+                       seed=seed, num_train=num_train or QUICK_DEMO["num_train"], num_valid=QUICK_DEMO["num_valid"],
+                       synthetic_size=QUICK_DEMO["synthetic_size"], epochs_scale=epochs_scale,
+                       init_from=str(course_run_dir(previous, out_dir)) if previous else None, progress=progress)
+
+
+def ensure_run(name: str, out_dir="outputs/notebooks", *, train: bool = False, seed: int = 0,
+               progress: bool = True, epochs_scale: float = 1.0, num_train: int | None = None):
+    """The quick run ``name`` ("detection", "regression" or "z") under ``out_dir/runs``; returns
+    its RUN_DIR. In order of preference:
+
+    1. a finished run already there, made by this fa3d (with ``train=True``: one trained there,
+       not a ready-made one); an interrupted one is resumed;
+    2. unless ``train``, the ready-made run (:func:`install_ready_run`) when it has these settings;
+    3. trained now, from the previous course run (itself found the same way, never retrained).
+
+    Any notebook can therefore run on its own, in seconds, or train what it teaches with ``train``.
+    """
+    cfg = course_config(name, out_dir, seed=seed, progress=progress, epochs_scale=epochs_scale, num_train=num_train)
+    run_dir = Path(cfg.out)
     ckpt_path = run_dir / CHECKPOINT_NAME
     saved = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
-    if saved is not None and made_by_this_fa3d(saved):
+    if saved is not None and made_by_this_fa3d(saved) and not (train and saved.get("ready_made")):
         if saved.get("finished"):
             print(f"reusing the finished quick run {run_dir}")
             return run_dir
         print(f"resuming the interrupted quick run {run_dir}")
-        train(TrainConfig(out=str(run_dir), progress=progress), resume=True)
+        train_run(TrainConfig(out=str(run_dir), progress=progress), resume=True)
         return run_dir
-    init_from = str(ensure_run(previous, out_dir, seed=seed, progress=progress, epochs_scale=epochs_scale,
-                               num_train=num_train)) if previous else None
-    cfg = TrainConfig(out=str(run_dir), preset="quick", data="synthetic", stages=stages, seed=seed,
-                      num_train=num_train or QUICK_DEMO["num_train"], num_valid=QUICK_DEMO["num_valid"],
-                      synthetic_size=QUICK_DEMO["synthetic_size"], epochs_scale=epochs_scale,
-                      init_from=init_from, progress=progress)
-    train(cfg, overwrite=saved is not None)
+    if not train and install_ready_run(cfg):
+        print(f"installed the ready-made quick {name} run in {run_dir} (TRAIN = True trains it here instead)")
+        return run_dir
+    previous = COURSE_RUNS[name][0]
+    if previous:
+        ensure_run(previous, out_dir, seed=seed, progress=progress, epochs_scale=epochs_scale, num_train=num_train)
+    train_run(cfg, overwrite=saved is not None)
     return run_dir
+
+
+# ----------------------------------------------------------------------------- ready-made runs
+
+def _comparable(config: dict) -> dict:
+    """A run's config without what does not change what it learns: its folder, progress bars,
+    worker count, and where its init_from run lives (only that run's name matters)."""
+    c = {**config, "out": None, "progress": None, "num_workers": None}
+    if c.get("init_from"):
+        c["init_from"] = Path(c["init_from"]).name
+    return c
+
+
+def _is_kernel(key: str, tensor: torch.Tensor) -> bool:
+    """Convolution and linear weights: stored as float16 in a ready-made run (half the size)."""
+    return key.endswith("weight") and tensor.is_floating_point() and tensor.dim() > 1
+
+
+def export_ready_runs(runs_dir, out_root=None, names=None) -> list[Path]:
+    """Write the finished runs in ``runs_dir`` (every folder, or ``names``) as ready-made runs
+    under ``out_root``: release checkpoints (no optimiser or RNG state) with convolution and linear
+    kernels in float16, and each subnet that is unchanged from the run it started from
+    (``init_from``, also in ``runs_dir``) left out and taken from there (``"base"``). Returns the
+    folders written. ``make course-runs`` calls this after training the runs."""
+    runs_dir, out_root = Path(runs_dir), Path(out_root or READY_RUNS_DIR)
+    written = []
+    for run_dir in sorted(p for p in runs_dir.iterdir() if (p / CHECKPOINT_NAME).is_file()):
+        if names is not None and run_dir.name not in names:
+            continue
+        ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME)
+        if not ckpt.get("finished"):
+            raise ValueError(f"{run_dir}: the run has not finished; train it to the end first")
+        base_name = Path(ckpt["config"]["init_from"]).name if ckpt["config"].get("init_from") else None
+        base = load_checkpoint(runs_dir / base_name / CHECKPOINT_NAME)["models"] if base_name else {}
+        models = {name: {k: v.half() if _is_kernel(k, v) else v for k, v in state.items()}
+                  for name, state in ckpt["models"].items()
+                  if not (name in base and all(torch.equal(v, base[name][k]) for k, v in state.items()))}
+        out = out_root / run_dir.name
+        out.mkdir(parents=True, exist_ok=True)
+        release = {k: ckpt[k] for k in RELEASE_KEYS if k in ckpt}
+        save_checkpoint(out / CHECKPOINT_NAME, {**release, "models": models, "base": base_name})
+        for name in (CONFIG_NAME, LOG_NAME):
+            if (run_dir / name).is_file():
+                shutil.copyfile(run_dir / name, out / name)
+        written.append(out)
+    return written
+
+
+def ready_checkpoint(name: str, root=None) -> dict | None:
+    """The ready-made run ``name`` as a release checkpoint dict (float32 weights, every subnet,
+    the base runs' filled in); None when there is none, or when another fa3d made it (it may
+    have rendered other faces)."""
+    root = Path(root or READY_RUNS_DIR)
+    path = root / name / CHECKPOINT_NAME
+    if not path.is_file():
+        return None
+    ckpt = load_checkpoint(path)
+    if not made_by_this_fa3d(ckpt):
+        print(f"the ready-made run {path} was made by fa3d {ckpt.get('fa3d_version')}; "
+              f"this is fa3d {__version__}, so it is trained instead (`make course-runs` refreshes it)")
+        return None
+    models = {}
+    if ckpt.get("base"):
+        base = ready_checkpoint(ckpt["base"], root)
+        if base is None:
+            return None
+        models.update(base["models"])
+    models.update(ckpt["models"])
+    ckpt["models"] = {name: {k: v.float() if _is_kernel(k, v) else v for k, v in state.items()}
+                      for name, state in models.items()}
+    ckpt.pop("base", None)
+    return ckpt
+
+
+def install_ready_run(cfg: TrainConfig, root=None) -> bool:
+    """Install the ready-made run named like ``cfg.out``'s folder into ``cfg.out`` when it was
+    trained with the same settings (:func:`_comparable`) by this fa3d; returns whether it did.
+    The installed checkpoint says ``ready_made: True`` and loads like any finished run."""
+    ckpt = ready_checkpoint(Path(cfg.out).name, root)
+    if ckpt is None or _comparable(ckpt["config"]) != _comparable(cfg.to_dict()):
+        return False
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {**ckpt["config"], "out": str(out)}
+    keep = {k: v for k, v in ckpt.items() if k not in ("format", "format_version", "fa3d_version")}
+    save_checkpoint(out / CHECKPOINT_NAME, {**keep, "config": config, "ready_made": True})
+    source = Path(root or READY_RUNS_DIR) / out.name
+    if (source / CONFIG_NAME).is_file():
+        saved_config = json.loads((source / CONFIG_NAME).read_text())
+        atomic_write(out / CONFIG_NAME, json.dumps({**saved_config, "config": config}, indent=2) + "\n")
+    if (source / LOG_NAME).is_file():
+        shutil.copyfile(source / LOG_NAME, out / LOG_NAME)
+    return True
+
+
+def main(argv=None) -> int:
+    """``python -m fa3d.course export RUNS_DIR [--out DIR] [NAME ...]``: write finished runs as
+    the course's ready-made runs (``make course-runs`` trains them first)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m fa3d.course", description=main.__doc__)
+    parser.add_argument("command", choices=["export"])
+    parser.add_argument("runs_dir")
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--out", default=str(READY_RUNS_DIR))
+    args = parser.parse_args(argv)
+    try:
+        written = export_ready_runs(args.runs_dir, args.out, args.names or None)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"fa3d.course: error: {err}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"exported {path} ({(path / CHECKPOINT_NAME).stat().st_size / 2**20:.1f} MiB)")
+    return 0
 
 
 def test_crops(run_dir, num_images: int | None = None) -> dict:
@@ -221,3 +360,7 @@ def score_stage(cascade, crops: dict, stage: str = "z", mean_shape: torch.Tensor
         base = mean_shape.expand_as(crops["landmarks"])
         out["baseline"] = summarize(base, crops["landmarks"])
     return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

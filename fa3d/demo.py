@@ -105,7 +105,7 @@ def run_demo(out_dir: Path, seed: int = 0, scheme: str = "3dfaw66", train: bool 
                                 title="3D landmarks (z toward the camera)")
     paths["view3d_png"] = _save(fig, out_dir / "face_3d.png")
     paths["view3d_html"] = out_dir / "face_3d.html"
-    viz.landmarks_3d_plotly(face["landmarks"], scheme).write_html(paths["view3d_html"], include_plotlyjs="cdn")
+    viz.write_offline_html(viz.landmarks_3d_plotly(face["landmarks"], scheme), paths["view3d_html"])
 
     crop_size, sigma = 128, 2.0
     augment = Augment3D(crop_size, scheme=scheme)

@@ -228,7 +228,7 @@ def _image(images, i: int):
 def write_report(out_dir, *, pred, gt, scheme, images=None, yaw=None, baseline_pred=None, ids=None,
                  data_name: str = "synthetic", metrics: dict | None = None, extra_runs: dict | None = None,
                  log: list[dict] | None = None, model_name: str = "fa3d", title: str | None = None,
-                 per_row: int = 4, offline_html: bool = False, eye_corners=(36, 45)) -> dict[str, Path]:
+                 per_row: int = 4, eye_corners=(36, 45)) -> dict[str, Path]:
     """Write the evaluation report into ``out_dir`` (created if needed). Returns {kind: path}
     for the files in :data:`REPORT_FILES` that were written.
 
@@ -240,7 +240,7 @@ def write_report(out_dir, *, pred, gt, scheme, images=None, yaw=None, baseline_p
     metrics: a metrics.json dict: the report checks that its numbers agree and says so.
     log: :func:`fa3d.runs.read_log` records for the training curves. ``data_name="aflw2000"``
     (68 points, yaw given) adds the yaw-binned balanced NME next to published numbers.
-    offline_html: embed plotly.js in face_3d.html (~4.8 MB) instead of loading it from a CDN.
+    face_3d.html works offline: it loads the plotly.min.js written beside it (~4.8 MB).
     """
     out = _ReportFolder(out_dir)
     scheme = get_scheme(scheme)
@@ -263,7 +263,7 @@ def write_report(out_dir, *, pred, gt, scheme, images=None, yaw=None, baseline_p
     if log:
         out.save("training", viz.training_curves(log))
     median = int(order[(len(model_err) - 1) // 2])
-    _write_face_3d(out, images, pred_t, gt_t, scheme, median, model_err, ids=ids, offline_html=offline_html,
+    _write_face_3d(out, images, pred_t, gt_t, scheme, median, model_err, ids=ids,
                    axes=axes)
 
     _write_text_files(out, numbers, title or f"fa3d evaluation report: {model_name} on {data_name}", notes)
@@ -341,7 +341,7 @@ def _yaw_figure(errors: dict, yaw, axes: str = "xyz"):
 
 
 def _write_face_3d(out: _ReportFolder, images, pred, gt, scheme, face: int, model_err: np.ndarray, *, ids,
-                   offline_html: bool, axes: str = "xyz") -> None:
+                   axes: str = "xyz") -> None:
     """face_3d.html: test face ``face`` in 3D, prediction vs ground truth, beside its image when there is one."""
     face_title = f"test face {ids[face] if ids is not None else face} (median GTE {axes} {100 * model_err[face]:.2f} %)"
     image = _image(images, face)
@@ -349,7 +349,7 @@ def _write_face_3d(out: _ReportFolder, images, pred, gt, scheme, face: int, mode
              if image is not None else viz.compare_3d_plotly(pred[face], gt[face], scheme, title=face_title))
     path = out.path("face_3d")
     out.paths["face_3d"] = path
-    fig3d.write_html(path, include_plotlyjs=True if offline_html else "cdn")
+    viz.write_offline_html(fig3d, path)
     out.figures["face_3d"] = path.name
 
 

@@ -8,9 +8,9 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python (fa3d)
+#     display_name: Python 3 (ipykernel)
 #     language: python
-#     name: fa3d
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -22,6 +22,16 @@
 # paper splits it into "2D first, then depth", draws the paper's Fig. 1 with the real tensor shapes of
 # our two presets, takes a first look at a synthetic face in 2D and 3D, lists where data comes from,
 # and maps the rest of the course.
+#
+# **You will learn** to
+#
+# - check that your machine is ready for the course (device, threads, library versions);
+# - describe a 3D face alignment target: an $(N, 3)$ tensor in pixels, $x$ right, $y$ down, $z$ toward the camera;
+# - explain why the paper predicts the 2D landmarks first and the depth second, and measure how much of the
+#   depth the 2D layout alone explains;
+# - name the three subnetworks of the paper's Fig. 1 and read their tensor shapes and parameter counts for the
+#   quick and the paper preset, without allocating the paper-sized model (the `meta` device);
+# - open any supported dataset with `open_dataset`, and say where each one comes from and under which licence.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/00_overview.ipynb)
 #
@@ -365,6 +375,18 @@ with open(os.path.join(OUT_DIR, "00_overview.json"), "w") as f:
 print(json.dumps({k: v for k, v in facts.items() if k != "presets"}, indent=2))
 
 # %% [markdown]
+# ## Summary
+#
+# - A face's 3D landmarks are an $(N, 3)$ float tensor in pixels of its image, $z$ toward the camera and zero
+#   mean per face; 3DFAW scores them by GTE (eq. 2) and CVGTCE (notebook 05).
+# - The linear probe printed its $R^2$ above: the 2D layout alone explains most of the depth variance of the
+#   synthetic faces, the reason to give the Z network the 2D heatmaps.
+# - Fig. 1 was drawn from a `meta`-device pass of both presets; their shapes and parameter counts are printed
+#   above, and the quick cascade, run for real on one crop, gave the same shapes.
+# - Next: notebook 01 builds the training examples and targets; 02–04 build and train the three subnetworks;
+#   05 scores them.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **68 points.** Re-run the notebook with `SCHEME = "68"`. Which shapes in the diagram change, and by
@@ -382,3 +404,32 @@ print(json.dumps({k: v for k, v in facts.items() if k != "presets"}, indent=2))
 #    pitch (`probe[i]["pose"]`) as features, then try the pose alone: what happens to R²? What does that
 #    say about the synthetic faces, and about what a Z network must extract from its inputs?
 #    *Hint:* append `cos` and `sin` of the angles (in radians) to the features before fitting.
+
+# %% [markdown]
+# ## References
+#
+# - Bulat, A. & Tzimiropoulos, G. (2016). *Two-stage convolutional part heatmap regression for the 1st 3D face
+#   alignment in the wild (3DFAW) challenge.* ECCV 2016 Workshops.
+#   [arXiv:1609.09545](https://arxiv.org/abs/1609.09545),
+#   [doi:10.1007/978-3-319-48881-3_43](https://doi.org/10.1007/978-3-319-48881-3_43). The system this course
+#   rebuilds (Fig. 1, the GTE of eq. 2, Table 2).
+# - Jeni, L. A., Tulyakov, S., Yin, L., Sebe, N. & Cohn, J. F. (2016). *The first 3D face alignment in the wild
+#   (3DFAW) challenge.* ECCV 2016 Workshops.
+#   [doi:10.1007/978-3-319-48881-3_35](https://doi.org/10.1007/978-3-319-48881-3_35). The challenge: its data,
+#   66 points and metrics.
+# - He, K., Zhang, X., Ren, S. & Sun, J. (2016a). *Deep residual learning for image recognition.* CVPR.
+#   [arXiv:1512.03385](https://arxiv.org/abs/1512.03385). ResNet-152, the detection subnet's backbone.
+# - He, K., Zhang, X., Ren, S. & Sun, J. (2016b). *Identity mappings in deep residual networks.* ECCV.
+#   [arXiv:1603.05027](https://arxiv.org/abs/1603.05027). The pre-activation units of the hourglass and of the
+#   ResNet-200 Z regressor.
+# - Newell, A., Yang, K. & Deng, J. (2016). *Stacked hourglass networks for human pose estimation.* ECCV.
+#   [arXiv:1603.06937](https://arxiv.org/abs/1603.06937). The hourglass of the regression subnet.
+# - Bulat, A. & Tzimiropoulos, G. (2016). *Human pose estimation via convolutional part heatmap regression.*
+#   ECCV. [arXiv:1609.01743](https://arxiv.org/abs/1609.01743). Part heatmap regression, the detection +
+#   regression design of §2.1.
+# - Long, J., Shelhamer, E. & Darrell, T. (2015). *Fully convolutional networks for semantic segmentation.*
+#   CVPR. [arXiv:1411.4038](https://arxiv.org/abs/1411.4038). Fully convolutional networks, how the detector
+#   keeps *where*.
+# - Zhu, X., Lei, Z., Liu, X., Shi, H. & Li, S. Z. (2016). *Face alignment across large poses: a 3D solution*
+#   (3DDFA, 300W-LP, AFLW2000-3D). CVPR. [arXiv:1511.07212](https://arxiv.org/abs/1511.07212). Where AFLW2000-3D
+#   and 300W-LP come from (§5).

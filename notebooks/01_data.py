@@ -8,9 +8,9 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python (fa3d)
+#     display_name: Python 3 (ipykernel)
 #     language: python
-#     name: fa3d
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -23,6 +23,17 @@
 # (what flips, rotations and scaling do to $z$), the two kinds of targets, binary disks for detection
 # and Gaussians for regression, with sub-pixel decoding, and finally the real 3DFAW file layout,
 # written and read back.
+#
+# **You will learn** to
+#
+# - convert the iBUG 68-point markup to 3DFAW's 66 points and mirror a face with the left/right permutation;
+# - say which landmarks a turned head hides, and why they are labelled anyway;
+# - crop a face around its extended box with one similarity matrix, and map predictions back exactly
+#   ($z$ scales with the crop);
+# - explain what flips, in-plane rotations and scaling must do to $z$ in 3D-aware augmentation;
+# - build the two kinds of targets, binary disks for detection and Gaussians for regression, state the disk
+#   radius rule and where fa3d's quick preset departs from it, and decode a Gaussian to a fraction of a pixel;
+# - write and read the 3DFAW file layout.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/01_data.ipynb)
 #
@@ -412,7 +423,9 @@ fig
 # $$D_n(\mathbf{p}) = \big[\,\lVert \mathbf{p} - \mathbf{x}_n \rVert_2 \le r\,\big], \qquad r = 7\,\text{px}\cdot\frac{h}{220\,\text{px}},$$
 #
 # 7 px "for a face with a bounding box height of about 220 px", scaled with the face height $h$. The
-# detection maps live at stride 4 ($S/4$), so the points and $h$ are converted to map pixels first.
+# detection maps live at stride 4 ($S/4$), so the points and $h$ are converted to map pixels first. (fa3d
+# never lets $r$ fall below 1 map pixel, which matters at the quick preset's scale: see the end of this
+# section.)
 #
 # **Regression** (§2.1) and the Z regressor's input (§2.2) use Gaussians with a standard deviation of 6 px
 # at 384 px, trained with a pixel-wise L2 loss:
@@ -448,6 +461,68 @@ fig
 # The disk says *where the landmark may be* (a yes/no per pixel, a classification); the Gaussian says
 # *how close* each pixel is, and its peak can be located to a fraction of a pixel (next section), which is
 # why the regression subnet, not the detector, gives the final $x, y$.
+
+# %% [markdown]
+# ### At the quick preset's scale the radius rule is clamped
+#
+# The rule is a proportion: $r/h = 7/220$ of the face height, whatever the crop size. On the 96×96 maps of
+# a 384 px crop that is a couple of map pixels (printed above). The quick preset's 64 px crops have 16×16
+# detection maps, on which a face is only about a dozen map pixels high, and $7\,h/220$ comes out **below one
+# map pixel**. A disk that thin can fall between pixel centres and be empty, so `disk_radius` never returns
+# less than `min_radius` = 1 map pixel:
+
+# %%
+course.show_source(disk_radius)
+
+# %%
+quick_map = quick.image_size // 4
+quick_crops = [CenterCrop3D(quick.image_size)(ds[i]) for i in range(32)]
+quick_face_h = float(np.median([float(c["bbox"][3] - c["bbox"][1]) for c in quick_crops]))  # crop px, as in training
+quick_face_h_map = quick_face_h * quick_map / quick.image_size                   # the same height in map px
+rule_radius = 7.0 * quick_face_h_map / 220.0        # r = 7 px · h / 220 px, the paper's rule as stated
+used_radius = disk_radius(quick_face_h_map)         # what fa3d trains the quick detector with
+print(f"quick preset, {quick.image_size} px crops and {quick_map}×{quick_map} maps: median face height "
+      f"{quick_face_h_map:.1f} map px")
+print(f"  the rule gives r = {rule_radius:.2f} map px; disk_radius clamps it to {used_radius:.2f} px, "
+      f"{used_radius / rule_radius:.1f}× the paper's proportion (r/h = {used_radius / quick_face_h_map:.3f} "
+      f"instead of 7/220 = {7 / 220:.3f})")
+print(f"  the {S} px crop above: r = {radius:.2f} map px, "
+      + ("the rule as stated (not clamped)" if 7.0 * face_h * h_map / S / 220.0 >= 1.0 else "clamped as well"))
+facts.update(quick_disk_radius_rule_map_px=round(rule_radius, 3), quick_disk_radius_map_px=float(used_radius),
+             quick_disk_over_paper_proportion=round(used_radius / rule_radius, 2))
+
+# %% [markdown]
+# So the quick detector is trained on disks that cover a larger share of the face than the paper's (by the
+# factor printed above): a coarser yes/no target, which asks less precision of the detector and leaves more
+# for the regression subnet to refine. The paper preset, at 384 px, uses the rule as written.
+
+# %% [markdown]
+# ### Your turn: the disk targets
+#
+# Write the detection target $D_n(\mathbf{p}) = [\lVert \mathbf{p} - \mathbf{x}_n \rVert_2 \le r]$ yourself.
+# `disk_targets_exercise(points, size, radius)` takes `points`, an `(N, 2)` tensor of $x, y$ in pixels of the
+# map, `size`, an int or `(H, W)`, and `radius`, a float in map pixels, and returns the `(N, H, W)` float32
+# maps, 1 where the pixel centre is within the radius and 0 elsewhere. Pixel centres are at integers (§4):
+# row $i$, column $j$ is the point $(x, y) = (j, i)$. A NaN point needs no special case (every comparison
+# with NaN is false, so its map is empty). The check compares your maps with `disk_heatmaps` on random
+# points, a non-square map, and points whose disk passes exactly through pixel centres.
+
+# %% nbgrader={"grade": false, "grade_id": "disk_targets", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def disk_targets_exercise(points, size, radius):
+    """Binary disks: points (N, 2) x, y in map px, size int or (H, W), radius in map px -> (N, H, W) float32."""
+    ### BEGIN SOLUTION
+    H, W = (size, size) if isinstance(size, int) else size
+    xs = torch.arange(W, dtype=torch.float32)                      # pixel centres: columns
+    ys = torch.arange(H, dtype=torch.float32)                      # and rows
+    dx = xs[None, None, :] - points[:, 0, None, None].float()      # (N, 1, W)
+    dy = ys[None, :, None] - points[:, 1, None, None].float()      # (N, H, 1)
+    return (dx ** 2 + dy ** 2 <= radius ** 2).float()              # (N, H, W), broadcast
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "disk_targets_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d import exercises    # the checks of the course's code exercises
+facts["exercise_disk_targets_max_diff"] = exercises.check_disk_targets(disk_targets_exercise)
 
 # %% [markdown]
 # ## 8. Sub-pixel decoding
@@ -505,6 +580,37 @@ ax.set_xlabel("x (px)"); ax.set_ylabel("log value"); ax.legend(fontsize=7)
 fig
 
 # %% [markdown]
+# ### Your turn: the sub-pixel decoder
+#
+# Write the decoder of the equation above for maps whose peak is not on the border.
+# `decode_exercise(heatmaps)` takes `(N, H, W)` maps and returns an `(N, 2)` float32 tensor of $x, y$ (map
+# pixels): the argmax pixel (column $j$ is $x$, row $i$ is $y$), plus the vertex offset of the parabola through
+# the **log** of the map at columns $j-1, j, j+1$ of the peak's row, and likewise along $y$ in its column.
+# (`decode_heatmaps` also handles peaks on the border, flat maps and noisy tails; you need not.) The check
+# compares with `decode_heatmaps` to $10^{-3}$ px on Gaussians of several widths, a non-square map, peaks
+# lower than 1 and peaks exactly on pixel centres.
+
+# %% nbgrader={"grade": false, "grade_id": "decode", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def decode_exercise(heatmaps):
+    """Sub-pixel peaks of (N, H, W) maps (peak away from the border) -> (N, 2) float32 x, y in map px."""
+    ### BEGIN SOLUTION
+    N, H, W = heatmaps.shape
+    idx = heatmaps.reshape(N, H * W).argmax(-1)
+    iy, ix, n = idx // W, idx % W, torch.arange(N)
+    L = heatmaps.float().clamp(min=1e-30).log()
+    lx = [L[n, iy, ix + d] for d in (-1, 0, 1)]                    # along x, in the peak's row
+    ly = [L[n, iy + d, ix] for d in (-1, 0, 1)]                    # along y, in its column
+    x = ix + (lx[0] - lx[2]) / (2 * (lx[0] - 2 * lx[1] + lx[2]))
+    y = iy + (ly[0] - ly[2]) / (2 * (ly[0] - 2 * ly[1] + ly[2]))
+    return torch.stack([x, y], -1)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "decode_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d import exercises
+facts["exercise_decode_max_diff_px"] = exercises.check_decode(decode_exercise)
+
+# %% [markdown]
 # ## 9. Reading the real formats
 #
 # The real datasets cannot be downloaded here (3DFAW is request-only, AFLW2000-3D and 300W-LP come from
@@ -555,6 +661,19 @@ with open(os.path.join(OUT_DIR, "01_data.json"), "w") as f:
 print(json.dumps(facts, indent=2))
 
 # %% [markdown]
+# ## Summary
+#
+# - A training example is an item dict (image, $(N, 3)$ landmarks in pixels, visibility, pose, box); every
+#   reader, synthetic or real, returns the same dict.
+# - The crop is one similarity matrix; the round trip crop → original printed above is exact to float
+#   rounding, and $z$ scales with $x, y$ (the std ratio printed above equals the crop's scale $k$).
+# - Augmentation changes $z$ with the geometry: a flip re-indexes and mirrors, a scaling scales $z$ too.
+# - Targets: disks of radius $7\,h/220$ for detection (clamped to 1 map pixel at the quick scale, the factor
+#   printed in §7) and Gaussians for regression; sub-pixel decoding recovers a Gaussian's centre to the
+#   float error printed in §8, where a plain argmax is off by a fraction of a pixel.
+# - Next: notebook 02 builds and trains the detection subnet on these disks.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **How much to extend the box?** A face detector's box is not the tight landmark box. For 50 random
@@ -576,3 +695,22 @@ print(json.dumps(facts, indent=2))
 #    (start from a sample of `Augment3D` and divide its $z$ by $s$). Plot depth range / interocular
 #    distance against $s$ for 50 samples. Why would this bias a Z regressor trained with eq. (1)?
 #    *Hint:* `similarity_scale(sample["crop_matrix"])` gives $s$.
+
+# %% [markdown]
+# ## References
+#
+# - Bulat, A. & Tzimiropoulos, G. (2016). *Two-stage convolutional part heatmap regression for the 1st 3D face
+#   alignment in the wild (3DFAW) challenge.* ECCV 2016 Workshops.
+#   [arXiv:1609.09545](https://arxiv.org/abs/1609.09545),
+#   [doi:10.1007/978-3-319-48881-3_43](https://doi.org/10.1007/978-3-319-48881-3_43). The crops (§2.3), the disk
+#   radius and the Gaussian width (§2.1–2.2).
+# - Jeni, L. A., Tulyakov, S., Yin, L., Sebe, N. & Cohn, J. F. (2016). *The first 3D face alignment in the wild
+#   (3DFAW) challenge.* ECCV 2016 Workshops.
+#   [doi:10.1007/978-3-319-48881-3_35](https://doi.org/10.1007/978-3-319-48881-3_35). The 66-point markup and
+#   the file layout of §9.
+# - Bulat, A. & Tzimiropoulos, G. (2016). *Human pose estimation via convolutional part heatmap regression.*
+#   ECCV. [arXiv:1609.01743](https://arxiv.org/abs/1609.01743). Part detection with binary disks and heatmap
+#   regression, which §2.1 follows.
+# - Zhu, X., Lei, Z., Liu, X., Shi, H. & Li, S. Z. (2016). *Face alignment across large poses: a 3D solution*
+#   (3DDFA, 300W-LP, AFLW2000-3D). CVPR. [arXiv:1511.07212](https://arxiv.org/abs/1511.07212). AFLW2000-3D and
+#   300W-LP, read in §9.

@@ -8,9 +8,9 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python (fa3d)
+#     display_name: Python 3 (ipykernel)
 #     language: python
-#     name: fa3d
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -25,6 +25,16 @@
 # counts the paper-sized network without allocating it, explains the binary disk targets and the sigmoid
 # cross-entropy, then trains the quick detector and measures what detection alone achieves against the
 # mean-shape baseline.
+#
+# **You will learn** to
+#
+# - turn an ImageNet ResNet into a fully convolutional landmark detector (no pooling or classifier, the last
+#   stage at stride 1, a deconvolution and a 1×1 head) and explain each change;
+# - initialise a deconvolution to bilinear upsampling and a head to zero, and say what each buys at step 0;
+# - count a paper-sized network's parameters and FLOPs on the `meta` device, without allocating it;
+# - build the binary disk targets and the per-pixel sigmoid cross-entropy, and explain why the loss starts at
+#   $\ln 2$;
+# - train the quick detector and judge it against a mean-shape baseline and against the best its disks can do.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/02_detection.ipynb)
 #
@@ -42,9 +52,9 @@ from fa3d import course
 device = course.setup(seed=0)   # prints device, memory, versions; seeds everything
 
 # %% tags=["parameters"]
-PRESET = "quick"             # the preset built step by step and trained; notebook 07 trains "paper" on a GPU
+TRAIN = False                # True: train the quick run here (about 1 minute on 2 CPU cores) instead of installing the ready-made one
 NUM_EVAL = 200               # test faces for the error numbers (the run's num_valid: 200)
-FACE_INDEX = 3               # the validation face shown
+FACE_INDEX = 3               # the test face shown
 LANDMARK = 36                # the landmark whose map is shown (36: subject's right outer eye corner)
 OUT_DIR = "outputs/notebooks"
 
@@ -72,6 +82,10 @@ from fa3d.models import DetectionNet, detection_loss, get_preset, normalize_imag
 from fa3d.models.detection import BilinearUpsample
 from fa3d.schedules import get_schedule
 
+# The course's runs (`course.ensure_run`) always train the quick preset, so this notebook builds and trains
+# "quick". The paper preset appears explicitly, as `get_preset("paper")`, where its shapes and FLOPs are
+# counted (§3, §7); notebook 07 trains it.
+PRESET = "quick"
 preset = get_preset(PRESET)
 cfg = preset.detection            # DetectionConfig: block, layers, width, pretrained
 S, N = preset.image_size, preset.num_landmarks
@@ -246,6 +260,30 @@ fig
 # interior the deconvolution equals `F.interpolate(mode="bilinear")` to float rounding.
 
 # %% [markdown]
+# ### Your turn: the bilinear filter
+#
+# Write the filter of the equation above. `bilinear_kernel_exercise(factor)` takes the upsampling factor $f$
+# (an int $\ge 2$) and returns the $k \times k$ float32 tensor $K(u, v) = t(u)\,t(v)$ with $k = 2f - f \bmod 2$
+# and $t(u) = 1 - \lvert u - \frac{k-1}{2}\rvert / f$ for $u = 0, \dots, k-1$. The check compares it with the
+# initial weight of `BilinearUpsample(1, f)` for $f$ = 2, 4 and 8, and for an odd factor, 3, whose kernel
+# has an odd size, 5.
+
+# %% nbgrader={"grade": false, "grade_id": "bilinear_kernel", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def bilinear_kernel_exercise(factor):
+    """The bilinear upsampling filter for an integer factor f: (k, k) float32, k = 2f - f % 2."""
+    ### BEGIN SOLUTION
+    k = 2 * factor - factor % 2
+    u = torch.arange(k, dtype=torch.float32)
+    t = 1 - (u - (k - 1) / 2).abs() / factor                       # the tent: 1/(2f) at both ends
+    return torch.outer(t, t)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "bilinear_kernel_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d import exercises    # the checks of the course's code exercises
+facts["exercise_bilinear_kernel_max_diff"] = exercises.check_bilinear_kernel(bilinear_kernel_exercise)
+
+# %% [markdown]
 # ## 5. The zero-initialised 1×1 head
 #
 # The head is a 1×1 convolution from the backbone's channels to $N$ logit maps. The paper initialises the
@@ -318,7 +356,9 @@ facts.update(paper_params_millions=round(paper_params / 1e6, 2), paper_gflop=rou
 #
 # Notebook 01 built the targets: for landmark $n$ at $\mathbf{x}_n$ (in detection-map pixels) the map
 # $D_n(\mathbf{p}) = [\lVert\mathbf{p}-\mathbf{x}_n\rVert \le r]$, radius $r = 7\,\text{px}\cdot h/220$ for a
-# face $h$ px high. Each pixel of each map is an independent yes/no question, scored by the sigmoid
+# face $h$ px high, but never below 1 map pixel (`disk_radius`): at the quick preset's 64 px the rule gives
+# less than that, so the quick disks are larger, relative to the face, than the paper's (both radii are
+# printed below; notebook 01 §7). Each pixel of each map is an independent yes/no question, scored by the sigmoid
 # cross-entropy of its logit $\ell_n(\mathbf{p})$:
 #
 # $$\mathcal{L}_\text{det} = -\frac{1}{N\,h\,w}\sum_{n=1}^{N}\sum_{\mathbf{p}}
@@ -336,12 +376,16 @@ targets = disk_heatmaps(resize_points(face["landmarks"], S, h_map), h_map, radiu
 logits = torch.randn(targets.shape, generator=torch.Generator().manual_seed(1))
 p = torch.sigmoid(logits)
 by_hand = -(targets * p.log() + (1 - targets) * (1 - p).log()).mean()
-print(f"disk radius {radius:.2f} px on the {h_map}×{h_map} maps ({int(targets[0, 0].sum())} pixels per disk)")
+rule_radius = 7.0 * (face_h * h_map / S) / 220.0                # the paper's rule, before the clamp
+print(f"disk radius: the rule 7·h/220 gives {rule_radius:.2f} map px for this {face_h:.0f} px high face; "
+      f"disk_radius makes it {radius:.2f} px on the {h_map}×{h_map} maps ({radius / rule_radius:.1f}× the paper's "
+      f"proportion; {int(targets[0, 0].sum())} pixels per disk)")
 print(f"loss of random logits: by the equation {by_hand:.6f}, detection_loss {detection_loss(logits, targets):.6f}")
 print(f"zero logits: {detection_loss(torch.zeros_like(targets), targets):.6f} = ln 2 = {math.log(2):.6f}")
 pos = float(targets.mean())
 print(f"positive pixels: {100 * pos:.1f} % — a net predicting 'background everywhere' already gets "
       f"{100 * (1 - pos):.1f} % of pixels right")
+facts.update(disk_radius_rule_map_px=round(rule_radius, 3), disk_radius_map_px=float(radius))
 facts.update(positive_pixel_fraction=round(pos, 4), initial_loss=float(detection_loss(torch.zeros_like(targets), targets)))
 
 fig = Figure(figsize=(7, 3.2), layout="constrained")
@@ -350,6 +394,30 @@ viz.show_heatmap(targets[0], LANDMARK, image=face["image"], ax=axes[0], alpha=0.
                  title=f"target disk, landmark {LANDMARK}")
 viz.show_heatmap(targets[0], None, image=face["image"], ax=axes[1], alpha=0.5, title="Σ all N disks")
 fig
+
+# %% [markdown]
+# ### Your turn: the sigmoid cross-entropy
+#
+# Write $\mathcal{L}_\text{det}$ from its equation. `detection_loss_exercise(logits, targets)` takes the logits
+# $\ell$ and the binary disks $D$, both `(B, N, h, w)`, and returns a 0-d tensor: the cross-entropy averaged
+# over every pixel of every map of every image. Do not compute $\log\sigma(\ell)$ as
+# `torch.sigmoid(ell).log()`: for $\ell = 60$, $1 - \sigma(\ell)$ is exactly 0 in float32 and its log is
+# $-\infty$. Use $\log\sigma(\ell)$ = `F.logsigmoid(ell)` and $\log(1 - \sigma(\ell)) = \log\sigma(-\ell)$,
+# which stay finite. The check compares with `detection_loss` on random logits, on the zero head's logits
+# ($\ln 2$), and on logits of $\pm 60$, right and wrong.
+
+# %% nbgrader={"grade": false, "grade_id": "detection_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def detection_loss_exercise(logits, targets):
+    """Per-pixel sigmoid cross-entropy of (B, N, h, w) logits against 0/1 targets, averaged: a 0-d tensor."""
+    ### BEGIN SOLUTION
+    D = targets.to(logits.dtype)
+    return -(D * F.logsigmoid(logits) + (1 - D) * F.logsigmoid(-logits)).mean()
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "detection_loss_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d import exercises
+facts["exercise_detection_loss_max_diff"] = exercises.check_detection_loss(detection_loss_exercise)
 
 # %% [markdown]
 # ## 9. Training the quick detector
@@ -369,7 +437,7 @@ for name in ("paper", "quick"):
     print(f"{name:6s} detection stage: {s.detection}, optimiser {s.optimizer}")
 
 # %%
-RUN_DIR = course.ensure_run("detection", OUT_DIR)
+RUN_DIR = course.ensure_run("detection", OUT_DIR, train=TRAIN)
 log = read_log(RUN_DIR)
 print(f"{len(log)} epochs, {sum(r['seconds'] for r in log):.0f} s of training; last epoch: "
       f"valid GTE xy {log[-1]['valid_gte_xy']:.2f} %")
@@ -412,7 +480,7 @@ fig
 # ## 11. How good is detection alone?
 #
 # `course.score_stage(cascade, crops, "detection", mean_shape)` decodes the detection maps of every
-# validation crop and computes the GTE in $x, y$ (percent of the interocular distance), next to the
+# test crop and computes the GTE in $x, y$ (percent of the interocular distance), next to the
 # **mean-shape baseline**: the mean training shape placed in every crop, what a model that ignores the
 # image scores. $z$ is meaningless here (the Z net is untrained), so only $xy$ counts. As a floor, the
 # ground-truth disks decoded the same way show what this representation can give at best: a flat disk
@@ -449,6 +517,20 @@ with open(os.path.join(OUT_DIR, "02_detection.json"), "w") as f:
 print(json.dumps(facts, indent=2))
 
 # %% [markdown]
+# ## Summary
+#
+# - The detector is a ResNet made fully convolutional: `layer4` at stride 1 ($S/16$ features), a deconvolution
+#   initialised to bilinear ×4 and a zero-initialised 1×1 head to $N$ maps at $S/4$; the step-by-step build
+#   matched `DetectionNet` weight for weight (the difference printed in §6).
+# - The paper's ResNet-152 detector, counted on the `meta` device: its parameters and GFLOP per 384 px image
+#   are printed in §7.
+# - Targets are binary disks (at the quick scale clamped to 1 map pixel, §8) scored by a per-pixel sigmoid
+#   cross-entropy that starts at $\ln 2$ with the zero head.
+# - On the test faces, detection alone beats the mean-shape baseline (the GTE xy of both, and the floor of
+#   decoded ground-truth disks, are printed in §11), but coarse flat-topped maps limit it.
+# - Next: notebook 03 adds the regression subnet, whose Gaussian heatmaps decode to a fraction of a pixel.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Keep stride 2.** Build the quick detector with torchvision's stride 2 in `layer4` (`resnet_fcn(cfg, 2)`
@@ -465,3 +547,19 @@ print(json.dumps(facts, indent=2))
 #    logit $c$ on the targets of §8 for $c \in [-6, 2]$ and find the best constant; what fraction does
 #    $\sigma(c^\*)$ equal? Try `pos_weight` in `F.binary_cross_entropy_with_logits`. *Hint:* the best
 #    constant prediction of a cross-entropy is the base rate.
+
+# %% [markdown]
+# ## References
+#
+# - Bulat, A. & Tzimiropoulos, G. (2016). *Two-stage convolutional part heatmap regression for the 1st 3D face
+#   alignment in the wild (3DFAW) challenge.* ECCV 2016 Workshops.
+#   [arXiv:1609.09545](https://arxiv.org/abs/1609.09545),
+#   [doi:10.1007/978-3-319-48881-3_43](https://doi.org/10.1007/978-3-319-48881-3_43). §2.1: the detection
+#   subnet, its disk targets and loss.
+# - He, K., Zhang, X., Ren, S. & Sun, J. (2016a). *Deep residual learning for image recognition.* CVPR.
+#   [arXiv:1512.03385](https://arxiv.org/abs/1512.03385). ResNet-152 and the residual blocks of §2–3.
+# - Long, J., Shelhamer, E. & Darrell, T. (2015). *Fully convolutional networks for semantic segmentation.*
+#   CVPR. [arXiv:1411.4038](https://arxiv.org/abs/1411.4038). Fully convolutional networks with a learned
+#   (bilinear-initialised) deconvolution, as in §1 and §4.
+# - Bulat, A. & Tzimiropoulos, G. (2016). *Human pose estimation via convolutional part heatmap regression.*
+#   ECCV. [arXiv:1609.01743](https://arxiv.org/abs/1609.01743). The part detection network that §2.1 reuses.

@@ -8,9 +8,9 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python (fa3d)
+#     display_name: Python 3 (ipykernel)
 #     language: python
-#     name: fa3d
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -26,6 +26,16 @@
 # `fa3d.models.RegressionNet`, explains the training schedule (regression on a frozen detector, then both
 # jointly), trains the quick model on top of notebook 02's detector, and measures the paper's claim:
 # regression refines detection.
+#
+# **You will learn** to
+#
+# - write a pre-activation bottleneck unit and say why BN-ReLU goes before each convolution;
+# - build an hourglass (pooling down, learned deconvolutions up, skip branches) and explain why every output
+#   pixel sees the whole face;
+# - assemble the regression subnet on top of the detection maps and the image, and check it against
+#   `RegressionNet`;
+# - train with a pixel-wise L2 loss on Gaussians, first on a frozen detector, then both subnets jointly;
+# - measure whether, and on how many faces, regression refines detection.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/03_regression.ipynb)
 #
@@ -43,9 +53,9 @@ from fa3d import course
 device = course.setup(seed=0)   # prints device, memory, versions; seeds everything
 
 # %% tags=["parameters"]
-PRESET = "quick"             # the preset built step by step and trained; notebook 07 trains "paper" on a GPU
+TRAIN = False                # True: train the quick run here (about 4 minutes on 2 CPU cores) instead of installing the ready-made one
 NUM_EVAL = 200               # test faces for the error numbers (the run's num_valid: 200)
-FACE_INDEX = 3               # the validation face shown
+FACE_INDEX = 3               # the test face shown
 LANDMARK = 36                # the landmark whose maps are shown (36: subject's right outer eye corner)
 OUT_DIR = "outputs/notebooks"
 
@@ -74,6 +84,10 @@ from fa3d.models.regression import Hourglass, PreActBottleneck, residuals
 from fa3d.schedules import StageSchedule, TrainSchedule, get_schedule
 from fa3d.losses import StageLoss
 
+# The course's runs (`course.ensure_run`) always train the quick preset, so this notebook builds and trains
+# "quick". The paper preset appears explicitly, as `get_preset("paper")`, where its shapes and FLOPs are
+# counted (§3); notebook 07 trains it.
+PRESET = "quick"
 preset = get_preset(PRESET)
 cfg = preset.regression           # RegressionConfig: features, depth, num_blocks
 S, N, C = preset.image_size, preset.num_landmarks, cfg.features
@@ -112,6 +126,34 @@ post_diff = float((post(x) - x).abs().max())
 print(f"last conv zeroed: pre-activation |y − x| max = {ident:.1e}; post-activation |y − x| max = {post_diff:.2f} "
       "(the ReLU after the sum clips the negative inputs)")
 facts["preact_identity_max_error"] = ident
+
+# %% [markdown]
+# ### Your turn: the unit's forward pass
+#
+# Write the unit's forward from the equation, with its layers. `preact_forward_exercise(unit, x)` takes a
+# `PreActBottleneck` (its layers are `unit.bn1`, `unit.conv1`, `unit.bn2`, `unit.conv2`, `unit.bn3`,
+# `unit.conv3`, and `unit.shortcut`, a strided 1×1 convolution or `None` for the identity) and an input
+# `(B, in_ch, H, W)`, and returns `(B, out_ch, H/stride, W/stride)`: BN-ReLU before each convolution, the skip
+# added at the end, nothing after the sum; where there is a projection, it takes the **pre-activated** input.
+# The check compares with `unit(x)` in eval mode, with random weights and batch-norm statistics, for an
+# identity unit and for a strided unit that changes the channels.
+
+# %% nbgrader={"grade": false, "grade_id": "preact_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def preact_forward_exercise(unit, x):
+    """y = x + F(x) of a PreActBottleneck, from its layers (bn1, conv1, bn2, conv2, bn3, conv3, shortcut)."""
+    ### BEGIN SOLUTION
+    out = F.relu(unit.bn1(x))                                       # pre-activation
+    skip = x if unit.shortcut is None else unit.shortcut(out)       # a projection sees the pre-activated input
+    out = unit.conv1(out)
+    out = unit.conv2(F.relu(unit.bn2(out)))
+    out = unit.conv3(F.relu(unit.bn3(out)))
+    return out + skip                                               # nothing after the sum
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "preact_forward_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d import exercises    # the checks of the course's code exercises
+facts["exercise_preact_forward_max_diff"] = exercises.check_preact_forward(preact_forward_exercise)
 
 # %% [markdown]
 # ## 2. The hourglass: pooling down, learned deconvolutions up
@@ -182,6 +224,32 @@ for ax, m, t in zip(axes, (coarse[0, 0], nearest, deconv),
 print(f"learned ×2 upsampling in one quick hourglass: {sum(num_parameters(m) for m in lib_hg.modules() if isinstance(m, BilinearUpsample)):,} "
       "parameters")
 fig
+
+# %% [markdown]
+# ### Your turn: the learned ×2 upsampling
+#
+# Build `up2` yourself. `upsample2_exercise(channels)` returns a module that maps `(B, C, H, W)` to
+# `(B, C, 2H, 2W)`: a transposed convolution with stride 2, one 4×4 filter per channel (`groups=channels`, no
+# bias), and the padding that puts the output pixel centres where bilinear interpolation puts them (notebook
+# 02 §4: $k = 2f - f \bmod 2 = 4$, padding $(k - f)/2 = 1$); initialise its weight to the bilinear filter
+# $t(u)\,t(v)$, $t = (0.25, 0.75, 0.75, 0.25)$. The check compares the weight shape, the parameter count and
+# the output with `BilinearUpsample(channels, 2)`, also on a non-square input.
+
+# %% nbgrader={"grade": false, "grade_id": "upsample2", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def upsample2_exercise(channels):
+    """A learned x2 upsampling of `channels` maps, initialised to bilinear: (B, C, H, W) -> (B, C, 2H, 2W)."""
+    ### BEGIN SOLUTION
+    layer = nn.ConvTranspose2d(channels, channels, kernel_size=4, stride=2, padding=1, groups=channels, bias=False)
+    t = 1 - (torch.arange(4.0) - 1.5).abs() / 2                   # (0.25, 0.75, 0.75, 0.25)
+    with torch.no_grad():
+        layer.weight.copy_(torch.outer(t, t).expand_as(layer.weight))   # weight (C, 1, 4, 4)
+    return layer
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "upsample2_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d import exercises
+facts["exercise_upsample2_max_diff"] = exercises.check_upsample2(upsample2_exercise)
 
 # %% [markdown]
 # ## 3. The regression subnetwork, assembled
@@ -332,8 +400,8 @@ for stage in ("regression", "joint"):
 # ones from the regression heatmaps.
 
 # %%
-RUN_DIR = course.ensure_run("regression", OUT_DIR)
-DET_DIR = course.course_run_dir("detection", OUT_DIR)
+RUN_DIR = course.ensure_run("regression", OUT_DIR, train=TRAIN)
+DET_DIR = course.ensure_run("detection", OUT_DIR)   # its curves come first
 log = read_log(DET_DIR) + read_log(RUN_DIR)
 by_stage = {r["stage"]: r for r in log}          # last epoch of each stage
 for stage, r in by_stage.items():
@@ -344,7 +412,7 @@ viz.training_curves(log, title="quick detection → regression → joint")
 # %% [markdown]
 # ## 7. Detection maps vs regression heatmaps
 #
-# For a validation face: the detector's sigmoid maps (coarse, $S/4$, flat-topped) and the hourglass's
+# For a test face: the detector's sigmoid maps (coarse, $S/4$, flat-topped) and the hourglass's
 # heatmaps ($S\times S$, peaked), summed over all landmarks and for one landmark, with each decoded position
 # (cyan) and the truth (green).
 
@@ -411,6 +479,18 @@ with open(os.path.join(OUT_DIR, "03_regression.json"), "w") as f:
 print(json.dumps(facts, indent=2))
 
 # %% [markdown]
+# ## Summary
+#
+# - The regression subnet is an hourglass of pre-activation bottlenecks with learned, bilinear-initialised
+#   deconvolutions, on the detection maps stacked with the (pooled) image; the step-by-step build matched
+#   `RegressionNet` (§3), and the paper-sized one was counted on the `meta` device (parameters and GFLOP
+#   printed in §3).
+# - It is trained with a pixel-wise L2 loss against Gaussians: on a frozen detector, then jointly.
+# - On the test faces, regression beats detection alone (both GTE xy, the mean shape's and the share of faces
+#   improved are printed in §8): sub-pixel peaks at full resolution, and a network that sees every map at once.
+# - Next: notebook 04 adds the Z regressor, which reads these heatmaps to predict the depth.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Nearest-neighbour upsampling.** Write `NearestHourglass`, a copy of `MyHourglass` whose `up2` is
@@ -419,11 +499,28 @@ print(json.dumps(facts, indent=2))
 #    (3.3, 4.6) mapped to 16×16. *Hint:* `resize_points(pt, 8, 16)`; `decode_heatmaps`.
 # 2. **What do the detection maps contribute?** Feed the trained regression net the image with *zero*
 #    detection maps (and, separately, a grey image with the true detection maps) and measure GTE xy on the
-#    validation crops. Which input carries more of the answer? *Hint:* call `cascade.regression(x, maps)`
+#    test crops. Which input carries more of the answer? *Hint:* call `cascade.regression(x, maps)`
 #    directly, decode with `decode_heatmaps`, score with `fa3d.metrics.gte`.
 # 3. **The paper's schedule in steps.** With 13,672 training images, batch 8 and 30 epochs, what is the
 #    per-step decay factor $\gamma$ of the regression stage, and the learning rate after 10 epochs? Check
 #    against `torch.optim.lr_scheduler.ExponentialLR`. *Hint:* $\gamma = (\text{lr}_\text{end}/\text{lr}_\text{start})^{1/(T-1)}$.
-# 4. **Argmax vs sub-pixel decoding.** Decode the regression heatmaps of the validation crops with a plain
+# 4. **Argmax vs sub-pixel decoding.** Decode the regression heatmaps of the test crops with a plain
 #    argmax and compare GTE xy with `decode_heatmaps`. Do the same for the detection maps. Where does
 #    sub-pixel decoding help, and why? *Hint:* `idx = maps.flatten(-2).argmax(-1)`; x = idx % W, y = idx // W.
+
+# %% [markdown]
+# ## References
+#
+# - Bulat, A. & Tzimiropoulos, G. (2016). *Two-stage convolutional part heatmap regression for the 1st 3D face
+#   alignment in the wild (3DFAW) challenge.* ECCV 2016 Workshops.
+#   [arXiv:1609.09545](https://arxiv.org/abs/1609.09545),
+#   [doi:10.1007/978-3-319-48881-3_43](https://doi.org/10.1007/978-3-319-48881-3_43). §2.1: the regression
+#   subnet, its loss and the training schedule (§2.3).
+# - He, K., Zhang, X., Ren, S. & Sun, J. (2016b). *Identity mappings in deep residual networks.* ECCV.
+#   [arXiv:1603.05027](https://arxiv.org/abs/1603.05027). The pre-activation residual unit of §1.
+# - Newell, A., Yang, K. & Deng, J. (2016). *Stacked hourglass networks for human pose estimation.* ECCV.
+#   [arXiv:1603.06937](https://arxiv.org/abs/1603.06937). The hourglass of §2, with nearest-neighbour
+#   upsampling.
+# - Bulat, A. & Tzimiropoulos, G. (2016). *Human pose estimation via convolutional part heatmap regression.*
+#   ECCV. [arXiv:1609.01743](https://arxiv.org/abs/1609.01743). Part heatmap regression with learned
+#   deconvolutions, which §2.1 follows.

@@ -8,9 +8,9 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python (fa3d)
+#     display_name: Python 3 (ipykernel)
 #     language: python
-#     name: fa3d
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -24,6 +24,17 @@
 # it must not mirror a face); then scores the trained quick cascade against a mean-shape baseline in the
 # layout of the paper's Tables 2–3 and Fig. 3, looks at its failures and at how its error grows with the
 # head's yaw, and writes a shareable report.
+#
+# **You will learn** to
+#
+# - compute GTE (eq. 2) and CVGTCE (eqs. 3–4) from their equations and check a library against them on
+#   examples whose answer is known by hand;
+# - derive the Umeyama similarity alignment, explain why it must exclude reflections, and say what
+#   "cross-view" means and exactly what fa3d's per-image alignment assumes;
+# - choose the interocular normaliser (3D, not 2D) and explain what the wrong one does to profile faces;
+# - build the analogues of the paper's Tables 2–3 and Fig. 3 (cumulative error curves, their AUC) for a
+#   cascade and a mean-shape baseline, on test faces that tuned nothing;
+# - find failure cases and read the error against the head's yaw.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/05_evaluation.ipynb)
 #
@@ -62,6 +73,7 @@ from matplotlib.figure import Figure
 
 from fa3d import metrics, report, viz
 from fa3d.data import SyntheticFaces, get_scheme, render_face
+from fa3d.data.splits import SYNTHETIC_TEST_SEED_OFFSET, SYNTHETIC_VALID_SEED_OFFSET
 from fa3d.evaluate import format_table
 from fa3d.runs import load_run
 from fa3d.predict import predict_crops
@@ -222,7 +234,35 @@ facts["pose_example"] = {"gte": 100 * float(my_gte(x0[None], y0[None])), "cvgtce
 # Why is CVGTCE (almost) never above GTE? The identity ($s = 1$, $R = I$, $t = 0$) is one candidate of
 # eq. (4), so the alignment can only lower the *squared* point error. GTE averages unsquared distances, so
 # it may in rare cases rise a little; on real predictions CVGTCE is clearly lower (Table 2: 3.48 vs 4.56 %).
+
+# %% [markdown]
+# ### What "cross-view" means, and what fa3d computes
 #
+# Many 3DFAW subjects appear in several images, seen from different viewpoints. CVGTCE "evaluates the
+# cross-view consistency of the predicted landmarks of the same subject" (paper, §3): the views of one head
+# show the same 3D shape in different poses, at different scales and positions in the image, so what can
+# be *consistent* across them is the shape, not the coordinates. Eq. (4) removes exactly those differences,
+# a similarity (scale, rotation, translation), before eq. (3) measures what is left; after it, the errors of
+# the different views of a subject are all errors of one shape, and can be compared and averaged.
+#
+# As the paper writes them, eqs. (3)–(4) involve one prediction $X$ and one ground truth $Y$: the
+# transform $T = \{s, R, t\}$ is fitted over the $N$ landmarks of that pair. `fa3d.metrics.cvgtce` (below)
+# computes exactly that, **one similarity per image**: for image $i$, $(s_i, R_i, t_i)$ by Umeyama from
+# $X_i$ onto $Y_i$ with $\det R_i = +1$, then eq. (2) in $x, y, z$ on the aligned points with that image's
+# $d_i$, averaged over the images. It never uses which images show the same subject.
+#
+# The assumption is that the challenge, too, solved eq. (4) once per image. With one view per subject there
+# is nothing else to do, so the two definitions coincide; with several views they coincide as long as each
+# view is aligned on its own. The official evaluation code was never published, so a variant that ties the views of a
+# subject together (one transform per subject, after registering its views) cannot be ruled out; a
+# per-image fit has more freedom than any shared one, so its least-squares residual could only be lower or
+# equal, and fa3d's CVGTCE would then be on the optimistic side. On our synthetic test faces the question
+# does not arise: every face is a new random head rendered once, one view per subject.
+
+# %%
+course.show_source(metrics.cvgtce)
+
+# %% [markdown]
 # ### Why reflections are excluded: a face with its depth flipped
 #
 # Monocular depth has a famous ambiguity: from the front, a face and its **depth-inverted** copy
@@ -272,13 +312,75 @@ fig
 # *shape*, chirality included.
 
 # %% [markdown]
+# ### Your turn: the alignment for a batch, in 2D or 3D
+#
+# `umeyama` above aligns one 3D face in a Python loop. Write the batched version, the one
+# `metrics.similarity_align` computes: `similarity_align_exercise(src, dst)` takes `(B, N, D)` tensors with
+# $D$ = 2 or 3 and returns `src` aligned onto `dst`, $sRx_n + t$ for every point, `(B, N, D)`, with the
+# $s, R, t$ of eq. (4) and **no reflection** ($S = \mathrm{diag}(1, \dots, 1, \det U \det V)$). `torch.linalg.svd`
+# and `torch.linalg.det` work on batches of matrices (`@` too), and `torch.diag_embed` makes a batch of
+# diagonal matrices. The check compares with `similarity_align` on 3D and 2D faces and on depth-flipped faces,
+# whose best orthogonal fit is a reflection.
+
+# %% nbgrader={"grade": false, "grade_id": "similarity_align", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def similarity_align_exercise(src, dst):
+    """src (B, N, D) aligned onto dst by the least-squares similarity without reflections, (B, N, D)."""
+    ### BEGIN SOLUTION
+    n = src.shape[1]
+    mu_s, mu_d = src.mean(1, keepdim=True), dst.mean(1, keepdim=True)
+    xs, xd = src - mu_s, dst - mu_d
+    var_s = xs.square().sum((1, 2)) / n                             # sigma_x^2, (B,)
+    U, D, Vh = torch.linalg.svd(xd.transpose(1, 2) @ xs / n)        # Sigma_xy = U diag(D) V^T, (B, D, D)
+    S = torch.ones_like(D)
+    S[:, -1] = torch.sign(torch.linalg.det(U) * torch.linalg.det(Vh))
+    R = U @ torch.diag_embed(S) @ Vh
+    s = (D * S).sum(-1) / var_s
+    t = mu_d[:, 0] - s[:, None] * (R @ mu_s[:, 0, :, None])[..., 0]
+    return s[:, None, None] * src @ R.transpose(1, 2) + t[:, None]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "similarity_align_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d import exercises    # the checks of the course's code exercises
+facts["exercise_similarity_align_max_diff"] = exercises.check_similarity_align(similarity_align_exercise)
+
+# %% [markdown]
+# ### Your turn: CVGTCE for a test set
+#
+# Now eq. (3) for a batch, as a test set needs it: `cvgtce_exercise(pred, gt)` takes `(B, N, 3)` predictions
+# and ground truths (pixels) and returns the `(B,)` CVGTCE fractions: align each prediction onto its ground
+# truth (use the library's `metrics.similarity_align(pred, gt)[0]`), then the mean point distance divided by
+# the **3D** distance between the ground truth's outer eye corners 36 and 45. A face with any non-finite
+# coordinate (a 2D-only ground truth has NaN $z$) gets NaN, and must not spoil the others: set it aside
+# before aligning. The check compares with `metrics.cvgtce`.
+
+# %% nbgrader={"grade": false, "grade_id": "cvgtce", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def cvgtce_exercise(pred, gt):
+    """Eq. (3) after eq. (4) for (B, N, 3) pred and gt: (B,) fractions, NaN for faces with a NaN."""
+    ### BEGIN SOLUTION
+    ok = torch.isfinite(pred).all(-1).all(-1) & torch.isfinite(gt).all(-1).all(-1)    # (B,)
+    out = torch.full(ok.shape, float("nan"), dtype=gt.dtype)
+    if ok.any():
+        p, y = pred[ok], gt[ok]
+        aligned = metrics.similarity_align(p, y)[0]
+        d_i = (y[:, 36] - y[:, 45]).norm(dim=-1)                     # 3D interocular distance
+        out[ok] = (aligned - y).norm(dim=-1).mean(-1) / d_i
+    return out
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "cvgtce_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d import exercises
+facts["exercise_cvgtce_max_diff"] = exercises.check_cvgtce(cvgtce_exercise)
+
+# %% [markdown]
 # ## 3. The model and its test faces
 #
 # The quick cascade trained in notebooks 02–04 (`course.ensure_run("z", OUT_DIR)` reuses it, or trains
 # it now, about 6 minutes on a 2-core CPU, if you run this notebook on its own). Its test faces are
-# synthetic faces from a seed of their own (`seed + 20000`), used neither for training nor for the
-# per-epoch validation that tuned the quick schedule (`seed + 10000`), cropped around their box as at
-# test time.
+# synthetic faces from a seed of their own (the run's seed + `SYNTHETIC_TEST_SEED_OFFSET`, printed below),
+# used neither for training nor for the per-epoch validation faces that tuned the quick schedule (seed +
+# `SYNTHETIC_VALID_SEED_OFFSET`), cropped around their box as at test time.
 #
 # Four "methods" on the same faces, the analogue of the paper's comparison of stages:
 #
@@ -304,6 +406,10 @@ gt, yaw = crops["landmarks"], crops["yaw"]
 print(f"run: {run_dir} (stages {ckpt['config']['stages']}, preset {ckpt['preset']['name']}, "
       f"{ckpt['preset']['image_size']} px crops, scheme {scheme.name})")
 print(f"test faces: {tuple(crops['image'].shape)} uint8 crops, |yaw| from {yaw.abs().min():.0f}° to {yaw.abs().max():.0f}°")
+run_seed = ckpt["config"]["seed"]
+print(f"seeds: training faces {run_seed}, validation faces {run_seed + SYNTHETIC_VALID_SEED_OFFSET}, "
+      f"test faces (these) {run_seed + SYNTHETIC_TEST_SEED_OFFSET}")
+facts["test_faces_seed"] = run_seed + SYNTHETIC_TEST_SEED_OFFSET
 
 t0 = time.perf_counter()
 with torch.no_grad():
@@ -476,6 +582,27 @@ facts.update(auc_limits=limits, auc=auc_table, auc_xyz=auc_table["full cascade"]
              baseline_failure_rate=fail["mean-shape baseline"])
 
 # %% [markdown]
+# ### Your turn: the area under the curve
+#
+# Write the closed form above. `auc_exercise(errors, max_error)` takes the `(V,)` per-image errors (fractions,
+# a tensor) and the limit $e_{\max}$, and returns a float in $[0, 1]$. An image beyond the limit adds nothing
+# (not a negative area). The check compares with `metrics.auc`, including errors of exactly 0, exactly
+# $e_{\max}$ and beyond it.
+
+# %% nbgrader={"grade": false, "grade_id": "auc", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def auc_exercise(errors, max_error):
+    """Area under the CED curve on [0, max_error] / max_error, from (V,) errors: a float."""
+    ### BEGIN SOLUTION
+    e = torch.as_tensor(errors, dtype=torch.float64)
+    return float((max_error - e).clamp(min=0).mean() / max_error)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "auc_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d import exercises
+facts["exercise_auc_max_diff"] = exercises.check_auc(auc_exercise)
+
+# %% [markdown]
 # ## 7. Failure cases
 #
 # Averages hide the faces a system gets wrong. The paper's Fig. 4 shows successes; here are the best,
@@ -567,6 +694,21 @@ print(json.dumps({k: facts[k] for k in ("model_gte", "baseline_gte", "cvgtce", "
                                         "failure_rate", "num_images", "seconds")}, indent=2))
 
 # %% [markdown]
+# ## Summary
+#
+# - GTE (eq. 2) and CVGTCE (eqs. 3–4) were written from their equations in a few lines of torch and agree
+#   with `fa3d.metrics` to float rounding (the differences printed in §1–2); CVGTCE aligns each prediction
+#   onto its ground truth with a proper similarity (no reflection), one per image.
+# - The 3D interocular distance keeps profile faces comparable; the 2D one inflates their error (both printed
+#   in §4).
+# - On the synthetic test faces (never trained on, not the validation faces that tuned the quick schedule),
+#   the quick cascade is scored against the mean shape and the 2D-only rows in the layout of Tables 2–3 and
+#   Fig. 3: GTE, CVGTCE, AUC and failure rates are printed in §5–6. The paper's 3DFAW numbers sit beside
+#   them for reference only.
+# - The worst faces and the yaw bins (§7–8) show where the error comes from; §9 wrote it all into a report.
+# - Next: notebook 06 looks at the same predictions in 3D; notebook 08 tests the Z regressor's design.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **A 2D normaliser everywhere.** Recompute the Table 3 analogue with the *2D* interocular distance and
@@ -590,3 +732,25 @@ print(json.dumps({k: facts[k] for k in ("model_gte", "baseline_gte", "cvgtce", "
 #    Build two made-up error lists where it does.
 #    *Hint:* `metrics.auc(errors, e_max)`; a method with many perfect faces and a few disasters vs one that
 #    is mediocre everywhere.
+
+# %% [markdown]
+# ## References
+#
+# - Bulat, A. & Tzimiropoulos, G. (2016). *Two-stage convolutional part heatmap regression for the 1st 3D face
+#   alignment in the wild (3DFAW) challenge.* ECCV 2016 Workshops.
+#   [arXiv:1609.09545](https://arxiv.org/abs/1609.09545),
+#   [doi:10.1007/978-3-319-48881-3_43](https://doi.org/10.1007/978-3-319-48881-3_43). Eqs. (2)–(4), Tables 2–3
+#   and Fig. 3.
+# - Jeni, L. A., Tulyakov, S., Yin, L., Sebe, N. & Cohn, J. F. (2016). *The first 3D face alignment in the wild
+#   (3DFAW) challenge.* ECCV 2016 Workshops.
+#   [doi:10.1007/978-3-319-48881-3_35](https://doi.org/10.1007/978-3-319-48881-3_35). The challenge that defined
+#   GTE and CVGTCE.
+# - Umeyama, S. (1991). *Least-squares estimation of transformation parameters between two point patterns.* IEEE
+#   TPAMI 13(4). [doi:10.1109/34.88573](https://doi.org/10.1109/34.88573). The closed-form similarity alignment
+#   of §2.
+# - Zhu, X., Lei, Z., Liu, X., Shi, H. & Li, S. Z. (2016). *Face alignment across large poses: a 3D solution*
+#   (3DDFA, 300W-LP, AFLW2000-3D). CVPR. [arXiv:1511.07212](https://arxiv.org/abs/1511.07212). AFLW2000-3D,
+#   whose protocol (yaw bins, box normaliser) §4 and §8 borrow.
+# - Bulat, A. & Tzimiropoulos, G. (2017). *How far are we from solving the 2D & 3D face alignment problem? (and
+#   a dataset of 230,000 3D facial landmarks).* ICCV. [arXiv:1703.07332](https://arxiv.org/abs/1703.07332). The
+#   AFLW2000-3D evaluation with the $\sqrt{w h}$ box normaliser (`metrics.nme_bbox`).

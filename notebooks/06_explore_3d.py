@@ -8,9 +8,9 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python (fa3d)
+#     display_name: Python 3 (ipykernel)
 #     language: python
-#     name: fa3d
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -23,6 +23,16 @@
 # from one profile to the other to show how depth follows the pose, where in the pose range the Z
 # regressor errs, a browser (ipywidgets) to step through test faces and landmarks, and at the end the
 # shipped model on a photograph, through `fa3d.FaceAligner`.
+#
+# **You will learn** to
+#
+# - state fa3d's camera convention ($x$ right, $y$ down, $z$ toward the camera, orthographic, pixels) and
+#   why the 3D views must reverse an axis to show it;
+# - predict how each landmark's depth changes as the head turns, from the yaw rotation, and check it on renders;
+# - read a prediction against its ground truth in interactive 3D, per landmark, and find the landmarks
+#   that are hard on average;
+# - compare the depth error on frontal and profile faces, for the cascade and for the mean shape;
+# - run the whole test-time chain (face detector, crop, cascade, map back) on a photograph with `fa3d.FaceAligner`.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/06_explore_3d.ipynb)
 #
@@ -432,6 +442,18 @@ with open(os.path.join(OUT_DIR, "06_explore_3d.json"), "w") as f:
 print(json.dumps({k: v for k, v in facts.items() if k not in ("sweep", "median_face")}, indent=2))
 
 # %% [markdown]
+# ## Summary
+#
+# - fa3d's $z$ is in image pixels, toward the camera, zero mean per face; the yaw sweep showed it following
+#   $z' = -x\sin\theta + z\cos\theta$: in profile, much of what was $x$ has become depth.
+# - The quick cascade's median test face and its worst landmarks, and the landmarks that are hard on average,
+#   are printed in §3; the 3D views show where the errors are, the depth errors best from the side.
+# - The depth error grows from frontal to profile faces much more for the mean shape than for the cascade
+#   (the profile/frontal ratios printed in §5): the Z regressor reads the pose.
+# - `fa3d.FaceAligner` ran the shipped model on a photograph (§7).
+# - Next: notebook 07 trains the paper-sized cascade on a GPU; notebook 08 tests the Z regressor's design.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Pitch.** Repeat the sweep of §2 for pitch ($-40°$ to $+40°$, yaw 0). Derive the formula for $z'$ from
@@ -456,3 +478,16 @@ print(json.dumps({k: v for k, v in facts.items() if k not in ("sweep", "median_f
 #    with the default (`REFINE_STEPS` re-crops, `flip=True`): plot both sets of landmarks on the image. Where
 #    do they differ most, and why would the detector's box matter more without re-crops?
 #    *Hint:* `aligner.predict(photo)[0].landmarks`; with `../shared` present, `read_pts` gives lenna's truth.
+
+# %% [markdown]
+# ## References
+#
+# - Bulat, A. & Tzimiropoulos, G. (2016). *Two-stage convolutional part heatmap regression for the 1st 3D face
+#   alignment in the wild (3DFAW) challenge.* ECCV 2016 Workshops.
+#   [arXiv:1609.09545](https://arxiv.org/abs/1609.09545),
+#   [doi:10.1007/978-3-319-48881-3_43](https://doi.org/10.1007/978-3-319-48881-3_43). The cascade whose
+#   predictions this notebook shows.
+# - Jeni, L. A., Tulyakov, S., Yin, L., Sebe, N. & Cohn, J. F. (2016). *The first 3D face alignment in the wild
+#   (3DFAW) challenge.* ECCV 2016 Workshops.
+#   [doi:10.1007/978-3-319-48881-3_35](https://doi.org/10.1007/978-3-319-48881-3_35). The 66 landmarks and the
+#   depth convention (self-occluded points labelled too).

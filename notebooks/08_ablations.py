@@ -8,9 +8,9 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python (fa3d)
+#     display_name: Python 3 (ipykernel)
 #     language: python
-#     name: fa3d
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -23,6 +23,16 @@
 # consequences are measured: same 2D stage, same training faces, same seed, same test faces, only the one
 # thing changed, with error bars. At the quick scale each ablation is a Z stage of a few epochs on a few
 # hundred faces, so the notebook also says what such small experiments can and cannot show.
+#
+# **You will learn** to
+#
+# - design an ablation that changes exactly one thing (same 2D stage, training faces, seed and test faces);
+# - switch off each of the paper's three choices for the Z input (heatmaps stacked with the image, heatmaps
+#   from the ground truth and the 2D stage, their width) through the preset and the schedule;
+# - judge a difference with a paired 95 % interval over the same test faces, and say when the spread between
+#   training runs matters more;
+# - separate the depth error caused by the 2D stage from the Z network's own, with ground-truth heatmaps;
+# - say what a small-scale experiment can and cannot tell about a paper's claims.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/08_ablations.ipynb)
 #
@@ -40,6 +50,7 @@ from fa3d import course
 device = course.setup(seed=0)   # prints device, memory, versions; seeds everything
 
 # %% tags=["parameters"]
+TRAIN = False                # True: train every variant here (about 5 minutes on 2 CPU cores) instead of installing the ready-made runs
 NUM_TRAIN = 300              # training faces of every Z run; 1000 (the course's quick runs) for tighter numbers
 Z_EPOCHS = 4                 # epochs of every Z run (quick schedule: 12; paper: ~100)
 NUM_TEST = 200               # test faces, the same for every variant
@@ -61,6 +72,7 @@ from matplotlib.figure import Figure
 import fa3d.runs
 from fa3d import viz
 from fa3d.checkpoint import load_checkpoint
+from fa3d.data.splits import SYNTHETIC_TEST_SEED_OFFSET, SYNTHETIC_VALID_SEED_OFFSET
 from fa3d.demo import QUICK_DEMO
 from fa3d.predict import predict_crops
 from fa3d.runs import CHECKPOINT_NAME, TrainConfig, load_run
@@ -79,10 +91,13 @@ facts = {"num_train": NUM_TRAIN, "z_epochs": Z_EPOCHS, "seeds": list(SEEDS)}
 # x, y predictions are therefore identical in every variant, and any difference in the results is a
 # difference in $z$. The variants whose Z network has the standard layout start it from the same initial
 # weights (those stored in that run; RGB alone is the exception, §2), and all are scored on the same
-# held-out synthetic faces.
+# **test** faces: that run's synthetic test faces (its seed + `SYNTHETIC_TEST_SEED_OFFSET`, printed below),
+# which no variant trains on and which tuned nothing. The validation faces (seed +
+# `SYNTHETIC_VALID_SEED_OFFSET`) are a different set: the quick schedule, and the short runs' learning rate
+# in §2, were chosen on those.
 
 # %%
-reg_dir = course.ensure_run("regression", OUT_DIR, progress=False)
+reg_dir = course.ensure_run("regression", OUT_DIR, progress=False)   # TRAIN retrains only the variants
 reg_cascade, reg_ckpt = load_run(reg_dir)
 crops = course.test_crops(reg_dir, NUM_TEST)      # (V,3,64,64) uint8 crops + landmarks in crop px
 gt = crops["landmarks"]
@@ -91,6 +106,9 @@ xy_pred = predict_crops(reg_cascade, crops["image"], "joint")[..., :2]
 print(f"2D stage: {reg_dir}; {len(gt)} test faces of {S} px; heatmap σ = {sigma0} px")
 print(f"2D error on the test faces: GTE xy {100 * float(viz.image_errors(torch.cat([xy_pred, gt[..., 2:]], -1), gt)['xy'].mean()):.2f} %"
       " (the x, y every variant uses)")
+reg_seed = reg_ckpt["config"]["seed"]
+print(f"test faces: seed {reg_seed + SYNTHETIC_TEST_SEED_OFFSET} (validation faces: seed "
+      f"{reg_seed + SYNTHETIC_VALID_SEED_OFFSET}, training faces: seed {reg_seed})")
 
 # %% [markdown]
 # ## 2. How a variant is made
@@ -144,8 +162,10 @@ def run_variant(name, *, p=0.5, inputs="rgb+heatmaps", sigma=None, seed=0):
     if ckpt_path.exists():
         old = load_checkpoint(ckpt_path)
         same = lambda c: {**c, "out": None, "progress": None}      # the same run, wherever OUT_DIR is
-        if old.get("finished") and same(old["config"]) == same(cfg.to_dict()):
+        if old.get("finished") and same(old["config"]) == same(cfg.to_dict()) and not (TRAIN and old.get("ready_made")):
             return run_dir, 0.0
+    if not TRAIN and course.install_ready_run(cfg):     # the course's ready-made run of these settings
+        return run_dir, 0.0
     t0 = time.time()
     train(cfg, overwrite=True)
     return run_dir, time.time() - t0
@@ -195,6 +215,57 @@ def paired(a, b):
 
 baseline_z = z_errors(reg_ckpt["mean_shape"][:, 2].expand(len(gt), -1))   # mean-shape depth in every face
 print(f"mean-shape baseline: GTE z {baseline_z.mean():.2f} %")
+
+# %% [markdown]
+# ### Your turn: the paired interval
+#
+# Write `paired` yourself: `paired_interval_exercise(a, b)` takes two `(V,)` arrays of per-face scores of two
+# variants **on the same faces** and returns `(mean, half_width)` as floats: the mean of the per-face
+# differences $d_i = a_i - b_i$ and $1.96\,s_d/\sqrt{V}$, with $s_d$ their sample standard deviation
+# (`ddof=1`). Pairing is what makes the interval narrow: the faces' own difficulty, shared by both variants,
+# cancels in $d_i$. The check compares with the formula of `paired` above, including a test set of two faces.
+
+# %% nbgrader={"grade": false, "grade_id": "paired_interval", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def paired_interval_exercise(a, b):
+    """mean(a - b) and the half-width 1.96 * std(a - b, ddof=1) / sqrt(V) of its 95 % interval, floats."""
+    ### BEGIN SOLUTION
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    return float(d.mean()), float(1.96 * d.std(ddof=1) / np.sqrt(len(d)))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "paired_interval_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d import exercises    # the checks of the course's code exercises
+facts["exercise_paired_interval_max_diff"] = exercises.check_paired_interval(paired_interval_exercise)
+
+# %% [markdown]
+# ### Your turn: a paired bootstrap interval
+#
+# The ±1.96 standard errors assume the mean difference is nearly normal; per-face errors are skewed (a few
+# failures are far worse than the rest), and with few faces the assumption is shaky. The **bootstrap** needs
+# no such assumption: draw $V$ faces with replacement, take the mean difference on them, repeat, and read the
+# 2.5 % and 97.5 % quantiles of those means. *Paired* means each draw takes the same faces for both variants,
+# i.e. it resamples the $d_i$. Write `bootstrap_interval_exercise(a, b, num_resamples, generator)` returning
+# `(low, high)` as floats, drawing all the faces at once with
+# `idx = torch.randint(V, (num_resamples, V), generator=generator)` (so the check can repeat your draws),
+# with $d$ as a float64 tensor and `torch.quantile`. Once §5 has scored the variants, compare your interval
+# with `paired`'s on one of its differences.
+
+# %% nbgrader={"grade": false, "grade_id": "bootstrap_interval", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def bootstrap_interval_exercise(a, b, num_resamples=2000, generator=None):
+    """The paired bootstrap 95 % percentile interval (low, high) of mean(a - b), floats."""
+    ### BEGIN SOLUTION
+    d = torch.as_tensor(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
+    idx = torch.randint(len(d), (num_resamples, len(d)), generator=generator)   # the same faces for a and b
+    means = d[idx].mean(1)                                          # (num_resamples,)
+    low, high = torch.quantile(means, torch.tensor([0.025, 0.975], dtype=torch.float64))
+    return float(low), float(high)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "bootstrap_interval_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d import exercises
+facts["exercise_bootstrap_interval_max_diff"] = exercises.check_bootstrap_interval(bootstrap_interval_exercise)
 
 # %% [markdown]
 # ## 4. Train the variants
@@ -354,6 +425,19 @@ with open(os.path.join(OUT_DIR, "08_ablations.json"), "w") as f:
 print(json.dumps({k: v for k, v in facts.items() if k != "variants"}, indent=2))
 
 # %% [markdown]
+# ## Summary
+#
+# - Each variant trained only the Z stage on the same frozen 2D stage, seed and training faces, and was scored
+#   on the same synthetic test faces (never trained on, not the validation faces that tuned the quick
+#   schedule), with predicted and with ground-truth heatmaps.
+# - The table and the verdicts printed in §5–6 say, for RGB alone, ground-truth-only or predicted-only
+#   heatmaps and other widths, whether each differs clearly from the paper's setting at this scale; the
+#   gap between the two columns is the cost of the 2D stage's errors.
+# - The test-time-only width experiment shows how tied a trained Z net is to the width it was trained with.
+# - These are smoke tests of the method at 64 px with one seed; `SEEDS = (0, 1, 2)` and the paper preset
+#   (notebook 07) are the way to real conclusions.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Is one run enough?** Set `SEEDS = (0, 1, 2)` and compare the spread between seeds with the paired
@@ -374,3 +458,15 @@ print(json.dumps({k: v for k, v in facts.items() if k != "variants"}, indent=2))
 #    What does `load_run` read to rebuild each network?
 #    *Hint:* `load_checkpoint(run_dir / "checkpoint.pt")["preset"]["z"]`, `ckpt["models"]["z"]`;
 #    `fa3d.runs.load_init_from` and `fa3d.runs.load_run`.
+
+# %% [markdown]
+# ## References
+#
+# - Bulat, A. & Tzimiropoulos, G. (2016). *Two-stage convolutional part heatmap regression for the 1st 3D face
+#   alignment in the wild (3DFAW) challenge.* ECCV 2016 Workshops.
+#   [arXiv:1609.09545](https://arxiv.org/abs/1609.09545),
+#   [doi:10.1007/978-3-319-48881-3_43](https://doi.org/10.1007/978-3-319-48881-3_43). §2.2–2.3: the Z
+#   regressor's inputs, the claims tested here.
+# - He, K., Zhang, X., Ren, S. & Sun, J. (2016b). *Identity mappings in deep residual networks.* ECCV.
+#   [arXiv:1603.05027](https://arxiv.org/abs/1603.05027). The pre-activation ResNet that the Z network is (basic
+#   units in the quick preset).

@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+import fa3d
 from fa3d import course
 from fa3d.checkpoint import load_checkpoint
 from fa3d.schedules import STAGES, get_schedule
-from fa3d.runs import read_log
+from fa3d.runs import load_run, read_log
 
 
 def test_largest_batch_that_fits_halves_until_it_fits():
@@ -49,3 +50,74 @@ def test_ensure_run_trains_what_is_missing_then_reuses_it(tmp_path, capsys):
     assert (run / "checkpoint.pt").stat().st_mtime_ns == before
     with pytest.raises(ValueError, match="unknown course run"):
         course.ensure_run("hourglass", tmp_path)
+
+
+# ----------------------------------------------------------------------------- ready-made runs
+
+def _tiny_chain(out):
+    return course.ensure_run("regression", out, num_train=16, epochs_scale=0.01, progress=False)
+
+
+def test_ready_made_runs_export_small_and_install_as_they_were_trained(tmp_path, monkeypatch, capsys):
+    trained = tmp_path / "trained"
+    run = _tiny_chain(trained)
+    ready = tmp_path / "ready"
+    written = course.export_ready_runs(trained / "runs", ready)
+    assert [p.name for p in written] == ["quick_detection", "quick_regression"]
+    det = load_checkpoint(ready / "quick_detection" / "checkpoint.pt")
+    reg = load_checkpoint(ready / "quick_regression" / "checkpoint.pt")
+    assert det["base"] is None and set(det["models"]) == {"detection", "regression", "z"}
+    # regression + joint changed the 2D subnets; the Z net is the detection run's, stored once
+    assert reg["base"] == "quick_detection" and set(reg["models"]) == {"detection", "regression"}
+    assert "optimizer" not in reg and reg["models"]["detection"]["backbone.conv1.weight"].dtype == torch.float16
+
+    monkeypatch.setattr(course, "READY_RUNS_DIR", ready)
+    fresh = tmp_path / "fresh"
+    capsys.readouterr()
+    installed = course.ensure_run("regression", fresh, num_train=16, epochs_scale=0.01, progress=False)
+    assert "installed the ready-made" in capsys.readouterr().out
+    assert not (fresh / "runs" / "quick_detection").exists()       # installed alone, nothing trained
+    ckpt = load_checkpoint(installed / "checkpoint.pt")
+    assert ckpt["ready_made"] and ckpt["finished"] and ckpt["config"]["out"] == str(installed)
+    assert read_log(installed) == read_log(run)
+    ours, theirs = load_run(run)[0], load_run(installed)[0]
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():    # float16 kernels: a rounding, not another model (decoded landmarks could
+        a, b = ours.detection(x), theirs.detection(x)   # jump between two near-equal peaks: compare maps)
+    assert (a - b).abs().max() < 1e-2 * a.abs().max()
+    for name in ("detection", "regression", "z"):
+        for (k, v), w in zip(getattr(ours, name).state_dict().items(), getattr(theirs, name).state_dict().values()):
+            assert torch.allclose(v.float(), w.float(), rtol=1e-3, atol=1e-4), (name, k)
+
+
+def test_ready_made_run_is_used_only_for_the_same_settings_and_fa3d(tmp_path, monkeypatch, capsys):
+    trained = tmp_path / "trained"
+    _tiny_chain(trained)
+    ready = tmp_path / "ready"
+    course.export_ready_runs(trained / "runs", ready)
+    other = course.course_config("detection", tmp_path / "x", num_train=17, epochs_scale=0.01)
+    assert not course.install_ready_run(other, ready)                     # other settings: trained instead
+    same = course.course_config("detection", tmp_path / "x", num_train=16, epochs_scale=0.01)
+    assert course.install_ready_run(same, ready)
+    monkeypatch.setattr(fa3d, "__version__", "9.9.9")
+    capsys.readouterr()
+    assert course.ready_checkpoint("quick_detection", ready) is None
+    assert "made by fa3d" in capsys.readouterr().out
+    # train=True trains even though a ready-made run is installed
+    monkeypatch.undo()
+    monkeypatch.setattr(course, "READY_RUNS_DIR", ready)
+    course.ensure_run("detection", tmp_path / "y", num_train=16, epochs_scale=0.01, progress=False)
+    assert load_checkpoint(tmp_path / "y" / "runs" / "quick_detection" / "checkpoint.pt").get("ready_made")
+    course.ensure_run("detection", tmp_path / "y", train=True, num_train=16, epochs_scale=0.01, progress=False)
+    assert not load_checkpoint(tmp_path / "y" / "runs" / "quick_detection" / "checkpoint.pt").get("ready_made")
+
+
+@pytest.mark.parametrize("name", list(course.COURSE_RUNS))
+def test_the_committed_ready_made_runs_are_current(name):
+    """The course's ready-made runs were made by this fa3d with the settings the notebooks ask for;
+    after a change that makes them stale, `make course-runs` refreshes them."""
+    ckpt = course.ready_checkpoint(f"quick_{name}")
+    assert ckpt is not None, f"notebooks/runs/quick_{name} is missing or stale: run `make course-runs`"
+    cfg = course.course_config(name, "anywhere")
+    assert course._comparable(ckpt["config"]) == course._comparable(cfg.to_dict())
+    assert ckpt["finished"]

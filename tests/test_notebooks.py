@@ -1,6 +1,7 @@
-"""The course notebooks: well-formed and stripped as committed, and executed by papermill in
-quick mode (kernel "fa3d", the project's environment) with assertions on the metrics JSON
-each notebook writes — not only that no cell failed.
+"""The course notebooks: well-formed and committed with their outputs (as GitHub shows them),
+executed by papermill in quick mode (kernel "fa3d", the project's environment) with assertions
+on the metrics JSON each notebook writes — not only that no cell failed — and by nbval
+(``pytest --nbval-lax``), and one exported page opened in a real browser with no network.
 
 The notebooks run in order into one output folder, so later notebooks reuse the quick
 checkpoints of earlier ones, as a student's would.
@@ -10,6 +11,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -95,20 +100,33 @@ CHECKS = {
     "08_ablations": _check_08,
 }
 
+#: The notebooks with code exercises (nbgrader solution regions, `make assignments`).
+EXERCISE_NOTEBOOKS = ("01_data", "02_detection", "03_regression", "04_z_regressor", "05_evaluation", "08_ablations")
+
 # A hang guard, not a speed target (the measured times are in the README): four times the
 # course's 5-minute budget per notebook on a 2-core CPU.
 NOTEBOOK_TIME_LIMIT_S = 1200
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_committed_notebook_is_stripped_and_well_formed(path):
+def test_committed_notebook_is_well_formed_with_its_outputs(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    assert nb.metadata.get("kernelspec", {}).get("name") == "fa3d"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", f"{path.name}: kernelspec must be python3"
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), \
-        f"{path.name}: commit notebooks without outputs"
     assert any("parameters" in c.metadata.get("tags", []) for c in code), f"{path.name}: no parameters cell"
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in code)
+    # committed executed (`make notebooks`), so that GitHub shows every figure
+    assert all(c.get("execution_count") is not None for c in code), \
+        f"{path.name}: commit it executed: `make notebooks` (or run_notebooks.py --commit {path.stem})"
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"], f"{path.name}: a committed cell failed"
+    assert path.stat().st_size <= run_notebooks.MAX_COMMITTED_BYTES, f"{path.name}: {path.stat().st_size:,} bytes"
+    assert not any(run_notebooks._is_plotly_library(o) for o in outputs), f"{path.name}: plotly.js embedded"
+    for o in outputs:   # a 3D figure carries a static picture for viewers that run no JavaScript
+        data = o.get("data", {})
+        assert run_notebooks.PLOTLY_MIME not in data or "image/jpeg" in data, f"{path.name}: a 3D figure without its picture"
+        assert "image/png" not in data or len(data["image/png"]) < 150_000, f"{path.name}: a large PNG (use JPEG)"
     text = "\n".join(c.source for c in nb.cells)
     assert "colab-badge.svg" in text and "## Exercises" in text
     assert (ROOT / "notebooks" / "solutions" / f"{path.stem}_solutions.md").exists()
@@ -140,6 +158,44 @@ def test_notebook_executes_in_quick_mode(path, notebook_out):
     assert not errors
     metrics_path = notebook_out / f"{path.stem}.json"
     assert metrics_path.exists(), f"{path.name} wrote no {metrics_path.name}"
-    CHECKS[path.stem](json.loads(metrics_path.read_text()))
+    metrics = json.loads(metrics_path.read_text())
+    CHECKS[path.stem](metrics)
+    # the teacher's solutions of the code exercises pass their checks (tests/test_assignments.py: the
+    # student versions fail only there)
+    exercises = {k: v for k, v in metrics.items() if k.startswith("exercise_")}
+    assert len(exercises) >= (2 if path.stem in EXERCISE_NOTEBOOKS else 0), exercises
+    assert all(_finite(v) and v < 1e-4 for v in exercises.values()), exercises
     assert seconds < NOTEBOOK_TIME_LIMIT_S, f"{path.name} took {seconds:.0f} s"
     print(f"{path.stem}: {seconds:.0f} s")
+
+
+@pytest.mark.slow
+def test_exported_notebook_draws_its_3d_figures_offline_in_a_real_browser(notebook_out, tmp_path):
+    from headless_browser import plotly_scene_drawn, render
+
+    executed = notebook_out / "executed" / "06_explore_3d.ipynb"
+    if not executed.exists():
+        pytest.skip("notebook 06 was not executed in this session")
+    page = run_notebooks.export_html(executed, tmp_path)
+    assert "cdn.plot.ly" not in page.read_text()[:200_000]
+    dom, picture = render(page, tmp_path)
+    drawn, why = plotly_scene_drawn(dom, picture)
+    assert drawn, f"{page}: {why}"
+
+
+@pytest.mark.slow
+def test_committed_notebooks_pass_nbval(tmp_path):
+    """``pytest --nbval-lax``: every committed notebook runs top to bottom in the project's kernel
+    (cells marked ``# NBVAL_CHECK_OUTPUT`` must print what they printed when committed). On copies,
+    so that their outputs land in a temporary folder."""
+    pytest.importorskip("nbval")
+    copies = tmp_path / "notebooks"
+    copies.mkdir()
+    for path in NOTEBOOKS:
+        shutil.copy(path, copies / path.name)
+    env = {**os.environ, "FA3D_INTERACTIVE": "0", "PYTEST_ADDOPTS": ""}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                           "--nbval-kernel-name", "fa3d", "--nbval-cell-timeout", str(NOTEBOOK_TIME_LIMIT_S),
+                           "--rootdir", str(tmp_path), *sorted(str(p) for p in copies.glob("*.ipynb"))],
+                          cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]

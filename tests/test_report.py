@@ -45,8 +45,24 @@ def test_all_files_written(synthetic_report):
     for key in ("ced", "yaw", "training"):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert paths["gallery"].read_bytes()[:2] == b"\xff\xd8"  # JPEG
-    page = paths["face_3d"].read_text()
-    assert "cdn.plot.ly" in page and paths["face_3d"].stat().st_size < 200_000  # plotly.js not embedded
+    page = paths["face_3d"].read_text()   # works offline: plotly.js from the file beside it, not a CDN
+    assert 'src="plotly.min.js"' in page and "cdn.plot.ly" not in page
+    assert (out / "plotly.min.js").stat().st_size > 1_000_000 and paths["face_3d"].stat().st_size < 200_000
+
+
+def test_face_3d_page_draws_a_3d_scene_offline_in_a_real_browser(synthetic_report, tmp_path):
+    from headless_browser import plotly_scene_drawn, render
+
+    _, paths, *_ = synthetic_report
+    dom, picture = render(paths["face_3d"], tmp_path)
+    drawn, why = plotly_scene_drawn(dom, picture)
+    assert drawn, f"{paths['face_3d']}: {why}"
+    # the check can fail: the same page without the plotly.min.js beside it draws nothing
+    alone = tmp_path / "alone" / paths["face_3d"].name
+    alone.parent.mkdir()
+    alone.write_text(paths["face_3d"].read_text())
+    assert not plotly_scene_drawn(*render(alone, tmp_path))[0]
+
 
 
 def test_numbers_agree_with_metrics(synthetic_report):

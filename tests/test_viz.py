@@ -14,7 +14,7 @@ from fa3d import viz
 from fa3d.data.synthetic import SyntheticFaceParams, SyntheticFaces, render_face
 from fa3d.data.transforms import CenterCrop3D
 from fa3d.metrics import auc, summarize
-from fa3d.models import Cascade, get_preset
+from fa3d.models import Cascade, ZRegressor, get_preset
 from fa3d.predict import predict_crops
 
 N = 66
@@ -190,6 +190,43 @@ def test_error_vs_yaw_bin_means():
 def test_landmarks_3d_matplotlib(faces):
     fig = viz.landmarks_3d_matplotlib(faces[0]["landmarks"], "3dfaw66")
     assert fig.axes[0].name == "3d"
+
+
+def test_z_network_figure_one_box_per_block_with_the_models_shapes():
+    """The paper's Fig. 2: input, B1-B6 and the FC, each box labelled with the shape a real
+    forward pass of the model gives (hooks on the model itself, not on the figure's meta twin)."""
+    preset = get_preset("quick")
+    torch.manual_seed(0)
+    model = ZRegressor(preset.z, preset.num_landmarks).eval()
+    S, modules = preset.image_size, ("conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "fc")
+    seen = {}
+    for name in modules:
+        getattr(model, name).register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o.shape[1:]))
+    with torch.no_grad():
+        model(torch.zeros(1, 3, S, S), torch.zeros(1, preset.num_landmarks, S, S))
+    expected = {"input": (3 + preset.num_landmarks, S, S),
+                **{b: tuple(seen[m]) for b, m in zip(("B1", "B2", "B3", "B4", "B5", "B6", "FC"), modules)}}
+
+    fig = viz.z_network_figure(model, S)
+    ax = fig.axes[0]
+    boxes = [p.get_gid()[len("block:"):] for p in ax.patches if (p.get_gid() or "").startswith("block:")]
+    labels = {t.get_gid()[len("block:"):]: t.get_text() for t in ax.texts if (t.get_gid() or "").startswith("block:")}
+    assert boxes == list(expected) and sorted(labels) == sorted(expected)
+    for name, shape in expected.items():
+        assert labels[name].splitlines()[-1] == "×".join(map(str, shape)), name
+    assert labels["B4"].startswith(f"{len(model.layer2)}× {preset.z.block}")
+    assert next(model.parameters()).device.type == "cpu"      # the model itself was not moved to meta
+
+
+def test_z_network_blocks_of_the_paper_preset_are_table_1():
+    paper = get_preset("paper")
+    with torch.device("meta"):
+        model = ZRegressor(paper.z, paper.num_landmarks)
+    blocks = {b["name"]: b for b in viz.z_network_blocks(model, paper.image_size)}
+    assert [blocks[b]["units"] for b in ("B3", "B4", "B5", "B6")] == [3, 24, 36, 3]   # ResNet-200 (Table 1 prints 38)
+    assert blocks["input"]["shape"] == (3 + paper.num_landmarks, 384, 384)
+    assert [blocks[b]["shape"] for b in ("B1", "B2", "B6", "FC")] == [(64, 192, 192), (64, 96, 96), (2048, 12, 12),
+                                                                       (paper.num_landmarks,)]
 
 
 # ----------------------------------------------------------------------------- plotly

@@ -16,7 +16,9 @@ Where the figures are:
   heatmaps       show_heatmap, cascade_stages, stage_grid, draw_stages
   training       training_curves
   errors         image_errors, ced_figure, error_vs_yaw
+  networks       z_network_blocks, z_network_figure (the paper's Fig. 2)
   notebooks      setup_notebook, use_plotly_renderer
+  HTML pages     write_offline_html (works with no network)
   3D             landmarks_3d_matplotlib, landmarks_3d_plotly, compare_3d_plotly, image_and_3d_plotly
 All matplotlib figures are in :mod:`fa3d.viz.figures`, the plotly views and the notebook
 setup in :mod:`fa3d.viz.plotly3d`; every name is importable from ``fa3d.viz``.
@@ -24,16 +26,17 @@ setup in :mod:`fa3d.viz.plotly3d`; every name is importable from ``fa3d.viz``.
 from .figures import (ERROR_AXES, ERROR_COLOUR, GROUP_COLOURS, GT_COLOUR, PRED_COLOUR, _nice_ceiling, _numpy,
                       cascade_stages, ced_figure, draw_landmarks, draw_stages, error_vs_yaw, face_grid,
                       image_errors, landmarks_3d_matplotlib, prediction_gallery, show_face, show_heatmap,
-                      show_prediction, stage_grid, training_curves)
+                      show_prediction, stage_grid, training_curves, z_network_blocks, z_network_figure)
 from .plotly3d import (PLOTLY_LAYOUT, compare_3d_plotly, front_scene, image_and_3d_plotly, landmarks_3d_plotly,
-                       setup_notebook, use_plotly_renderer)
+                       setup_notebook, use_plotly_renderer, write_offline_html)
 
 __all__ = [
     "draw_landmarks", "show_face", "face_grid", "show_prediction", "prediction_gallery",
     "show_heatmap", "cascade_stages", "stage_grid", "draw_stages",
     "training_curves",
     "image_errors", "ced_figure", "error_vs_yaw",
+    "z_network_blocks", "z_network_figure",
     "landmarks_3d_matplotlib", "landmarks_3d_plotly", "compare_3d_plotly", "image_and_3d_plotly", "front_scene",
-    "use_plotly_renderer", "setup_notebook",
+    "use_plotly_renderer", "setup_notebook", "write_offline_html",
     "GROUP_COLOURS", "GT_COLOUR", "PRED_COLOUR", "ERROR_COLOUR", "ERROR_AXES", "PLOTLY_LAYOUT",
 ]

@@ -12,14 +12,17 @@ The small helpers shared with the plotly views (:mod:`fa3d.viz.plotly3d`) live h
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
 
 from ..data.schemes import LandmarkScheme, get_scheme
 from ..metrics import auc, ced, cvgtce, gte, yaw_binned_nme
+from ..models.zregressor import ZRegressor
 
 
 #: One colour per coarse face-part group (colour-blind friendly, Okabe-Ito).
@@ -434,3 +437,85 @@ def landmarks_3d_matplotlib(landmarks, scheme: str | LandmarkScheme, *, ax=None,
         ax.set_title(title, fontsize=9)
     return fig
 
+
+
+# ============================================================================ networks
+
+def z_network_blocks(z_regressor, image_size: int) -> list[dict]:
+    """The blocks of a :class:`fa3d.models.ZRegressor`, named as in the paper's Fig. 2 / Table 1.
+
+    Returns one dict per block, in order: ``name`` ("input", "B1" … "B6", "FC"), ``layers``
+    (what it is, e.g. "24× bottleneck"), ``units`` (residual units, 1 for the others) and
+    ``shape`` (its output shape without the batch axis, from a forward pass at
+    ``image_size`` px). The pass runs on a twin of the model built on the ``meta`` device
+    from the model's own config, so even the paper's ResNet-200 at 384 px costs no memory
+    and the model itself is neither moved nor run.
+
+    Code -> paper: ``conv1`` + ``bn1`` + ReLU is B1, ``maxpool`` B2, ``layer1`` … ``layer4``
+    B3 … B6, and ``norm`` + ReLU + global average pooling + ``fc`` the final FC (N).
+    """
+    config = dataclasses.replace(z_regressor.config, pretrained_path=None)   # a twin loads no weights
+    num_landmarks = z_regressor.fc.out_features
+    stage_names = ("conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "fc")
+    with torch.device("meta"):
+        twin = ZRegressor(config, num_landmarks).eval()
+        shapes = {}
+        hooks = [getattr(twin, name).register_forward_hook(
+                 lambda module, inputs, output, name=name: shapes.__setitem__(name, tuple(output.shape[1:])))
+                 for name in stage_names]
+        with torch.no_grad():
+            twin(torch.zeros(1, 3, image_size, image_size), torch.zeros(1, num_landmarks, image_size, image_size))
+        for hook in hooks:
+            hook.remove()
+    inputs = {"rgb+heatmaps": "RGB + N heatmaps", "rgb": "RGB", "heatmaps": "N heatmaps"}[config.inputs]
+    conv = twin.conv1
+    blocks = [
+        {"name": "input", "layers": inputs, "units": 0,
+         "shape": (config.in_channels(num_landmarks), image_size, image_size)},
+        {"name": "B1", "layers": f"conv ({conv.out_channels}, {conv.kernel_size[0]}×{conv.kernel_size[1]}, "
+                                 f"{conv.stride[0]}), BN, ReLU", "units": 1, "shape": shapes["conv1"]},
+        {"name": "B2", "layers": f"max-pool ({twin.maxpool.kernel_size}×{twin.maxpool.kernel_size}, "
+                                 f"{twin.maxpool.stride})", "units": 1, "shape": shapes["maxpool"]},
+    ]
+    for paper_name, name in zip(("B3", "B4", "B5", "B6"), ("layer1", "layer2", "layer3", "layer4")):
+        stage = getattr(twin, name)
+        blocks.append({"name": paper_name, "layers": f"{len(stage)}× {config.block}", "units": len(stage),
+                       "shape": shapes[name]})
+    blocks.append({"name": "FC", "layers": f"BN-ReLU, avg pool,\nFC ({num_landmarks})", "units": 1,
+                   "shape": shapes["fc"]})
+    return blocks
+
+
+def z_network_figure(z_regressor, image_size: int, *, title: str | None = None) -> Figure:
+    """The Z regression network drawn like the paper's Fig. 2: one box per block of
+    :func:`z_network_blocks` (the input, B1 … B6, the FC), left to right, each named inside
+    (B1 … B6 as in the paper) and labelled below with its layers (the unit count for B3 … B6)
+    and its output shape at ``image_size`` px. Box heights follow the feature maps' side (log
+    scale), so each stride-2 step shows. Each box patch and its label carry ``gid="block:<name>"``."""
+    blocks = z_network_blocks(z_regressor, image_size)
+    fig = Figure(figsize=(1.55 * len(blocks) + 0.5, 3.3), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xlim(-0.1, 1.6 * len(blocks) - 0.3)
+    ax.set_ylim(-1.3, 1.0)
+    ax.set_axis_off()
+    sides = [b["shape"][-1] if len(b["shape"]) == 3 else 1 for b in blocks]
+    biggest = math.log2(max(sides))
+    colours = {"input": "#fff2cc", "FC": "#d9ead3"}
+    for i, (block, side) in enumerate(zip(blocks, sides)):
+        x = 1.6 * i
+        h = 0.3 + 1.3 * math.log2(side) / biggest                   # taller = larger feature maps
+        patch = FancyBboxPatch((x, 0.15 - h / 2), 1.2, h, boxstyle="round,pad=0.03",
+                               fc=colours.get(block["name"], "#cfe2f3"), ec="black", lw=0.8)
+        patch.set_gid(f"block:{block['name']}")
+        ax.add_patch(patch)
+        ax.text(x + 0.6, 0.15, block["name"], ha="center", va="center", fontsize=10, weight="bold")
+        shape = "×".join(map(str, block["shape"]))
+        label = ax.text(x + 0.6, -0.78, f"{block['layers']}\n{shape}", ha="center", va="top", fontsize=7.5,
+                        linespacing=1.3)
+        label.set_gid(f"block:{block['name']}")
+        if i:
+            ax.annotate("", xy=(x - 0.04, 0.15), xytext=(x - 0.36, 0.15),
+                        arrowprops=dict(arrowstyle="-|>", lw=1.0, color="#333333", shrinkA=0, shrinkB=0))
+    ax.set_title(title or f"Z regression network (paper Fig. 2), output shapes at {image_size} px "
+                          "(channels×height×width)", fontsize=9)
+    return fig

@@ -5,17 +5,15 @@ frontal face appears as it does in the image (x right, y down, z toward the view
 in pixels); drag to turn it. They return ``plotly.graph_objects.Figure`` objects.
 
 In notebooks, call :func:`setup_notebook` once: returned matplotlib Figures then display
-inline, and plotly figures use :func:`use_plotly_renderer`, so that each
-figure loads plotly.js from a CDN instead of embedding its ~4.8 MB (a saved
-notebook with three 3D figures then stays small). Offline, either write one
-self-contained file with ``fig.write_html(path, include_plotlyjs=True)`` or call
-``use_plotly_renderer(offline=True)`` (embeds plotly.js once per notebook).
+inline (as JPEG), and plotly figures work with no network (:func:`use_plotly_renderer`).
+Pages for a browser: :func:`write_offline_html` (plotly.js in a file beside the page).
 """
 from __future__ import annotations
 
 import base64
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -24,32 +22,48 @@ from ..env import in_jupyter_kernel, jupyter_shell
 from .figures import ERROR_COLOUR, GROUP_COLOURS, GT_COLOUR, PRED_COLOUR, _image_hwc, _numpy
 
 
-def use_plotly_renderer(offline: bool = False) -> str:
-    """Make plotly figures in notebooks small: load plotly.js from a CDN (renderer
-    ``notebook_connected``) instead of embedding ~4.8 MB in every figure's output.
+def use_plotly_renderer(offline: bool = True) -> str:
+    """Pick how plotly figures show in this notebook; returns the renderer now in use.
 
-    ``offline=True`` picks ``notebook`` instead: plotly.js is embedded once per notebook
-    (works without internet; the saved notebook is ~5 MB bigger). Outside Jupyter nothing
-    is changed. For files: ``fig.write_html(path, include_plotlyjs="cdn")`` (small, needs
-    internet to view) or ``include_plotlyjs=True`` (one self-contained offline file).
-    Returns the renderer now in use.
+    ``offline=True`` (the default): ``plotly_mimetype+notebook``. JupyterLab draws the figure
+    data (``application/vnd.plotly.v1+json``) with the plotly.js that its plotly extension
+    bundles; the classic notebook and an exported HTML page use plotly.js embedded once per
+    notebook (~4.8 MB). Both work with no network: on a cluster node, on a train.
+    ``offline=False``: ``notebook_connected`` loads plotly.js from a CDN (small outputs, needs
+    internet). On Colab plotly's own ``colab`` renderer is kept (every output there is its own
+    frame). Outside Jupyter nothing is changed. For files, see :func:`write_offline_html`.
     """
     import plotly.io as pio
 
-    if in_jupyter_kernel():
-        pio.renderers.default = "notebook" if offline else "notebook_connected"
+    from ..env import in_colab
+
+    if in_jupyter_kernel() and not in_colab():
+        pio.renderers.default = "plotly_mimetype+notebook" if offline else "notebook_connected"
     return pio.renderers.default
 
 
-def setup_notebook(offline: bool = False) -> None:
+def write_offline_html(fig, path) -> Path:
+    """Write a plotly figure as an HTML page that works offline: the page loads ``plotly.min.js``
+    from its own folder, where it is written once (~4.8 MB) and shared by every page there (the
+    report's, the demo's). Returns the page's path. Copy the folder, not only the page."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(path, include_plotlyjs="directory")
+    return path
+
+
+def setup_notebook(offline: bool = True) -> None:
     """Call once at the top of a notebook: returned matplotlib Figures display inline
     (a pyplot-free ``Figure`` needs the inline backend's display hook, which ipykernel only
-    installs after ``%matplotlib inline``), and plotly figures load plotly.js from a CDN
+    installs after ``%matplotlib inline``), as JPEG (a tenth of a PNG's size for the course's
+    photographs and heatmaps, so saved notebooks stay small), and plotly figures work offline
     (:func:`use_plotly_renderer`). Does nothing outside Jupyter."""
     shell = jupyter_shell()
     if shell is None:
         return
     shell.run_line_magic("matplotlib", "inline")
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+    set_matplotlib_formats("jpeg", pil_kwargs={"quality": 85})
     use_plotly_renderer(offline)
 
 

@@ -1,0 +1,354 @@
+"""The course's code exercises: the student versions made by notebooks/make_assignments.py, the
+nbgrader cells of notebooks 01-05 and 08, and the checks of fa3d/exercises.py (they pass with the
+teacher's solution and fail, saying why, for a wrong one or for the student's stub).
+
+The teacher notebooks are read from their percent scripts (notebooks/NN_*.py, the source the
+.ipynb files are synced from), so these tests hold whether or not the pairs were synced.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from fa3d import exercises, metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+EXERCISE_NOTEBOOKS = ("01_data", "02_detection", "03_regression", "04_z_regressor", "05_evaluation", "08_ablations")
+_spec = importlib.util.spec_from_file_location("make_assignments", ROOT / "notebooks" / "make_assignments.py")
+make_assignments = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_assignments)
+
+SOLUTION_META = {"grade": False, "locked": False, "schema_version": 3, "solution": True, "task": False}
+CHECK_META = {"grade": True, "locked": True, "points": 1, "schema_version": 3, "solution": False, "task": False}
+
+
+def _teacher(stem: str):
+    return jupytext.read(ROOT / "notebooks" / f"{stem}.py")
+
+
+def _exercises(nb) -> list[tuple[int, int]]:
+    """(solution cell index, check cell index) of every exercise of ``nb``."""
+    cells = {c.metadata["nbgrader"]["grade_id"]: i for i, c in enumerate(nb.cells) if "nbgrader" in c.metadata}
+    return [(i, cells.get(f"{gid}_check")) for gid, i in cells.items() if not gid.endswith("_check")]
+
+
+def _function_name(source: str) -> str:
+    return re.search(r"^def (\w+)\(", source, re.M).group(1)
+
+
+def _namespace() -> dict:
+    """What the exercise cells use from their notebooks' imports, and the notebooks' facts dict."""
+    return {"np": np, "torch": torch, "nn": nn, "F": F, "metrics": metrics, "facts": {}}
+
+
+ALL_EXERCISES = [(stem, sol, chk) for stem in EXERCISE_NOTEBOOKS for sol, chk in _exercises(_teacher(stem))]
+IDS = [f"{stem}:{_teacher(stem).cells[sol].metadata['nbgrader']['grade_id']}" for stem, sol, _ in ALL_EXERCISES]
+
+
+# ----------------------------------------------------------------------------- the generator
+
+def _expected_student_source(source: str) -> str:
+    """The ClearSolutions rule written independently of make_assignments (a regular expression)."""
+    return re.sub(r"^([ \t]*)### BEGIN SOLUTION\n.*?^[ \t]*### END SOLUTION$",
+                  r"\1# YOUR CODE HERE\n\1raise NotImplementedError()", source, flags=re.S | re.M)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_student_version_clears_every_solution_and_keeps_the_rest(script):
+    teacher = jupytext.read(script)
+    student = make_assignments.student_version(teacher, script.stem)
+    assert len(student.cells) == len(teacher.cells) and student.metadata == teacher.metadata
+    for t, s in zip(teacher.cells, student.cells):
+        assert "### BEGIN SOLUTION" not in s.source and "### END SOLUTION" not in s.source
+        assert s.cell_type == t.cell_type and s.metadata == t.metadata
+        assert s.source == (_expected_student_source(t.source) if t.cell_type == "code" else t.source)
+        if "### BEGIN SOLUTION" not in t.source:
+            assert s.source == t.source
+    assert "### BEGIN SOLUTION" in "".join(c.source for c in teacher.cells) or script.stem not in EXERCISE_NOTEBOOKS
+
+
+def test_student_version_clears_outputs_and_keeps_the_indentation():
+    code = ("def f(x):\n    \"\"\"doc\"\"\"\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n\n\n"
+            "y = 1\n### BEGIN SOLUTION\ny = 2\n### END SOLUTION\n")
+    cell = nbformat.v4.new_code_cell(code, execution_count=3,
+                                     outputs=[nbformat.v4.new_output("stream", name="stdout", text="hi")])
+    nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_markdown_cell("text")])
+    out = make_assignments.student_version(nb)
+    assert out.cells[0].source == ("def f(x):\n    \"\"\"doc\"\"\"\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+                                   "\n\ny = 1\n# YOUR CODE HERE\nraise NotImplementedError()\n")
+    assert out.cells[0].outputs == [] and out.cells[0].execution_count is None
+    assert nb.cells[0].execution_count == 3 and "return x" in nb.cells[0].source     # the teacher's is untouched
+    assert out.cells[1] == nb.cells[1]
+
+
+@pytest.mark.parametrize("source, says", [
+    ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "BEGIN SOLUTION without an ### END SOLUTION"),
+    ("def f():\n    return 1\n    ### END SOLUTION\n", "END SOLUTION without a ### BEGIN SOLUTION"),
+    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n", "inside the solution region"),
+])
+def test_unmatched_marker_names_the_notebook_and_the_cell(source, says, tmp_path, capsys):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("intro"), nbformat.v4.new_code_cell(source)])
+    with pytest.raises(make_assignments.MarkerError, match=re.escape(says)) as err:
+        make_assignments.student_version(nb, "07_broken.ipynb")
+    assert "07_broken.ipynb, cell 1" in str(err.value)
+    nbformat.write(nb, tmp_path / "07_broken.ipynb")
+    assert make_assignments.main(["--src", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
+    assert "07_broken.ipynb, cell 1" in capsys.readouterr().err
+
+
+def test_main_writes_a_complete_student_course(tmp_path):
+    src, out = tmp_path / "teacher", tmp_path / "student"
+    src.mkdir()
+    for script in SCRIPTS:
+        nbformat.write(jupytext.read(script), src / f"{script.stem}.ipynb")
+    assert make_assignments.main(["--src", str(src), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{s.stem}.ipynb" for s in SCRIPTS)
+    for script in SCRIPTS:
+        nb = nbformat.read(out / f"{script.stem}.ipynb", as_version=4)
+        text = "".join(c.source for c in nb.cells)
+        assert "### BEGIN SOLUTION" not in text
+        assert text.count("raise NotImplementedError()") >= (2 if script.stem in EXERCISE_NOTEBOOKS else 0)
+
+
+# ----------------------------------------------------------------------------- the exercise cells
+
+@pytest.mark.parametrize("stem", EXERCISE_NOTEBOOKS)
+def test_notebook_has_at_least_two_graded_exercises(stem):
+    nb = _teacher(stem)
+    pairs = _exercises(nb)
+    assert len(pairs) >= 2, f"{stem}: {len(pairs)} code exercises"
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
+    assert len(ids) == len(set(ids)) == 2 * len(pairs)
+    for sol, chk in pairs:
+        s, c = nb.cells[sol], nb.cells[chk] if chk is not None else None
+        gid = s.metadata["nbgrader"]["grade_id"]
+        assert c is not None, f"{stem}: exercise {gid} has no check cell {gid}_check"
+        assert {k: v for k, v in s.metadata["nbgrader"].items() if k != "grade_id"} == SOLUTION_META
+        assert {k: v for k, v in c.metadata["nbgrader"].items() if k != "grade_id"} == CHECK_META
+        assert s.cell_type == c.cell_type == "code" and nb.cells[sol - 1].cell_type == "markdown"
+        assert "### BEGIN SOLUTION" in s.source and "### BEGIN SOLUTION" not in c.source
+        name = _function_name(s.source)
+        assert re.search(rf'facts\["exercise_\w+"\] = exercises\.check_\w+\({name}\)', c.source), c.source
+
+
+@pytest.mark.parametrize("stem", EXERCISE_NOTEBOOKS)
+def test_nothing_after_an_exercise_uses_the_students_function(stem):
+    nb = _teacher(stem)
+    for sol, chk in _exercises(nb):
+        name = _function_name(nb.cells[sol].source)
+        users = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and re.search(rf"\b{name}\b", c.source)]
+        assert users == [sol, chk], f"{stem}: {name} is used in cells {users}, not only in its own two"
+
+
+@pytest.mark.parametrize("stem, sol, chk", ALL_EXERCISES, ids=IDS)
+def test_check_passes_with_the_teachers_solution(stem, sol, chk, capsys):
+    nb, ns = _teacher(stem), _namespace()
+    exec(nb.cells[sol].source, ns)
+    exec(nb.cells[chk].source, ns)
+    (key, value), = ns["facts"].items()
+    assert key.startswith("exercise_") and isinstance(value, float) and 0 <= value < 1e-5
+    assert "passes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("stem, sol, chk", ALL_EXERCISES, ids=IDS)
+def test_check_of_the_student_stub_says_the_exercise_is_not_done(stem, sol, chk):
+    nb, ns = make_assignments.student_version(_teacher(stem)), _namespace()
+    exec(nb.cells[sol].source, ns)
+    name = _function_name(nb.cells[sol].source)
+    with pytest.raises(AssertionError, match="not done yet") as err:
+        exec(nb.cells[chk].source, ns)
+    assert f"`{name}`" in str(err.value) and "YOUR CODE HERE" in str(err.value)
+    assert ns["facts"] == {}
+
+
+# ----------------------------------------------------------------------------- wrong implementations
+
+def _disk(points, size, radius, strict=False, swap=False):
+    H, W = (size, size) if isinstance(size, int) else size
+    dx = torch.arange(W)[None, None, :] - points[:, 0, None, None]
+    dy = torch.arange(H)[None, :, None] - points[:, 1, None, None]
+    inside = dx ** 2 + dy ** 2 < radius ** 2 if strict else dx ** 2 + dy ** 2 <= radius ** 2
+    return (inside.transpose(1, 2) if swap else inside).float()
+
+
+def _decode(heatmaps, log=True, swap=False):
+    N, H, W = heatmaps.shape
+    idx = heatmaps.reshape(N, -1).argmax(-1)
+    iy, ix, n = idx // W, idx % W, torch.arange(N)
+    L = heatmaps.clamp(min=1e-30).log() if log else heatmaps
+    lx = [L[n, iy, ix + d] for d in (-1, 0, 1)]
+    ly = [L[n, iy + d, ix] for d in (-1, 0, 1)]
+    x = ix + (lx[0] - lx[2]) / (2 * (lx[0] - 2 * lx[1] + lx[2]))
+    y = iy + (ly[0] - ly[2]) / (2 * (ly[0] - 2 * ly[1] + ly[2]))
+    return torch.stack([y, x] if swap else [x, y], -1).float()
+
+
+def _kernel(factor, centre=None, size=None):
+    k = size or 2 * factor - factor % 2
+    u = torch.arange(k, dtype=torch.float32)
+    t = 1 - (u - ((k - 1) / 2 if centre is None else centre(k))).abs() / factor
+    return torch.outer(t, t)
+
+
+def _preact(unit, x, post=False, raw_projection=False):
+    out = F.relu(unit.bn1(x))
+    skip = x if unit.shortcut is None else unit.shortcut(x if raw_projection else out)
+    out = unit.conv3(F.relu(unit.bn3(unit.conv2(F.relu(unit.bn2(unit.conv1(out)))))))
+    return F.relu(out + skip) if post else out + skip
+
+
+def _upsample(channels, groups=True, padding=1):
+    layer = nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=padding, groups=channels if groups else 1,
+                               bias=False)
+    t = torch.tensor([0.25, 0.75, 0.75, 0.25])
+    with torch.no_grad():
+        layer.weight.copy_(torch.outer(t, t).expand_as(layer.weight))
+    return layer
+
+
+def _z_loss_zero_counted(z_pred, z_true):
+    return torch.where(torch.isfinite(z_true), z_pred - z_true.nan_to_num(0.0), torch.zeros_like(z_pred)).square().mean()
+
+
+def _z_loss_mask_after(z_pred, z_true):     # the right value, a NaN gradient
+    known = torch.isfinite(z_true)
+    return torch.where(known, (z_pred - z_true) ** 2, torch.zeros_like(z_pred)).sum() / known.sum().clamp(min=1)
+
+
+def _align(src, dst, reflect=False, transpose=False):
+    return exercises._align_variant(src, dst, reflect=reflect, transpose=transpose)
+
+
+def _cvgtce(pred, gt, axes="xyz", nan_aware=True):
+    ok = torch.isfinite(pred).all(-1).all(-1) & torch.isfinite(gt).all(-1).all(-1)
+    safe = torch.where(ok[:, None, None], gt, pred) if nan_aware else gt
+    aligned = metrics.similarity_align(pred, safe)[0]
+    err = (aligned - safe).norm(dim=-1).mean(-1) / metrics.interocular_distance(safe, axes=axes)
+    return torch.where(ok, err, torch.full_like(err, float("nan"))) if nan_aware else err
+
+
+def _raises_type_error(*args):
+    raise TypeError("unsupported operand")
+
+
+def _bootstrap_unpaired(a, b, num_resamples=2000, generator=None):
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
+    ia = torch.randint(len(a), (num_resamples, len(a)), generator=generator)
+    ib = torch.randint(len(b), (num_resamples, len(b)), generator=generator)
+    q = torch.quantile(a[ia].mean(1) - b[ib].mean(1), torch.tensor([0.025, 0.975], dtype=torch.float64))
+    return float(q[0]), float(q[1])
+
+
+WRONG = [
+    ("check_disk_targets", lambda p, s, r: _disk(p, s, r, strict=True), "a strict < r"),
+    ("check_disk_targets", lambda p, s, r: _disk(p, 16, r, swap=True) if s == 16 else _disk(p, s, r),
+     "swapping x and y"),
+    ("check_disk_targets", lambda p, s, r: _disk(p, s, r, swap=True), "swapping x and y"),
+    ("check_disk_targets", lambda p, s, r: _disk(p, s, r).bool(), "expected dtype torch.float32, got torch.bool"),
+    ("check_disk_targets", lambda p, s, r: _disk(p, s, r)[:, :-1], "expected shape (5, 16, 16), got (5, 15, 16)"),
+    ("check_decode", lambda m: _decode(m, log=False), "not to their log"),
+    ("check_decode", lambda m: _decode(m, swap=True), "(y, x) instead of (x, y)"),
+    ("check_decode", lambda m: _decode(m) + 0.01, "max |got - expected| = 0.01"),
+    ("check_detection_loss", lambda lg, t: -(t * torch.sigmoid(lg).log() + (1 - t) * (1 - torch.sigmoid(lg)).log()).mean(),
+     "logits of ±60"),
+    ("check_detection_loss", lambda lg, t: F.binary_cross_entropy_with_logits(lg, t, reduction="sum"), "a sum instead"),
+    ("check_detection_loss", lambda lg, t: F.binary_cross_entropy_with_logits(lg, t)[None], "expected shape (), got (1,)"),
+    ("check_bilinear_kernel", lambda f: _kernel(f, centre=lambda k: k / 2), "k/2 instead of (k − 1)/2"),
+    ("check_bilinear_kernel", lambda f: _kernel(f, size=2 * f), "odd factor 3 (k = 5): expected shape (5, 5), got (6, 6)"),
+    ("check_preact_forward", lambda u, x: _preact(u, x, post=True), "a ReLU after the sum"),
+    ("check_preact_forward", lambda u, x: _preact(u, x, raw_projection=True), "projecting the raw input"),
+    ("check_upsample2", lambda c: _upsample(c, groups=False), "one 4x4 filter per channel (groups=channels)"),
+    ("check_upsample2", lambda c: _upsample(c, padding=0), "expected shape (1, 1, 12, 12), got (1, 1, 14, 14)"),
+    ("check_upsample2", lambda c: nn.Upsample(scale_factor=2, mode="bilinear"), "0 parameters, expected 16 per channel"),
+    ("check_upsample2", lambda c: torch.zeros(c), "expected an nn.Module"),
+    ("check_z_loss", _z_loss_zero_counted, "counting unknown z as zero error"),
+    ("check_z_loss", _z_loss_mask_after, "(gradient w.r.t. z_pred)"),
+    ("check_z_loss", lambda zp, zt: ((zp - zt) ** 2)[torch.isfinite(zt)].mean(), "(gradient w.r.t. z_pred)"),
+    ("check_z_loss", lambda zp, zt: ((zp[torch.isfinite(zt)] - zt[torch.isfinite(zt)]) ** 2).mean(), "no true z at all"),
+    ("check_z_loss", lambda zp, zt: torch.tensor(F.mse_loss(zp, zt).item()), "no gradient"),
+    ("check_z_input", lambda im, h, inputs: torch.cat([h, im], 1), "heatmaps before the RGB channels"),
+    ("check_z_input", lambda im, h, inputs: torch.cat([im, h], 0), "raised RuntimeError on the case inputs="),
+    ("check_z_input", lambda im, h, inputs: torch.cat([im, h], 1)[..., ::2], "expected shape (2, 8, 32, 32), got (2, 8, 32, 16)"),
+    ("check_z_input", lambda im, h, inputs: torch.cat([im, h], 1), 'inputs="rgb"'),
+    ("check_similarity_align", lambda s, d: _align(s, d, reflect=True), "allowing reflections"),
+    ("check_similarity_align", lambda s, d: _align(s, d, transpose=True), "transposing the cross-covariance"),
+    ("check_similarity_align", lambda s, d: metrics.similarity_align(s, d)[0] if s.shape[-1] == 3 else s,
+     "2 faces of 15 points in 2D"),
+    ("check_cvgtce", lambda p, g: _cvgtce(p, g, axes="xy"), "2D interocular distance"),
+    ("check_cvgtce", lambda p, g: _cvgtce(p, g, nan_aware=False), "no ground-truth z"),
+    ("check_cvgtce", lambda p, g: metrics.gte(p, g), "no alignment (that is GTE)"),
+    ("check_auc", lambda e, m: float(((m - e) / m).mean()), "no clamp at 0"),
+    ("check_auc", lambda e, m: float((m - e).clamp(min=0).mean()), "forgetting to divide by max_error"),
+    ("check_paired_interval", lambda a, b: (float(np.mean(a - b)), float(1.96 * np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / len(a)))),
+     "an unpaired interval"),
+    ("check_paired_interval", lambda a, b: (float(np.mean(a - b)), float(1.96 * np.std(a - b) / np.sqrt(len(a)))), "ddof=0"),
+    ("check_paired_interval", lambda a, b: (float(np.mean(b - a)), float(1.96 * np.std(a - b, ddof=1) / np.sqrt(len(a)))),
+     "b − a instead of a − b"),
+    ("check_bootstrap_interval", _bootstrap_unpaired, "different indices"),
+    ("check_bootstrap_interval", lambda a, b, n, g: exercises._bootstrap_reference(a, b, n, g) + 0.5, "the values differ"),
+    ("check_auc", _raises_type_error, "`_raises_type_error` raised TypeError on the case"),
+]
+
+
+@pytest.mark.parametrize("check, wrong, says", WRONG, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(WRONG)])
+def test_check_fails_with_a_helpful_message_for_a_wrong_implementation(check, wrong, says):
+    with pytest.raises(AssertionError) as err:
+        getattr(exercises, check)(wrong)
+    assert says in str(err.value), str(err.value)
+
+
+def test_every_check_is_exercised_by_the_notebooks_and_the_wrong_implementations():
+    checks = {name for name in exercises.__all__}
+    in_notebooks = {m for stem, _, chk in ALL_EXERCISES
+                    for m in re.findall(r"exercises\.(check_\w+)", _teacher(stem).cells[chk].source)}
+    assert in_notebooks == checks and {c for c, _, _ in WRONG} == checks
+
+
+def test_checks_leave_the_global_random_state_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    exercises.check_upsample2(lambda c: _upsample(c))     # builds modules: draws from the global generator
+    exercises.check_preact_forward(lambda u, x: _preact(u, x))
+    assert torch.equal(torch.rand(3), expected)
+
+
+# ----------------------------------------------------------------------------- the student notebooks, executed
+
+@pytest.fixture(scope="module")
+def student_out(tmp_path_factory):
+    return tmp_path_factory.mktemp("assignments")     # one folder: later notebooks reuse earlier runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", EXERCISE_NOTEBOOKS)
+def test_student_notebook_runs_to_the_end_with_only_its_checks_failing(stem, student_out, monkeypatch):
+    import nbclient
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    monkeypatch.setenv("FA3D_INTERACTIVE", "0")     # as benchmarks/run_notebooks.py: no widgets headless
+    path = student_out / f"{stem}.ipynb"
+    nbformat.write(make_assignments.student_version(_teacher(stem), stem), path)
+    nb = parameterize_notebook(load_notebook_node(str(path)), {"OUT_DIR": str(student_out)})
+    nbclient.NotebookClient(nb, kernel_name="fa3d", allow_errors=True, timeout=900,
+                            resources={"metadata": {"path": str(ROOT)}}).execute()
+    checks = {i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade")}
+    failed = {i: o for i, c in enumerate(nb.cells) if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.output_type == "error"}
+    assert set(failed) == checks, {i: (o.ename, o.evalue[:200]) for i, o in failed.items() if i not in checks}
+    for o in failed.values():
+        assert o.ename == "AssertionError" and "the exercise is not done yet" in o.evalue, o.evalue
+    facts = json.loads((student_out / f"{stem}.json").read_text())     # the notebook got to its end
+    assert facts and not [k for k in facts if k.startswith("exercise_")]
