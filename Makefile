@@ -47,16 +47,16 @@ notebooks: env
 assignments: env
 	$(PY) notebooks/make_assignments.py --out $(OUT)/assignments
 
-# The course's ready-made quick runs (notebooks/runs, committed), which let each notebook run alone
+# The course's ready-made quick runs (fa3d/weights/course, shipped), which let each notebook run alone
 # in seconds: notebooks 02-04 and 08 train them (TRAIN = True) into $(OUT)/course-runs, about
 # 25 minutes on 2 CPU cores; then they are exported (weights only, float16 kernels, subnets
 # shared with the run they started from stored once). Rerun after any change to the synthetic
 # faces, the quick preset or schedule, or fa3d's version (tests/test_course.py says when).
 course-runs: env
-	rm -rf $(OUT)/course-runs notebooks/runs.new
+	rm -rf $(OUT)/course-runs fa3d/weights/course.new
 	$(PY) benchmarks/run_notebooks.py 02 03 04 08 --train --no-html --out $(OUT)/course-runs
-	$(PY) -m fa3d.course export $(OUT)/course-runs/runs --out notebooks/runs.new
-	rm -rf notebooks/runs && mv notebooks/runs.new notebooks/runs
+	$(PY) -m fa3d.course export $(OUT)/course-runs/runs --out fa3d/weights/course.new
+	rm -rf fa3d/weights/course && mv fa3d/weights/course.new fa3d/weights/course
 
 # The model shipped in fa3d/weights/synthetic68 (fa3d predict's default): synthetic faces only,
 # 68 points, the quick architecture; about 40 minutes on 2 CPU cores. See its MODEL.md. The 2D stages

@@ -79,7 +79,7 @@ def static_picture(figure: dict) -> bytes:
     from matplotlib.figure import Figure
     from PIL import Image
 
-    data = figure.get("data", [])
+    data = [t for t in figure.get("data", []) if t.get("visible", True) is True]   # hidden: other slider steps
     scenes = list(dict.fromkeys(t.get("scene", "scene") for t in data if t.get("type") == "scatter3d"))
     flat = [t for t in data if t.get("type") == "image"] and ["xy"] or []
     panels = flat + scenes

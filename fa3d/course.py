@@ -167,11 +167,11 @@ COURSE_RUNS = {
     "z": ("regression", ("z",)),                     # notebook 04
 }
 
-#: The course's quick runs, trained once by ``make course-runs`` and committed, so that each
-#: notebook alone starts in seconds on a fresh machine (Colab starts every notebook on one):
-#: a notebook that builds on a run installs it into OUT_DIR/runs instead of training it for
-#: minutes, and ``TRAIN = True`` in the notebook trains it there instead.
-READY_RUNS_DIR = Path(__file__).resolve().parents[1] / "notebooks" / "runs"
+#: The course's quick runs, trained once by ``make course-runs`` and shipped inside fa3d (so that
+#: ``pip install`` on Colab brings them), so that each notebook alone starts in seconds on a fresh
+#: machine (Colab starts every notebook on one): a notebook that builds on a run installs it into
+#: OUT_DIR/runs instead of training it for minutes; ``TRAIN = True`` in the notebook trains it.
+READY_RUNS_DIR = Path(__file__).resolve().parent / "weights" / "course"
 
 
 def course_run_dir(name: str, out_dir="outputs/notebooks") -> Path:

@@ -287,6 +287,7 @@ course.show_source(Cascade.forward)
 # face crop (untrained, so the landmarks are meaningless) and check that the shapes are those of the diagram:
 
 # %%
+# NBVAL_CHECK_OUTPUT   (nbval compares this cell's printout with the committed one)
 from fa3d.data import CenterCrop3D
 
 quick = Cascade.from_preset(presets["quick"]).eval()

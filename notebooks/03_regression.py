@@ -115,6 +115,7 @@ print(preset.name, "preset:", cfg, f"| crops {S}×{S} px, hourglass input {S // 
 course.show_source(PreActBottleneck)
 
 # %%
+# NBVAL_CHECK_OUTPUT   (nbval compares this cell's printout with the committed one)
 unit = PreActBottleneck(C, C // 2, C).requires_grad_(False)
 x = torch.randn(2, C, 16, 16)
 print(f"PreActBottleneck({C}, {C // 2}, {C}): {num_parameters(unit):,} parameters, {tuple(x.shape)} -> {tuple(unit(x).shape)}")

@@ -65,7 +65,7 @@ def plotly_scene_drawn(dom: str, picture: np.ndarray) -> tuple[bool, str]:
     failed is white)."""
     if "gl-container" not in dom:
         return False, "no plotly gl-container in the DOM: plotly.js did not run (not loaded offline?)"
-    if "WebGL is not supported" in dom:
+    if 'class="no-webgl"' in dom:     # the notice plotly puts where a scene's WebGL context failed
         return False, "plotly found no WebGL in this browser, so the 3D scene was not drawn"
     flat = picture.reshape(-1, 3)
     background = np.all(flat >= 250, axis=1)

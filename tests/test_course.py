@@ -117,7 +117,7 @@ def test_the_committed_ready_made_runs_are_current(name):
     """The course's ready-made runs were made by this fa3d with the settings the notebooks ask for;
     after a change that makes them stale, `make course-runs` refreshes them."""
     ckpt = course.ready_checkpoint(f"quick_{name}")
-    assert ckpt is not None, f"notebooks/runs/quick_{name} is missing or stale: run `make course-runs`"
+    assert ckpt is not None, f"fa3d/weights/course/quick_{name} is missing or stale: run `make course-runs`"
     cfg = course.course_config(name, "anywhere")
     assert course._comparable(ckpt["config"]) == course._comparable(cfg.to_dict())
     assert ckpt["finished"]

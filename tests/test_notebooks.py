@@ -71,7 +71,9 @@ def _check_06(m):
 
 
 def _check_07(m):
-    _check_trained(m)
+    # 07's quick run is a quarter-length demonstration of the schedule and the resume (400 faces): it
+    # must learn, by a smaller margin than the course's runs
+    assert _finite(m["model_gte"], m["baseline_gte"]) and m["model_gte"] < 0.75 * m["baseline_gte"], m
     assert m["resumed"] and m["lr_formula_max_rel_diff"] < 1e-9
     recipe = m["recipe"]  # §6: the 300W-LP -> AFLW2000-3D recipe on stand-ins, end to end
     assert recipe["standin_fit_vs_pt2d_max_px"] < 0.01 and recipe["standin_yaw_sign_agreement"] == 1.0
