@@ -38,8 +38,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/04_z_regressor.ipynb)
 #
-# **Quick mode:** about 3 minutes on a 2-core CPU after notebook 03 (about 2.5 minutes of it trains the Z
-# net; a later run reuses it, and the notebook then takes about 20 s).
+# **Quick mode:** about 35 s on a 2-core CPU, on its own on a fresh machine: the quick Z run of §7 comes
+# ready-made with fa3d; `TRAIN = True` trains the Z net here instead, on top of notebook 03's 2D stage,
+# about 8 minutes more.
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).
@@ -356,8 +357,9 @@ facts["gt_coin_fraction_epoch0"] = float(np.mean(coins))
 # %% [markdown]
 # ## 7. Training the Z net on top of notebook 03's 2D stage
 #
-# `course.ensure_run("z", OUT_DIR)` starts from the finished regression run (training what is missing
-# first) and trains the Z stage only, the 2D subnets frozen. The paper: ~100 epochs, learning rate
+# `course.ensure_run("z", OUT_DIR, train=TRAIN)` gives the quick run of the Z stage only, the 2D subnets of
+# notebook 03's run frozen: installed ready-made by default, or trained here with `TRAIN = True` (about
+# 8 minutes on 2 CPU cores). The paper: ~100 epochs, learning rate
 # $10^{-2} \to 2.5\times10^{-4}$, batch 16, from ImageNet weights; the quick run: a few epochs of Adam.
 # The validation loss is measured on predicted heatmaps only (what the net sees at test time).
 

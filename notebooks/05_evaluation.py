@@ -38,8 +38,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/05_evaluation.ipynb)
 #
-# **Quick mode:** about 20 s on a 2-core CPU when notebooks 02–04 ran before in the same `OUT_DIR`;
-# about 6 minutes more when it trains the quick cascade itself.
+# **Quick mode:** about 25 s on a 2-core CPU, on its own on a fresh machine: it scores the quick cascade of
+# notebooks 02–04, which comes ready-made with fa3d (or is the one you trained there with `TRAIN = True`).
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).

@@ -36,10 +36,11 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/06_explore_3d.ipynb)
 #
-# **Quick mode:** about 15 s on a 2-core CPU when notebooks 02–04 ran before in the same `OUT_DIR`;
-# about 6 minutes more when it trains the quick cascade itself. §7 runs the shipped model on a photo. The 3D
-# figures load plotly.js from a CDN: they need an internet connection to show (see
-# `viz.use_plotly_renderer(offline=True)` otherwise).
+# **Quick mode:** about 25 s on a 2-core CPU, on its own on a fresh machine (the quick cascade of notebooks
+# 02–04 comes ready-made with fa3d). §7 runs the shipped model on a photo. The 3D figures need no network:
+# JupyterLab draws them with the plotly.js its plotly extension brings, and an exported HTML page carries
+# plotly.js inside (`viz.use_plotly_renderer`). On GitHub, which runs no JavaScript, each shows a static
+# picture instead.
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).

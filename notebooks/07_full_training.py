@@ -40,8 +40,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/07_full_training.ipynb)
 #
-# **Quick mode:** about 2 minutes on a 2-core CPU, plus §6's short stand-in run of the real-data recipe (not
-# timed yet). **Paper preset:** of the order of an hour of pure compute on an H100 and many hours on a T4,
+# **Quick mode:** about 2.5 minutes on a 2-core CPU, §6's short stand-in run of the real-data recipe
+# included: this notebook is about training, so it trains its quick run itself (nothing ready-made).
+# **Paper preset:** of the order of an hour of pure compute on an H100 and many hours on a T4,
 # under stated assumptions, plus data loading and evaluation (§7 computes it).
 
 # %%

@@ -36,8 +36,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/08_ablations.ipynb)
 #
-# **Quick mode:** about 2 minutes on a 2-core CPU when notebook 03's quick run exists (otherwise it is
-# trained first, about 4 minutes more).
+# **Quick mode:** about 1 minute on a 2-core CPU, on its own on a fresh machine: notebook 03's 2D stage and
+# the six Z variants of §4 come ready-made with fa3d (trained with these parameters); `TRAIN = True`, or
+# other values of `NUM_TRAIN`, `Z_EPOCHS`, `SEEDS` or `SIGMAS`, trains the variants here, about 1 minute each.
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).
@@ -273,7 +274,9 @@ facts["exercise_bootstrap_interval_max_diff"] = exercises.check_bootstrap_interv
 # Six Z runs per seed: the paper's setting ($p = 0.5$, RGB + heatmaps, σ = 3 px at 64 px: the quick
 # preset's width, **three times wider relative to the crop** than the paper's 6 px at 384 px, whose
 # proportional width at 64 px would be 1 px, not tried here), RGB alone, $p = 1$ (ground-truth heatmaps
-# only), $p = 0$ (predicted heatmaps only), and the two other widths.
+# only), $p = 0$ (predicted heatmaps only), and the two other widths. fa3d ships the six runs of the default
+# parameters ready-made (`run_variant` installs one when its settings are exactly these); `TRAIN = True` or
+# other parameters train them here.
 
 # %%
 VARIANTS = {
