@@ -14,15 +14,16 @@ OUT    ?= outputs
 
 env: $(STAMP)
 
-# Quiet on purpose: a newcomer's first screen should be fa3d's own output. setuptools warns on every
-# editable build (a note for package authors, not for users), hence PYTHONWARNINGS=ignore there.
+# Quiet on purpose: a newcomer's first screen should be fa3d's own output. pip -qq shows errors only;
+# setuptools warns on every editable build (a note for package authors, not for users), hence
+# PYTHONWARNINGS=ignore there.
 # The Jupyter kernel "fa3d" is this environment, so the tests never depend on a global python3 kernel.
 $(STAMP): requirements-lock.txt pyproject.toml
 	@echo "fa3d: setting up $(VENV) (once; a few minutes)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -r requirements-lock.txt
-	@PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --no-deps -e .
+	@$(PY) -m pip install -qq --upgrade pip
+	@$(PY) -m pip install -qq -r requirements-lock.txt
+	@PYTHONWARNINGS=ignore $(PY) -m pip install -qq --no-deps -e .
 	@$(PY) -m ipykernel install --sys-prefix --name fa3d --display-name "Python (fa3d)" >/dev/null
 	@touch $(STAMP)
 
