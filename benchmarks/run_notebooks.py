@@ -72,54 +72,69 @@ def _array(value) -> np.ndarray:
     return np.asarray(value if value is not None else [], dtype=float)
 
 
-def static_picture(figure: dict) -> bytes:
-    """A JPEG of a plotly figure's first frame, drawn with matplotlib, for the readers whose viewer
-    runs no JavaScript (GitHub): images and 2D scatters as they are, each 3D scene from the front,
-    turned by 30 degrees so that depth shows (fa3d's axes: x right, y down, z toward the viewer)."""
-    from matplotlib.figure import Figure
+def _colour(trace: dict, part: str) -> str | None:
+    """A trace's single marker or line colour; None when it is per point (a colour scale)."""
+    colour = (trace.get(part) or {}).get("color")
+    return colour if isinstance(colour, str) else None
+
+
+def _title(layout: dict) -> str:
+    title = layout.get("title") or ""
+    return (title.get("text") or "") if isinstance(title, dict) else str(title)
+
+
+def _draw_flat_panel(ax, traces: list[dict]) -> None:
+    """Image traces (a PNG data URI, as fa3d's figures embed them) and the 2D scatters over them."""
     from PIL import Image
 
-    data = [t for t in figure.get("data", []) if t.get("visible", True) is True]   # hidden: other slider steps
+    for t in traces:
+        if t.get("type") == "image" and str(t.get("source", "")).startswith("data:image"):
+            img = Image.open(io.BytesIO(base64.b64decode(t["source"].split(",", 1)[1]))).convert("RGB")
+            x0, y0 = float(t.get("x0", 0)), float(t.get("y0", 0))
+            ax.imshow(img, extent=(x0 - 0.5, x0 + img.width - 0.5, y0 + img.height - 0.5, y0 - 0.5))
+        elif t.get("type") == "scatter":
+            ax.plot(_array(t.get("x")), _array(t.get("y")), ".", ms=3, color=_colour(t, "marker"))
+    ax.set_axis_off()
+
+
+def _draw_scene(ax, traces: list[dict]) -> None:
+    """The scatter3d traces of one scene. fa3d's (x, y, z) are drawn as matplotlib's (x, -z, -y):
+    its vertical axis up the face, and z toward a viewer in front, turned by 30 degrees."""
+    points = []
+    for t in traces:
+        x, y, z = (_array(t.get(k)) for k in "xyz")
+        points.append(np.stack([x, -z, -y], 1))
+        mode = t.get("mode", "markers")
+        if "lines" in mode:
+            ax.plot(x, -z, -y, lw=1, color=_colour(t, "line"))
+        if "markers" in mode:
+            ax.scatter(x, -z, -y, s=6, depthshade=False, c=_colour(t, "marker"))
+    ax.view_init(elev=10, azim=-60)
+    ax.set_xlabel("x"), ax.set_ylabel("z (toward you)"), ax.set_zlabel("-y")
+    ax.set_xticklabels([]), ax.set_yticklabels([]), ax.set_zticklabels([])
+    extent = np.ptp(np.nan_to_num(np.concatenate(points)), axis=0) if points else np.ones(3)
+    ax.set_box_aspect(np.maximum(extent, 1e-3 * extent.max() + 1e-9), zoom=0.9)   # equal scales
+
+
+def static_picture(figure: dict) -> bytes:
+    """A JPEG of a plotly figure's first frame, drawn with matplotlib, for the readers whose viewer
+    runs no JavaScript (GitHub): one panel for the images and 2D scatters, if any, then one per
+    3D scene. Hidden traces (the other steps of a slider) are left out."""
+    from matplotlib.figure import Figure
+
+    data = [t for t in figure.get("data", []) if t.get("visible", True) is True]
     scenes = list(dict.fromkeys(t.get("scene", "scene") for t in data if t.get("type") == "scatter3d"))
-    flat = [t for t in data if t.get("type") == "image"] and ["xy"] or []
-    panels = flat + scenes
+    has_image = any(t.get("type") == "image" for t in data)
+    panels = (["flat"] if has_image else []) + scenes
     fig = Figure(figsize=(4.4 * max(len(panels), 1), 4.4), dpi=80)
-    title = (figure.get("layout", {}).get("title") or {}).get("text") if isinstance(
-        figure.get("layout", {}).get("title"), dict) else figure.get("layout", {}).get("title")
-    fig.suptitle((title or "") + "\n(static view: open in JupyterLab or Colab to turn it)", fontsize=9)
+    fig.suptitle(_title(figure.get("layout", {})) + "\n(static view: open in JupyterLab or Colab to turn it)",
+                 fontsize=9)
     for i, panel in enumerate(panels):
-        if panel == "xy":
-            ax = fig.add_subplot(1, len(panels), i + 1)
-            for t in data:
-                if t.get("type") == "image" and str(t.get("source", "")).startswith("data:image"):
-                    img = Image.open(io.BytesIO(base64.b64decode(t["source"].split(",", 1)[1]))).convert("RGB")
-                    x0, y0 = float(t.get("x0", 0)), float(t.get("y0", 0))
-                    ax.imshow(img, extent=(x0 - 0.5, x0 + img.width - 0.5, y0 + img.height - 0.5, y0 - 0.5))
-                elif t.get("type") == "scatter":
-                    ax.plot(_array(t.get("x")), _array(t.get("y")), ".", ms=3,
-                            color=(t.get("marker") or {}).get("color") if isinstance((t.get("marker") or {}).get("color"), str) else None)
-            ax.set_axis_off()
-            continue
-        ax = fig.add_subplot(1, len(panels), i + 1, projection="3d")
-        points = []
-        for t in data:
-            if t.get("type") != "scatter3d" or t.get("scene", "scene") != panel:
-                continue
-            x, y, z = (_array(t.get(k)) for k in "xyz")
-            points.append(np.stack([x, -z, -y], 1))
-            mode = t.get("mode", "markers")
-            line_colour = (t.get("line") or {}).get("color")
-            marker_colour = (t.get("marker") or {}).get("color")
-            if "lines" in mode:
-                ax.plot(x, -z, -y, lw=1, color=line_colour if isinstance(line_colour, str) else None)
-            if "markers" in mode:
-                ax.scatter(x, -z, -y, s=6, depthshade=False,
-                           c=marker_colour if isinstance(marker_colour, str) else None)
-        ax.view_init(elev=10, azim=-60)
-        ax.set_xlabel("x"), ax.set_ylabel("z (toward you)"), ax.set_zlabel("-y")
-        ax.set_xticklabels([]), ax.set_yticklabels([]), ax.set_zticklabels([])
-        extent = np.ptp(np.nan_to_num(np.concatenate(points)), axis=0) if points else np.ones(3)
-        ax.set_box_aspect(np.maximum(extent, 1e-3 * extent.max() + 1e-9), zoom=0.9)   # equal scales
+        if panel == "flat":
+            _draw_flat_panel(fig.add_subplot(1, len(panels), i + 1), data)
+        else:
+            _draw_scene(fig.add_subplot(1, len(panels), i + 1, projection="3d"),
+                        [t for t in data if t.get("type") == "scatter3d" and t.get("scene", "scene") == panel])
     buf = io.BytesIO()
     fig.savefig(buf, format="jpeg", pil_kwargs={"quality": 80})
     return buf.getvalue()

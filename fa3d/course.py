@@ -30,7 +30,7 @@ from .metrics import summarize
 from .models import Cascade, get_preset
 from .predict import predict_crops
 from .pretrained import RELEASE_KEYS
-from .runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, TrainConfig, made_by_this_fa3d
+from .runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, TrainConfig, made_by_this_fa3d, same_settings
 from .schedules import STAGES, get_schedule, make_optimizer
 from .train import optimizer_step, train as train_run
 
@@ -226,15 +226,6 @@ def ensure_run(name: str, out_dir="outputs/notebooks", *, train: bool = False, s
 
 # ----------------------------------------------------------------------------- ready-made runs
 
-def _comparable(config: dict) -> dict:
-    """A run's config without what does not change what it learns: its folder, progress bars,
-    worker count, and where its init_from run lives (only that run's name matters)."""
-    c = {**config, "out": None, "progress": None, "num_workers": None}
-    if c.get("init_from"):
-        c["init_from"] = Path(c["init_from"]).name
-    return c
-
-
 def _is_kernel(key: str, tensor: torch.Tensor) -> bool:
     """Convolution and linear weights: stored as float16 in a ready-made run (half the size)."""
     return key.endswith("weight") and tensor.is_floating_point() and tensor.dim() > 1
@@ -298,10 +289,10 @@ def ready_checkpoint(name: str, root=None) -> dict | None:
 
 def install_ready_run(cfg: TrainConfig, root=None) -> bool:
     """Install the ready-made run named like ``cfg.out``'s folder into ``cfg.out`` when it was
-    trained with the same settings (:func:`_comparable`) by this fa3d; returns whether it did.
+    trained with the same settings (:func:`fa3d.runs.same_settings`) by this fa3d; returns whether it did.
     The installed checkpoint says ``ready_made: True`` and loads like any finished run."""
     ckpt = ready_checkpoint(Path(cfg.out).name, root)
-    if ckpt is None or _comparable(ckpt["config"]) != _comparable(cfg.to_dict()):
+    if ckpt is None or not same_settings(ckpt["config"], cfg.to_dict()):
         return False
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -315,28 +306,6 @@ def install_ready_run(cfg: TrainConfig, root=None) -> bool:
     if (source / LOG_NAME).is_file():
         shutil.copyfile(source / LOG_NAME, out / LOG_NAME)
     return True
-
-
-def main(argv=None) -> int:
-    """``python -m fa3d.course export RUNS_DIR [--out DIR] [NAME ...]``: write finished runs as
-    the course's ready-made runs (``make course-runs`` trains them first)."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m fa3d.course", description=main.__doc__)
-    parser.add_argument("command", choices=["export"])
-    parser.add_argument("runs_dir")
-    parser.add_argument("names", nargs="*")
-    parser.add_argument("--out", default=str(READY_RUNS_DIR))
-    args = parser.parse_args(argv)
-    try:
-        written = export_ready_runs(args.runs_dir, args.out, args.names or None)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"fa3d.course: error: {err}", file=sys.stderr)
-        return 2
-    for path in written:
-        print(f"exported {path} ({(path / CHECKPOINT_NAME).stat().st_size / 2**20:.1f} MiB)")
-    return 0
 
 
 def test_crops(run_dir, num_images: int | None = None) -> dict:
@@ -360,6 +329,28 @@ def score_stage(cascade, crops: dict, stage: str = "z", mean_shape: torch.Tensor
         base = mean_shape.expand_as(crops["landmarks"])
         out["baseline"] = summarize(base, crops["landmarks"])
     return out
+
+
+def main(argv=None) -> int:
+    """``python -m fa3d.course export RUNS_DIR [--out DIR] [NAME ...]``: write finished runs as
+    the course's ready-made runs (``make course-runs`` trains them first)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m fa3d.course", description=main.__doc__)
+    parser.add_argument("command", choices=["export"])
+    parser.add_argument("runs_dir")
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--out", default=str(READY_RUNS_DIR))
+    args = parser.parse_args(argv)
+    try:
+        written = export_ready_runs(args.runs_dir, args.out, args.names or None)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"fa3d.course: error: {err}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"exported {path} ({(path / CHECKPOINT_NAME).stat().st_size / 2**20:.1f} MiB)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -158,16 +158,26 @@ def made_by_this_fa3d(saved: dict) -> bool:
     return saved.get("format_version") == FORMAT_VERSION and saved.get("fa3d_version") == fa3d.__version__
 
 
+def same_settings(a: dict, b: dict) -> bool:
+    """Whether two runs' configs (``TrainConfig.to_dict()``) train the same thing: equal in all
+    but the run's folder, progress bars, worker count and where its ``init_from`` run lives
+    (that run's folder name must match: the same course run in another OUT_DIR)."""
+    def essentials(config: dict) -> dict:
+        init_from = config.get("init_from")
+        return {**config, "out": None, "progress": None, "num_workers": None,
+                "init_from": Path(init_from).name if init_from else None}
+    return essentials(a) == essentials(b)
+
+
 def is_reusable(ckpt_path: Path, cfg: TrainConfig, schedule: TrainSchedule, preset: Preset) -> bool:
-    """Whether the run at ``ckpt_path`` was made by this fa3d with the same settings (all but
-    progress bars and worker counts): then it can be resumed or reused instead of retrained."""
+    """Whether the run at ``ckpt_path`` was made by this fa3d with the same settings
+    (:func:`same_settings`): then it can be resumed or reused instead of retrained."""
     if not ckpt_path.exists():
         return False
     try:
         saved = load_checkpoint(ckpt_path)
-        ignore = {"progress": None, "num_workers": None}
         return (made_by_this_fa3d(saved)
-                and {**saved["config"], **ignore} == {**cfg.to_dict(), **ignore}
+                and same_settings(saved["config"], cfg.to_dict())
                 and saved["schedule"] == schedule.to_dict() and Preset.from_dict(saved["preset"]) == preset)
     except (ValueError, KeyError, TypeError):
         return False

@@ -76,7 +76,7 @@ from fa3d.checkpoint import load_checkpoint
 from fa3d.data.splits import SYNTHETIC_TEST_SEED_OFFSET, SYNTHETIC_VALID_SEED_OFFSET
 from fa3d.demo import QUICK_DEMO
 from fa3d.predict import predict_crops
-from fa3d.runs import CHECKPOINT_NAME, TrainConfig, load_run
+from fa3d.runs import CHECKPOINT_NAME, TrainConfig, load_run, same_settings
 from fa3d.schedules import get_schedule
 from fa3d.train import train
 
@@ -162,8 +162,8 @@ def run_variant(name, *, p=0.5, inputs="rgb+heatmaps", sigma=None, seed=0):
     ckpt_path = run_dir / CHECKPOINT_NAME
     if ckpt_path.exists():
         old = load_checkpoint(ckpt_path)
-        same = lambda c: {**c, "out": None, "progress": None}      # the same run, wherever OUT_DIR is
-        if old.get("finished") and same(old["config"]) == same(cfg.to_dict()) and not (TRAIN and old.get("ready_made")):
+        # the same run, wherever OUT_DIR is (fa3d.runs.same_settings); TRAIN retrains a ready-made one
+        if old.get("finished") and same_settings(old["config"], cfg.to_dict()) and not (TRAIN and old.get("ready_made")):
             return run_dir, 0.0
     if not TRAIN and course.install_ready_run(cfg):     # the course's ready-made run of these settings
         return run_dir, 0.0

@@ -8,7 +8,7 @@ import fa3d
 from fa3d import course
 from fa3d.checkpoint import load_checkpoint
 from fa3d.schedules import STAGES, get_schedule
-from fa3d.runs import load_run, read_log
+from fa3d.runs import load_run, read_log, same_settings
 
 
 def test_largest_batch_that_fits_halves_until_it_fits():
@@ -119,5 +119,5 @@ def test_the_committed_ready_made_runs_are_current(name):
     ckpt = course.ready_checkpoint(f"quick_{name}")
     assert ckpt is not None, f"fa3d/weights/course/quick_{name} is missing or stale: run `make course-runs`"
     cfg = course.course_config(name, "anywhere")
-    assert course._comparable(ckpt["config"]) == course._comparable(cfg.to_dict())
+    assert same_settings(ckpt["config"], cfg.to_dict())
     assert ckpt["finished"]

@@ -135,6 +135,27 @@ def test_committed_notebook_is_well_formed_with_its_outputs(path):
     assert path.stem in CHECKS, f"add the assertions for {path.stem} to CHECKS"
 
 
+def test_static_picture_of_a_3d_figure_draws_its_image_and_scene_but_no_hidden_trace():
+    import io
+
+    import numpy as np
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    from PIL import Image
+
+    from fa3d import viz
+    from fa3d.data.synthetic import SyntheticFaces
+
+    item = SyntheticFaces(1, image_size=64, scheme="68", seed=0)[0]
+    fig = viz.image_and_3d_plotly(item["image"], item["landmarks"], "68", title="a face")
+    picture = lambda f: np.asarray(Image.open(io.BytesIO(run_notebooks.static_picture(json.loads(pio.to_json(f))))))
+    shown = picture(fig)
+    assert shown.shape[1] == 2 * shown.shape[0]                  # two panels: the image and the 3D scene
+    assert (shown < 200).any(axis=-1).mean() > 0.02               # something is drawn
+    hidden = go.Figure(fig).add_trace(go.Scatter3d(x=[0, 500], y=[0, 500], z=[0, 500], visible=False), 1, 2)
+    assert np.abs(picture(hidden).astype(int) - shown.astype(int)).mean() < 1.0   # a hidden trace draws nothing
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_pairs_with_its_percent_script(path):
     jupytext = pytest.importorskip("jupytext")

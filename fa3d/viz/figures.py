@@ -445,7 +445,8 @@ def z_network_blocks(z_regressor, image_size: int) -> list[dict]:
     """The blocks of a :class:`fa3d.models.ZRegressor`, named as in the paper's Fig. 2 / Table 1.
 
     Returns one dict per block, in order: ``name`` ("input", "B1" … "B6", "FC"), ``layers``
-    (what it is, e.g. "24× bottleneck"), ``units`` (residual units, 1 for the others) and
+    (what it is, e.g. "24× bottleneck"), ``units`` (residual units; 1 for B1, B2 and FC, 0 for
+    the input) and
     ``shape`` (its output shape without the batch axis, from a forward pass at
     ``image_size`` px). The pass runs on a twin of the model built on the ``meta`` device
     from the model's own config, so even the paper's ResNet-200 at 384 px costs no memory

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.schemes import LandmarkScheme, get_scheme
-from ..env import in_jupyter_kernel, jupyter_shell
+from ..env import in_colab, in_jupyter_kernel, jupyter_shell
 from .figures import ERROR_COLOUR, GROUP_COLOURS, GT_COLOUR, PRED_COLOUR, _image_hwc, _numpy
 
 
@@ -34,8 +34,6 @@ def use_plotly_renderer(offline: bool = True) -> str:
     frame). Outside Jupyter nothing is changed. For files, see :func:`write_offline_html`.
     """
     import plotly.io as pio
-
-    from ..env import in_colab
 
     if in_jupyter_kernel() and not in_colab():
         pio.renderers.default = "plotly_mimetype+notebook" if offline else "notebook_connected"
@@ -55,7 +53,7 @@ def write_offline_html(fig, path) -> Path:
 def setup_notebook(offline: bool = True) -> None:
     """Call once at the top of a notebook: returned matplotlib Figures display inline
     (a pyplot-free ``Figure`` needs the inline backend's display hook, which ipykernel only
-    installs after ``%matplotlib inline``), as JPEG (a tenth of a PNG's size for the course's
+    installs after ``%matplotlib inline``), as JPEG (smaller than PNG for the course's
     photographs and heatmaps, so saved notebooks stay small), and plotly figures work offline
     (:func:`use_plotly_renderer`). Does nothing outside Jupyter."""
     shell = jupyter_shell()
