@@ -22,11 +22,10 @@ import numpy as np
 import torch
 
 from .data.readers import read_image
-from .data.transforms import face_crop_matrix, unwarp_landmarks, warp_image
 from .detect import get_detector
 from .env import resolve_device
 from .precision import choose_precision
-from .predict import predict_crops
+from .predict import predict_faces
 from .pretrained import resolve_run
 from .runs import load_run
 
@@ -110,6 +109,8 @@ class FaceAligner:
         detector: "auto", "yunet", "dlib" or "haar" (:func:`fa3d.detect.get_detector`), or any callable
             image -> list of :class:`fa3d.detect.Detection`; made on first use, so given boxes need none.
         flip: test-time mirroring (:func:`fa3d.predict.predict_crops`), on by default.
+        scales: crop scales averaged in the last crop (:func:`fa3d.predict.predict_faces`); the default
+            (1.0,) is one crop; :data:`fa3d.predict.MULTI_SCALE` averages three (3x the time).
         refine: re-crops around the predicted landmarks; None: REFINE_STEPS for detected boxes, 0 for
             given boxes.
         batch_size: faces per cascade batch (and per group of images read at once).
@@ -119,7 +120,7 @@ class FaceAligner:
     """
 
     def __init__(self, run="pretrained", device: str = "auto", *, detector="auto", flip: bool = True,
-                 refine: int | None = None, batch_size: int = 32, channels_last: bool | None = None,
+                 scales=(1.0,), refine: int | None = None, batch_size: int = 32, channels_last: bool | None = None,
                  precision: str = "auto", log=print):
         if refine is not None and refine < 0:
             raise ValueError(f"refine (fa3d predict --refine) must be 0 or more re-crops, got {refine}")
@@ -135,6 +136,9 @@ class FaceAligner:
         self.scheme = ckpt["scheme"]
         self.num_landmarks = self.cascade.num_landmarks
         self.flip, self.refine, self.batch_size, self.log = flip, refine, batch_size, log
+        self.scales = tuple(float(x) for x in scales)
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"scales (fa3d predict --scales) must be positive crop-side factors, got {scales}")
         self._detector = detector
 
     @property
@@ -188,7 +192,8 @@ class FaceAligner:
 
     @torch.no_grad()
     def _align_group(self, group):
-        """Predict every face of a group of images in batches; the re-crops in rounds."""
+        """Predict every face of a group of images in batches; the re-crops in rounds. The rounds
+        before a face's last only place its next crop, so they use one scale; the last uses them all."""
         S = self.image_size
         on_device = [image.to(self.device) for image, _ in group]
         faces = [(k, face) for k, (_, found) in enumerate(group) for face in found]
@@ -200,18 +205,20 @@ class FaceAligner:
             active = [j for j in range(len(faces)) if step <= steps[j]]
             if not active:
                 break
-            A = torch.stack([face_crop_matrix(boxes[j], S) for j in active])
-            crops = torch.stack([warp_image(on_device[faces[j][0]], A[a].to(self.device), S)
-                                 for a, j in enumerate(active)])
-            pred = predict_crops(self.cascade, crops, "z", self.batch_size, self.device, self.precision, self.flip)
-            pred = unwarp_landmarks(pred.double(), A)
-            for a, j in enumerate(active):
-                landmarks[j] = pred[a]
-                box = torch.cat([pred[a, :, :2].min(0).values, pred[a, :, :2].max(0).values])
-                if (box[2:] - box[:2]).max() >= 2:   # all points in one spot (an untrained net): keep the box
-                    boxes[j] = box
-                else:
-                    steps[j] = step
+            last = [j for j in active if step == steps[j]]
+            for members, scales in ((last, self.scales), ([j for j in active if step < steps[j]], (1.0,))):
+                if not members:
+                    continue
+                pred = predict_faces(self.cascade, [on_device[faces[j][0]] for j in members],
+                                     [boxes[j] for j in members], S, scales=scales, flip=self.flip,
+                                     batch_size=self.batch_size, device=self.device, precision=self.precision)
+                for a, j in enumerate(members):
+                    landmarks[j] = pred[a]
+                    box = torch.cat([pred[a, :, :2].min(0).values, pred[a, :, :2].max(0).values])
+                    if (box[2:] - box[:2]).max() >= 2:   # all points in one spot (an untrained net): keep the box
+                        boxes[j] = box
+                    else:
+                        steps[j] = step
         for j, (_, face) in enumerate(faces):
             face.landmarks, face.refine_steps = landmarks[j].float().numpy(), steps[j]
         for image, found in group:

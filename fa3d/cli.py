@@ -105,7 +105,7 @@ def _cmd_evaluate(args) -> int:
     out = args.out or ("pretrained-evaluation" if is_pretrained(args.run) else None)
     result = evaluate_run(args.run, args.data, device=args.device, max_images=args.max_images,
                           batch_size=args.batch_size, progress=not args.no_progress, bases=args.bases, out_dir=out,
-                          flip=args.flip)
+                          flip=args.flip, scales=args.scales)
     print(result["table"])
     print(f"wrote {result['metrics_path']}")
     if result.get("report"):
@@ -117,7 +117,8 @@ def _cmd_predict(args) -> int:
     from .landmark_files import predict_files
 
     results = predict_files(args.run, args.images, bbox=args.bbox, out_dir=args.out, overwrite=args.overwrite,
-                            device=args.device, refine=args.refine, flip=args.flip, detector=args.detector,
+                            device=args.device, refine=args.refine, flip=args.flip, scales=args.scales,
+                            detector=args.detector,
                             draw=args.draw, batch_size=args.batch_size)
     missing = sum(v is None for v in results.values())
     if len(results) > 1:
@@ -144,6 +145,17 @@ def _cmd_export(args) -> int:
           f"{crops.shape[-1]}) -> landmarks (B, {cascade.num_landmarks}, 3) in crop pixels")
     print(f"onnxruntime vs torch on {len(crops)} synthetic face crops: max |difference| {diff:.2e} px")
     return 0
+
+
+def _scales(text: str) -> tuple[float, ...]:
+    """``--scales 0.9,1,1.1`` -> (0.9, 1.0, 1.1): positive factors on the crop's side."""
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        values = ()
+    if not values or not all(0 < v < float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive numbers separated by commas, e.g. 0.9,1,1.1")
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bases", default=None, metavar="DIR", help="3DMM bases for 300wlp data (default: the run's)")
     p.add_argument("--flip", action="store_true",
                    help="test-time mirroring: average with the mirrored crops (fa3d predict's default)")
+    p.add_argument("--scales", type=_scales, default=(1.0,), metavar="LIST",
+                   help="test-time crop scales, comma-separated factors on the crop's side, averaged "
+                        "(default: 1, one crop; e.g. 0.9,1,1.1, fa3d.predict.MULTI_SCALE)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
@@ -244,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="faces per cascade batch (default: 32)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                    help="average with the mirrored face (default on; --no-flip: one pass)")
+    p.add_argument("--scales", type=_scales, default=(1.0,), metavar="LIST",
+                   help="crop scales to average in the last crop, comma-separated factors on the crop's side "
+                        "(default: 1, one crop; 0.9,1,1.1: three, 3x the time)")
     p.add_argument("--refine", type=int, default=None, metavar="K",
                    help="crop again K times around the predicted landmarks (default: 2 for the detector's "
                         "boxes, 0 for --bbox)")

@@ -21,13 +21,13 @@ from tqdm.auto import tqdm
 
 from .data.readers import parse_spec
 from .data.splits import default_scheme, test_dataset
-from .data.transforms import CenterCrop3D, unwarp_landmarks
+from .data.transforms import face_box, face_crop_matrix, unwarp_landmarks
 from .env import resolve_device
 from .files import atomic_write
 from .metrics import METRIC_KEYS, protocol_summary, summarize
 from .models import Cascade
 from .precision import choose_precision
-from .predict import predict_crops
+from .predict import predict_faces
 from .pretrained import is_pretrained, resolve_run
 from .runs import load_run, read_log
 
@@ -36,26 +36,29 @@ METRICS_NAME = "metrics.json"
 
 @torch.no_grad()
 def evaluate_dataset(cascade: Cascade, dataset, mean_shape: torch.Tensor, image_size: int, *, batch_size: int = 32,
-                     max_images: int | None = None, device="cpu", progress: bool = True, flip: bool = False) -> dict:
+                     max_images: int | None = None, device="cpu", progress: bool = True, flip: bool = False,
+                     scales=(1.0,)) -> dict:
     """Score the cascade and the mean-shape baseline on ``dataset`` (items with ground truth).
 
     ``image_size``: the preset's crop side. Returns {"model": summary, "baseline": summary,
     "pred": (V,N,3), "gt": (V,N,3), "baseline_pred": (V,N,3), "yaw": (V,) degrees, "ids"},
-    summaries as :func:`fa3d.metrics.summarize` (percent), landmarks in image pixels. ``flip``:
-    test-time mirroring (:func:`fa3d.predict.predict_crops`; off by default, as in the paper's tables).
+    summaries as :func:`fa3d.metrics.summarize` (percent), landmarks in image pixels. Test-time
+    augmentation, off by default as in the paper's tables: ``flip`` (mirroring) and ``scales`` (crop
+    scales, e.g. :data:`fa3d.predict.MULTI_SCALE`), see :func:`fa3d.predict.predict_faces`.
+    The crop is the evaluation crop of :class:`~fa3d.data.transforms.CenterCrop3D`, around each face's
+    ground-truth landmark box (:func:`~fa3d.data.transforms.face_box`).
     """
-    crop = CenterCrop3D(image_size)
     n = len(dataset) if max_images is None else min(len(dataset), max_images)
     preds, bases, gts, yaws, ids = [], [], [], [], []
     precision = choose_precision("auto", device)[0]
     for start in tqdm(range(0, n, batch_size), desc="evaluating", disable=not progress, leave=False):
-        items = [crop(dataset[i]) for i in range(start, min(n, start + batch_size))]
-        images = torch.stack([it["image"] for it in items])
-        A = torch.stack([it["crop_matrix"] for it in items]).double()
-        pred_crop = predict_crops(cascade, images, "z", device=device, precision=precision, flip=flip).double()
-        preds.append(unwarp_landmarks(pred_crop, A))
+        items = [dataset[i] for i in range(start, min(n, start + batch_size))]
+        boxes = [face_box(it) for it in items]
+        preds.append(predict_faces(cascade, [it["image"] for it in items], boxes, image_size, scales=scales,
+                                   flip=flip, device=device, precision=precision))
+        A = torch.stack([face_crop_matrix(box, image_size) for box in boxes])
         bases.append(unwarp_landmarks(mean_shape.double().expand(len(items), -1, -1), A))
-        gts.append(unwarp_landmarks(torch.stack([it["landmarks"] for it in items]).double(), A))
+        gts.append(torch.stack([it["landmarks"] for it in items]).double())
         yaws += [float(it["pose"][0]) for it in items]
         ids += [it.get("id", str(start + k)) for k, it in enumerate(items)]
     if not preds:
@@ -110,13 +113,14 @@ def format_protocol_table(rows: dict[str, dict], published: dict[str, float] | N
 
 def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_images: int | None = None,
                  batch_size: int = 32, progress: bool = True, write: bool = True,
-                 with_report: bool = True, bases=None, out_dir=None, flip: bool = False) -> dict:
+                 with_report: bool = True, bases=None, out_dir=None, flip: bool = False, scales=(1.0,)) -> dict:
     """``fa3d evaluate``: score RUN_DIR (or ``"pretrained"``, the shipped model) on ``data`` (see
     :func:`fa3d.data.splits.test_dataset`), with the mean-shape baseline; writes metrics.json and
     the report into ``out_dir`` (default RUN_DIR; the shipped model needs one). Returns
     {"metrics", "baseline", "table", "metrics_path", "report"}; metrics in percent with keys
     gte_xy, gte_xyz, gte_x, gte_y, gte_z, cvgtce (None where not computable), num_images; with 68
-    points also the AFLW2000-3D protocol (metrics.json "protocol"). ``bases``: 3DMM bases for 300W-LP."""
+    points also the AFLW2000-3D protocol (metrics.json "protocol"). ``bases``: 3DMM bases for 300W-LP.
+    ``flip``, ``scales``: test-time augmentation, see :func:`evaluate_dataset`."""
     dev = resolve_device(device)
     if write and out_dir is None and is_pretrained(run_dir):
         raise ValueError("the shipped model's folder is part of fa3d: pass an output folder for its metrics "
@@ -126,13 +130,16 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
     cascade, ckpt = load_run(run_dir, dev)
     dataset = test_dataset(data, ckpt, bases)
     res = evaluate_dataset(cascade, dataset, ckpt["mean_shape"], ckpt["preset"]["image_size"], batch_size=batch_size,
-                           max_images=max_images, device=dev, progress=progress, flip=flip)
+                           max_images=max_images, device=dev, progress=progress, flip=flip, scales=scales)
     model, baseline = _rounded(res["model"]), _rounded(res["baseline"])
+    scales = [float(x) for x in scales]
     name = (f"fa3d {ckpt['preset']['name']}" + (" + flip" if flip else "")
+            + (f" + {len(scales)} scales" if scales != [1.0] else "")
             + ("" if ckpt.get("finished") else " (unfinished)"))
     table = format_table({name: model, "mean-shape baseline": baseline})
     metrics = {**model, "baseline": baseline, "data": data, "preset": ckpt["preset"]["name"],
-               "stages": list(ckpt["config"]["stages"]), "finished": bool(ckpt.get("finished")), "flip": flip}
+               "stages": list(ckpt["config"]["stages"]), "finished": bool(ckpt.get("finished")), "flip": flip,
+               "scales": scales}
     if "protocol" in res:
         from .report import PUBLISHED_AFLW2000
         published = PUBLISHED_AFLW2000 if parse_spec(data)[0] == "aflw2000" else None

@@ -82,17 +82,19 @@ def _document(path: Path, image: torch.Tensor, faces, aligner: FaceAligner) -> d
             "scheme": aligner.scheme, "run": aligner.run_name, "units": UNITS,
             "pixels": "as viewers show the image: its EXIF orientation, if any, applied",
             "faces": [{"bbox": list(f.box), "bbox_source": f.source, "score": f.score,
-                       "refine_steps": f.refine_steps, "flip": aligner.flip, "landmarks": np.round(f.landmarks.astype(np.float64), 3).tolist()}
+                       "refine_steps": f.refine_steps, "flip": aligner.flip,
+                       "scales": list(aligner.scales), "landmarks": np.round(f.landmarks.astype(np.float64), 3).tolist()}
                       for f in faces]}
 
 
 def predict_files(run_dir=PRETRAINED_NAME, images=(), *, bbox=None, out_dir=None, overwrite: bool = False,
-                  device: str = "auto", refine: int | None = None, flip: bool = True, detector: str = "auto",
+                  device: str = "auto", refine: int | None = None, flip: bool = True, scales=(1.0,),
+                  detector: str = "auto",
                   draw: bool = False, batch_size: int = 32, log=print) -> dict:
     """``fa3d predict``: landmarks JSON for each image, with the run in RUN_DIR (default: the shipped
     model). Returns {image path: JSON path, or None when no face was found or the image was skipped}.
     ``bbox``: one face box for every image instead of the detector's; see :class:`fa3d.FaceAligner`
-    for ``refine``, ``flip``, ``detector``."""
+    for ``refine``, ``flip``, ``scales``, ``detector``."""
     paths = image_paths(images)
     targets = {p: output_path(p, out_dir) for p in paths}
     clash = {}
@@ -104,7 +106,7 @@ def predict_files(run_dir=PRETRAINED_NAME, images=(), *, bbox=None, out_dir=None
         for o in [out] + ([output_path(img, out_dir, ".jpg")] if draw else []):
             if o.exists() and not overwrite:
                 raise FileExistsError(f"{o} already exists (from {img}); pass --overwrite to replace it")
-    aligner = FaceAligner(run_dir, device, detector=detector, flip=flip, refine=refine,
+    aligner = FaceAligner(run_dir, device, detector=detector, flip=flip, scales=scales, refine=refine,
                           batch_size=batch_size, log=log)
     results = {}
     for start in range(0, len(paths), batch_size):

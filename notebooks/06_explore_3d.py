@@ -388,7 +388,8 @@ widgets.browse(crops["image"][:BROWSE_FACES], cascade, scheme, gt=gt[:BROWSE_FAC
 #    pixels through the inverse of the crop's similarity matrix;
 # 3. the face is cropped again around its own landmarks, `REFINE_STEPS` times (our choice, not the paper's:
 #    a detector frames a face unlike the landmark boxes the cascade learned), and each crop is averaged with
-#    its mirror image (`flip=True`).
+#    its mirror image (`flip=True`). `scales=fa3d.predict.MULTI_SCALE` also makes the last crop three times,
+#    its side ×0.9, ×1 and ×1.1, and averages the answers in the image (off by default; see Exercise 5).
 #
 # All faces of all the images it is given go through the cascade in batches (`batch_size`), so a folder of
 # photos costs a few large forward passes, not one per face. `"pretrained"` is the model that ships inside
@@ -475,9 +476,10 @@ print(json.dumps({k: v for k, v in facts.items() if k not in ("sweep", "median_f
 #    rotation formula, and where does it break?
 #    *Hint:* `fa3d.data.CenterCrop3D(ckpt["preset"]["image_size"])(item)` then
 #    `predict_crops(cascade, crop["image"][None], "z")`.
-# 5. **Re-crops and the mirror.** On the photo of §7, compare `FaceAligner("pretrained", refine=0, flip=False)`
-#    with the default (`REFINE_STEPS` re-crops, `flip=True`): plot both sets of landmarks on the image. Where
-#    do they differ most, and why would the detector's box matter more without re-crops?
+# 5. **Re-crops, the mirror and the scales.** On the photo of §7, compare
+#    `FaceAligner("pretrained", refine=0, flip=False)` with the default (`REFINE_STEPS` re-crops, `flip=True`)
+#    and with `scales=fa3d.predict.MULTI_SCALE`: plot the landmarks on the image. Where do they differ most,
+#    and why would the detector's box matter more without re-crops?
 #    *Hint:* `aligner.predict(photo)[0].landmarks`; with `../shared` present, `read_pts` gives lenna's truth.
 
 # %% [markdown]

@@ -67,30 +67,31 @@ def test_the_name_pretrained_resolves_and_a_missing_model_is_a_clear_error(tmp_p
 
 def test_refinement_recrops_around_the_predicted_landmarks(monkeypatch, tiny_run):
     """A stand-in cascade that predicts the true landmarks of whatever crop it gets: from a bad box,
-    re-cropping must end on the ground truth, and the output must be the truth in image pixels."""
+    re-cropping must end on the ground truth, and the output must be the truth in image pixels. The
+    two placing rounds use one crop each, the last round one per test-time scale."""
     item = SyntheticFaces(1, image_size=128, scheme="68", seed=3)[0]
     truth = item["landmarks"].double()
-    seen_matrix = []
-    real_matrix = aligner_mod.face_crop_matrix
+    seen = []
+    real_matrix = predict_mod.face_crop_matrix
 
-    def recording_matrix(box, size):
-        A = real_matrix(box, size)
-        seen_matrix.append(A)
+    def recording_matrix(box, size, scale=1.0):
+        A = real_matrix(box, size, scale=scale)
+        seen.append((scale, A))
         return A
 
     def oracle(cascade, crops, stage="z", *args, **kw):
-        return warp_landmarks(truth, seen_matrix[-1]).float()[None]
+        return warp_landmarks(truth, seen[-1][1]).float()[None]
 
-    monkeypatch.setattr(aligner_mod, "predict_crops", oracle)
-    monkeypatch.setattr(aligner_mod, "face_crop_matrix", recording_matrix)
+    monkeypatch.setattr(predict_mod, "predict_crops", oracle)
+    monkeypatch.setattr(predict_mod, "face_crop_matrix", recording_matrix)
     x1, y1, x2, y2 = item["bbox"].tolist()
     bad = (x1 - 10, y1 - 20, x2 + 5, y2 - 15)        # a detector's box: forehead in, jaw cut
-    fa = aligner_mod.FaceAligner(tiny_run, "cpu", refine=2)
+    fa = aligner_mod.FaceAligner(tiny_run, "cpu", refine=2, scales=(0.9, 1.0, 1.1))
     (face,) = fa.predict(item["image"], [bad])
-    assert len(seen_matrix) == 3 and face.refine_steps == 2 and face.box == bad
+    assert [s for s, _ in seen] == [1.0, 1.0, 0.9, 1.0, 1.1] and face.refine_steps == 2 and face.box == bad
     assert torch.allclose(torch.from_numpy(face.landmarks).double(), truth, atol=1e-3)
     gt_box = item["bbox"].double()
-    assert torch.allclose(seen_matrix[-1], real_matrix(gt_box, 64), atol=1e-6)  # the last crop is the evaluation crop
+    assert torch.allclose(seen[3][1], real_matrix(gt_box, 64), atol=1e-6)  # the last crop is the evaluation crop
 
 
 def test_predict_rejects_a_negative_refine(tiny_run, tmp_path, capsys):
@@ -144,3 +145,43 @@ def test_fa3d_predict_einstein_writes_3d_landmarks_near_the_annotation(tmp_path)
     w, h = gt.max(0).values - gt.min(0).values
     nme = (lm[:, :2] - gt).norm(dim=1).mean() / (w * h).sqrt()
     assert nme < 0.10, f"NME {100 * nme:.1f} % of sqrt(wh)"    # on the face and fitted, not a perfect fit
+
+
+def test_predict_faces_one_scale_is_the_evaluation_crop_and_scales_average(tiny_run):
+    """predict_faces with one scale is the evaluation crop -> predict_crops -> back to the image, and with
+    several it is the mean of the one-scale answers; a scale of 1.1 crops a 10 % wider window."""
+    from fa3d.data.transforms import CenterCrop3D, face_box, face_crop_matrix, unwarp_landmarks
+    cascade, _ = load_run(tiny_run)
+    items = [SyntheticFaces(3, image_size=96, scheme="68", seed=5)[i] for i in range(3)]
+    images, boxes = [it["image"] for it in items], [face_box(it) for it in items]
+    crops = [CenterCrop3D(64)(it) for it in items]
+    want = unwarp_landmarks(predict_mod.predict_crops(cascade, torch.stack([c["image"] for c in crops])).double(),
+                            torch.stack([c["crop_matrix"] for c in crops]).double())
+    one = predict_mod.predict_faces(cascade, images, boxes, 64)
+    assert torch.allclose(one, want, atol=1e-3)
+    each = [predict_mod.predict_faces(cascade, images, boxes, 64, scales=(s,), flip=True) for s in (0.9, 1.1)]
+    both = predict_mod.predict_faces(cascade, images, boxes, 64, scales=(0.9, 1.1), flip=True)
+    assert torch.allclose(both, (each[0] + each[1]) / 2, atol=1e-9) and not torch.allclose(each[0], each[1])
+    side = lambda A: 64 / float(A[:, :2].det().abs().sqrt())  # noqa: E731
+    assert side(face_crop_matrix(boxes[0], 64, scale=1.1)) == pytest.approx(1.1 * side(face_crop_matrix(boxes[0], 64)))
+    assert predict_mod.predict_faces(cascade, [], [], 64).shape == (0, 68, 3)
+    with pytest.raises(ValueError, match="scale"):
+        predict_mod.predict_faces(cascade, images, boxes, 64, scales=())
+
+
+def test_evaluate_and_predict_take_test_time_scales(tiny_run, tmp_path, capsys):
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--run", str(tiny_run), "--data", "synthetic:3", "--flip", "--scales", "0.9,1,1.1",
+                 "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["flip"] and metrics["scales"] == [0.9, 1.0, 1.1] and "+ flip + 3 scales" in capsys.readouterr().out
+    img = write_image(tmp_path / "f.png", SyntheticFaces(1, image_size=96, seed=1)[0]["image"])
+    assert main(["predict", "--run", str(tiny_run), str(img), "--bbox", "10", "10", "80", "80"]) == 0
+    assert json.loads((tmp_path / "f.landmarks.json").read_text())["faces"][0]["scales"] == [1.0]
+    for bad in ("0,1", "a,b", ""):
+        with pytest.raises(SystemExit):
+            main(["predict", "--run", str(tiny_run), str(img), "--bbox", "10", "10", "80", "80", "--scales", bad])
+        assert "--scales" in capsys.readouterr().err
+    assert main(["predict", "--run", str(tiny_run), str(img), "--bbox", "10", "10", "80", "80", "--scales",
+                 "0.9,1,1.1", "--overwrite"]) == 0
+    assert json.loads((tmp_path / "f.landmarks.json").read_text())["faces"][0]["scales"] == [0.9, 1.0, 1.1]

@@ -306,7 +306,7 @@ def test_photo_degradation_is_off_for_the_paper_and_leaves_the_random_stream_alo
         changed += not torch.equal(a["image"], b["image"])
         again = photo(item, torch.Generator().manual_seed(seed))
         assert torch.equal(again["image"], b["image"])
-    assert 20 <= changed <= 38     # P(any of blur, noise, grey, relight, erase) = 1 - 0.7 * 0.7 * 0.9 * 0.7 * 0.8 = 0.75
+    assert 10 <= changed <= 35     # P(any of blur, noise, grey) = 1 - 0.7 * 0.7 * 0.9 = 0.56
     grey = Augment3D(64, AugmentConfig(grayscale_prob=1.0))(item, torch.Generator().manual_seed(0))["image"]
     assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
     blurred = Augment3D(64, AugmentConfig(brightness=0, contrast=0, saturation=0, hue=0, blur_prob=1.0,
@@ -315,38 +315,3 @@ def test_photo_degradation_is_off_for_the_paper_and_leaves_the_random_stream_alo
         item, torch.Generator().manual_seed(0))["image"]
     edges = lambda im: (im.float().diff(dim=-1).abs().mean() + im.float().diff(dim=-2).abs().mean())  # noqa: E731
     assert edges(blurred) < 0.8 * edges(sharp)
-
-
-def _only(**kw) -> AugmentConfig:
-    """An augmentation with no colour jitter and no degradation but the one asked for."""
-    return AugmentConfig(brightness=0, contrast=0, saturation=0, hue=0, **kw)
-
-
-def test_relighting_brightens_one_side_and_darkens_the_other():
-    item = make_item(96, 96)
-    item["image"] = torch.full_like(item["image"], 100)
-    for seed in range(6):
-        aug = Augment3D(64, _only(relight_prob=1.0, relight_strength=0.7))
-        g = torch.Generator().manual_seed(seed)
-        draws = aug.draw(item["bbox"], g)
-        flat = torch.full((3, 64, 64), 100, dtype=torch.uint8)
-        lit = aug.finish(flat, draws).float()
-        angle = 2 * math.pi * draws.degrade[7]
-        toward = (int(31.5 + 28 * math.sin(angle)), int(31.5 + 28 * math.cos(angle)))   # (row, col)
-        away = (int(31.5 - 28 * math.sin(angle)), int(31.5 - 28 * math.cos(angle)))
-        if draws.degrade[8] > 0.2:    # a strength that shows
-            assert lit[:, toward[0], toward[1]].mean() > 105 and lit[:, away[0], away[1]].mean() < 95
-        assert abs(float(lit[:, 31:33, 31:33].mean()) - 100) < 8      # the centre line keeps its light
-
-
-def test_random_erasing_fills_one_flat_rectangle_and_keeps_the_landmarks():
-    item = make_item(96, 96)
-    plain = Augment3D(64, _only())(item, torch.Generator().manual_seed(3))
-    erased = Augment3D(64, _only(erase_prob=1.0))(item, torch.Generator().manual_seed(3))
-    assert torch.equal(plain["landmarks"], erased["landmarks"])
-    changed = (plain["image"] != erased["image"]).any(0)
-    rows, cols = changed.any(1).nonzero().ravel(), changed.any(0).nonzero().ravel()
-    assert len(rows) >= 0.1 * 64 - 1 and len(cols) >= 0.1 * 64 - 1
-    box = erased["image"][:, rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-    assert (box == box[:, :1, :1]).all()                # one colour
-    assert changed.sum() <= (0.4 * 64 + 1) ** 2

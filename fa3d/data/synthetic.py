@@ -12,6 +12,9 @@ Each item is a parametric head rendered with a z-buffer, with exact 3D landmarks
    points; the jaw contour lies on the lower head and stays labelled when it is
    hidden, as in 3DFAW). Shape/expression parameters move them and the texture
    together, so the eye-corner landmark is always where the drawn eye ends.
+   The 68-point scheme follows 300-W's convention for the cheek part of the jaw
+   instead: those contour points slide along the surface to the face's outline in
+   the image (:func:`_march_jaw`, the "landmark marching" of 300W-LP and AFLW2000-3D).
 3. **Camera.** Head frame: x right, y down, z toward the camera. The head is
    rotated by yaw (about y: yaw > 0 turns the nose toward image right), then
    pitch (about x: pitch > 0 lifts the nose), then roll (about the view axis:
@@ -56,6 +59,11 @@ _SPLAT_SPACING_PX = 1.35  # max grid spacing on screen: below sqrt(2), a 2x2 foo
 _DEPTH_STEPS = 64         # z-buffer depth quantisation: 1/64 pixel
 _JAW_SQUARENESS = 0.45    # < 1 moves the jaw contour's lower points outward: a square jaw, not an egg
 _INDEX_BITS = 24          # low bits of a z-buffer key hold the point index (< 16.7 M points)
+# Jaw points that follow the outline (68 scheme): the cheek's, down to about the mouth corners. Below, the
+# head's ellipsoid goes on past the jawline into an under-jaw that real heads do not have (the neck is set
+# back), so its outline there is not a face's; 4-12, the lower jaw and chin, keep the 3D contour.
+_MARCHED = (0, 1, 2, 3, 13, 14, 15, 16)
+_MARCH_MAX_U = 1.45       # |u| where marching stops: in front of the ear, whose bump starts at about 1.47
 
 
 # --------------------------------------------------------------------------- parameters
@@ -148,18 +156,12 @@ class SyntheticFaceParams:
     gamma: float = 1.0
     grayscale: bool = False
     jpeg_quality: int = 0                  # 0 = no JPEG
-    # Hair on the face (the "facial_hair" lever):
-    brow_thickness: float = 1.0            # brow band width, 1 = fa3d 0.4's thin brows
-    beard: int = 0                         # 0 none, 1 stubble, 2 moustache, 3 goatee, 4 full beard
-    beard_color: tuple[float, float, float] = (0.15, 0.10, 0.07)
-    beard_density: float = 0.8             # opacity of the beard's hair, 0..1
 
 
 #: The scene and camera levers that :func:`sample_face_params` randomises (``SyntheticFaces(levers=...)``
 #: turns some off, as in ``benchmarks/renderer_ablation.py``): muted backgrounds, neck and shoulders,
-#: glasses, occluders, camera effects, and hair on the face (thick brows, stubble, moustaches,
-#: beards). A lever that is off keeps its parameters' defaults.
-LEVERS = ("background", "body", "glasses", "occluders", "camera", "facial_hair")
+#: glasses, occluders, camera effects. A lever that is off keeps its parameters' defaults.
+LEVERS = ("background", "body", "glasses", "occluders", "camera")
 
 
 def _skin_tone(u) -> np.ndarray:
@@ -168,7 +170,7 @@ def _skin_tone(u) -> np.ndarray:
     return np.clip(skin * u(0.92, 1.08, 3), 0.05, 1.0)
 
 
-def _scene_params(rng: np.random.Generator, skin: np.ndarray, hair_color: np.ndarray, levers) -> dict:
+def _scene_params(rng: np.random.Generator, skin: np.ndarray, levers) -> dict:
     """The scene and camera part of a face's parameters (see LEVERS); drawn after the head's."""
     u, out = rng.uniform, {}
     if "background" in levers:
@@ -193,15 +195,6 @@ def _scene_params(rng: np.random.Generator, skin: np.ndarray, hair_color: np.nda
         out.update(blur=float(u(0.3, 1.5) if u() < 0.3 else 0.0), color_cast=tuple(map(float, u(0.85, 1.15, 3))),
                    gamma=float(u(0.75, 1.3)), grayscale=bool(u() < 0.1),
                    jpeg_quality=int(rng.integers(25, 90) if u() < 0.4 else 0))
-    if "facial_hair" in levers:
-        # Real faces: about half have brows thicker than fa3d 0.4's, and many men a beard, which
-        # hides the lip contour and the jaw line the landmarks sit on. Beard colours follow the hair's,
-        # sometimes greyer.
-        grey = u(0.0, 0.6) if u() < 0.25 else 0.0
-        colour = (1 - grey) * np.asarray(hair_color) + grey * 0.6
-        out.update(brow_thickness=float(u(0.8, 1.9)), beard=int(rng.choice(5, p=(0.6, 0.12, 0.08, 0.08, 0.12))),
-                   beard_color=tuple(map(float, np.clip(colour * u(0.8, 1.1, 3), 0, 1))),
-                   beard_density=float(u(0.5, 0.95)))
     return out
 
 
@@ -246,7 +239,7 @@ def sample_face_params(rng: np.random.Generator, levers=LEVERS) -> SyntheticFace
         specular=float(u(0.0, 0.25)), noise=float(u(0.0, 6.0)),
         texture_seed=int(rng.integers(2**31)), background_seed=int(rng.integers(2**31)),
     )
-    return SyntheticFaceParams(**head, **_scene_params(rng, skin, hair_color, levers))
+    return SyntheticFaceParams(**head, **_scene_params(rng, skin, levers))
 
 
 # --------------------------------------------------------------------------- face layout in (u, v)
@@ -516,8 +509,6 @@ def _albedo(p: SyntheticFaceParams, L: _Layout, grid: _Grid, rows: np.ndarray, c
         _paint_eye(canvas, p, L, side)
         _paint_nostril(canvas, p, L, side)
     _paint_lips(canvas, p, L)
-    if p.beard:
-        _paint_beard(canvas, p, L, grid)
     return canvas.alb
 
 
@@ -586,10 +577,9 @@ def _paint_ear(c: _Canvas, p: SyntheticFaceParams, side: float) -> None:
 def _paint_brow(c: _Canvas, p: SyntheticFaceParams, L: _Layout, side: float) -> None:
     """Brow on one side: a band around the brow centre line, thinning toward the outer end."""
     uc = side * L.brow_u
-    pad = 0.035 * max(1.0, p.brow_thickness)
-    i, U, V = c.box(uc - L.brow_w - 0.03, uc + L.brow_w + 0.03, L.brow_v - 0.06 - pad, L.brow_v + 0.08 + pad)
+    i, U, V = c.box(uc - L.brow_w - 0.03, uc + L.brow_w + 0.03, L.brow_v - 0.06, L.brow_v + 0.08)
     t_out = np.clip((U - uc) / L.brow_w * side, -1.2, 1.2)      # -1 inner end, +1 outer end
-    half = 0.028 * p.brow_thickness * (1.2 - 0.5 * np.clip((t_out + 1) / 2, 0, 1))
+    half = 0.028 * (1.2 - 0.5 * np.clip((t_out + 1) / 2, 0, 1))
     m = _soft(half - np.abs(V - _brow_center(L, t_out)), 0.012) * _soft(1.05 - np.abs(t_out), 0.1)
     c.paint(i, 0.9 * m, p.brow_color)
 
@@ -634,41 +624,6 @@ def _paint_lips(c: _Canvas, p: SyntheticFaceParams, L: _Layout) -> None:
         teeth = (_soft(V - (ui - 0.35 * (ui - li)), 0.008) * _soft(0.55 - np.abs(t), 0.08))[:, None]
         inside = (1 - teeth) * np.array([0.12, 0.03, 0.03], np.float32) + teeth * np.array([0.85, 0.82, 0.75], np.float32)
         c.paint(i, _soft(np.minimum(ui - V, V - li), 0.006) * _soft(0.88 - np.abs(t), 0.04), inside)
-
-
-def _paint_beard(c: _Canvas, p: SyntheticFaceParams, L: _Layout, grid: _Grid) -> None:
-    """Stubble, a moustache, a goatee or a full beard, painted over the lips' surroundings.
-
-    The moustache covers the strip between the nose and the upper lip and overlaps the lip's outer
-    contour a little, as real ones do; a goatee adds the chin below the lower lip; a full beard adds
-    the cheeks below a line from the sideburns to the mouth corners, down past the jaw contour.
-    Stubble is the full beard's region at low opacity. The lips themselves stay visible, and the
-    landmarks stay on the lip and jaw geometry underneath, as annotators place them.
-    """
-    i, U, V = c.box(-1.7, 1.7, L.chin_v - 0.45, L.nose_tip_v + 0.2)
-    a = np.abs(U)
-    t = np.clip(U / L.mouth_w, -1, 1)
-    upper_out, _, _, lower_out = _lip_curves(L, t)
-    on_lips = _soft(np.minimum(upper_out - 0.012 - V, V - lower_out), 0.01) * _soft(1 - np.abs(U / L.mouth_w), 0.05)
-    # moustache: above the upper lip, under the nose, drooping a little past the mouth corners
-    droop = L.mouth_v - 0.04 - 0.4 * np.clip(a - L.mouth_w, 0, None)
-    top = L.nose_base_v - 0.015
-    moustache = (_soft(top - V, 0.015) * _soft(V - np.minimum(upper_out - 0.012, droop), 0.015)
-                 * _soft(1.15 * L.mouth_w - a, 0.04))
-    chin = (_soft(lower_out - 0.02 - V, 0.02) * _soft(V - (L.chin_v - 0.12), 0.05)
-            * _soft(0.85 * L.mouth_w + 0.1 * (V - L.chin_v) - a, 0.05))
-    # full beard: below a line from the sideburns (|u| ~ 1.45, just under the hairline) to the mouth corners
-    cheek_top = np.interp(a, (0.0, L.mouth_w, 0.85, 1.3, 1.5), (top, L.mouth_v + 0.02, L.mouth_v + 0.2, 0.05, 0.32))
-    jaw_v = _jaw_v(L, np.clip(U / L.jaw_u, -1, 1))
-    full = _soft(cheek_top - V, 0.04) * _soft(V - (jaw_v - 0.3), 0.1) * _soft(1.55 - a, 0.05)
-    region = {1: full, 2: moustache, 3: np.maximum(moustache, chin), 4: np.maximum(full, moustache)}[p.beard]
-    nu = grid.noise.shape[1]
-    texture = grid.noise[c.rows[i], (c.cols[i] * 3) % nu]          # faster-varying than the skin's texture
-    if p.beard == 1:    # stubble: sparse dark specks
-        alpha = 0.5 * p.beard_density * _soft(texture + 0.3, 0.4)
-    else:
-        alpha = p.beard_density * np.clip(0.75 + 0.6 * texture, 0.3, 1.0)
-    c.paint(i, (region * (1 - on_lips) * alpha).astype(np.float32), p.beard_color)
 
 
 # --------------------------------------------------------------------------- background
@@ -760,6 +715,32 @@ def _camera(p: SyntheticFaceParams, L: _Layout, image_size: int):
     slack = np.maximum(0.0, (image_size - 1 - (hi - lo)) / 2 - 0.02 * image_size)
     centre = (image_size - 1) / 2 + np.array([p.shift_x, p.shift_y]) * slack
     return scale, rot, centre - (lo + hi) / 2, lm_head
+
+
+def _march_jaw(p: SyntheticFaceParams, L: _Layout, lm_head: np.ndarray, rot: np.ndarray, scale: float,
+               offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 68-point scheme's jaw contour, on the face's outline in this view.
+
+    300-W's annotators put the jaw points 0-16 on the visible outline of the face, and 300W-LP and
+    AFLW2000-3D move the contour points of their 3D fits there too ("landmark marching", Zhu et al.,
+    CVPR 2016): for a frontal face that is the cheek's silhouette, for a turned face the near side's
+    jaw line and the far side's outline. The 3D jaw contour of these heads lies well inside that
+    outline (about 5 % of the face's width for a frontal face), so a net trained on it places real
+    faces' jaws too far in. Here each point of ``_MARCHED`` (the cheek's, 0-3 and 13-16) slides along
+    its parallel (constant v, on its own side, |u| up to ``_MARCH_MAX_U``) to the surface point
+    farthest out along the image direction of the head's x axis; the lower jaw and chin stay. Returns the head-frame landmarks
+    (68, 3) with the marched points replaced, and which points were marched, (68,) bool.
+    """
+    uv = _landmarks_uv(p)
+    x_axis = rot[:2, 0] / max(np.linalg.norm(rot[:2, 0]), 1e-9)   # the head's x axis on the screen
+    t = np.linspace(0.0, _MARCH_MAX_U, 117)
+    out, marched = lm_head.copy(), np.zeros(len(lm_head), bool)
+    for k in _MARCHED:
+        side = np.sign(uv[k, 0])
+        candidates = _surface_points(p, L, side * t, np.full_like(t, uv[k, 1]))
+        reach = side * (scene.to_camera(candidates, rot, scale, offset)[:, :2] @ x_axis)
+        out[k], marched[k] = candidates[int(np.argmax(reach))], True
+    return out, marched
 
 
 def _project_grid(grid: _Grid, prof, r: np.ndarray, rot: np.ndarray, scale: float,
@@ -934,6 +915,11 @@ def render_face(params: SyntheticFaceParams, image_size: int = 256, scheme: str 
     # Landmarks: the same surface points through the same camera.
     lm = scene.to_camera(lm_head, rot, scale, offset)
     visible = _landmark_visibility(p, L, lm, rot, keys, scale)
+    if scheme == "68":   # the jaw on the outline; the framing above used the 3D contour, so the image is the same
+        lm_head, marched = _march_jaw(p, L, lm_head, rot, scale, offset)
+        lm = scene.to_camera(lm_head, rot, scale, offset)
+        inside = (lm[:, 0] > -0.5) & (lm[:, 0] < S - 0.5) & (lm[:, 1] > -0.5) & (lm[:, 1] < S - 0.5)
+        visible = np.where(marched, inside, visible)     # on the outline: seen, unless outside the image
     if p.occluder:
         occ_rng = np.random.Generator(np.random.PCG64([p.texture_seed, 4]))
         image, visible = scene.occlude(image, lm[:, :2], visible, p, occ_rng)

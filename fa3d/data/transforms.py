@@ -306,22 +306,14 @@ class AugmentConfig:
     noise_prob: float = 0.0                 # additive Gaussian noise, std uniform in (0, noise_std] (of 255)
     noise_std: float = 0.0
     grayscale_prob: float = 0.0
-    relight_prob: float = 0.0               # a light-to-shadow gain across the crop, see Augment3D._relight
-    relight_strength: float = 0.0           # log-gain up to this at the crop's edge (0.7: x0.5 .. x2)
-    erase_prob: float = 0.0                 # a random flat-coloured rectangle (random erasing)
-    erase_max: float = 0.4                  # its sides up to this fraction of the crop
 
 
 # fa3d's choice for synthetic training faces (the paper trained on photographs and needed none of
 # it): each epoch sees a face blurred, noisy or grey by chance, so the net cannot lean on the
 # renderer's crisp edges and clean colours. Sigma up to 2.5 % of the crop (1.6 px at 64 px) and
-# noise up to 8/255 span what downscaled web photos show. Side light that the renderer's one
-# Lambertian light does not make (a face half in shadow, a window on one side) and occlusion by
-# anything at all (random erasing, Zhong et al., AAAI 2020) are drawn here too; the erased
-# landmarks keep their labels, as occluded ones do in 300-W and AFLW2000-3D.
+# noise up to 8/255 span what downscaled web photos show.
 PHOTO_AUGMENT = AugmentConfig(blur_prob=0.3, blur_sigma=0.025, noise_prob=0.3, noise_std=8.0,
-                              grayscale_prob=0.1, relight_prob=0.3, relight_strength=0.7, erase_prob=0.2)
-_DEGRADE_DRAWS = 17   # uniforms per sample: blur 2, noise 2, grey 1, spare 1, relight 4, erasing 7
+                              grayscale_prob=0.1)
 AUGMENTS = {"paper": AugmentConfig(), "photo": PHOTO_AUGMENT}
 
 
@@ -329,7 +321,7 @@ AUGMENTS = {"paper": AugmentConfig(), "photo": PHOTO_AUGMENT}
 class AugmentDraws:
     """The random numbers of one augmented sample (:meth:`Augment3D.draw`): ``matrix`` (2, 3) float64,
     the colour jitter's ``colour`` strengths (4 uniforms) and ``order``, the degradation's ``degrade``
-    (_DEGRADE_DRAWS uniforms, None when off) and ``noise`` ((3, S, S) standard normal, None when not applied)."""
+    (6 uniforms, None when off) and ``noise`` ((3, S, S) standard normal, None when not applied)."""
     matrix: torch.Tensor
     colour: list[float]
     order: list[int]
@@ -384,13 +376,13 @@ class Augment3D:
 
     @property
     def degrades(self) -> bool:
-        """Whether any degradation (blur, noise, greyscale, relighting, erasing) is on."""
+        """Whether any degradation (blur, noise, greyscale) is on."""
         cfg = self.config
-        return max(cfg.blur_prob, cfg.noise_prob, cfg.grayscale_prob, cfg.relight_prob, cfg.erase_prob) > 0
+        return max(cfg.blur_prob, cfg.noise_prob, cfg.grayscale_prob) > 0
 
     def draw(self, bbox, generator: torch.Generator | None = None) -> AugmentDraws:
         """Every random number of one sample, in the order they are always drawn: the crop matrix,
-        the colour jitter's four strengths and its order, then (when on) the degradation's
+        the colour jitter's four strengths and its order, then (when on) the degradation's six
         uniforms and its noise image. The crop is then made on the CPU (``__call__``) or on the
         training device (:meth:`finish`), from the same numbers."""
         cfg, g = self.config, generator
@@ -399,7 +391,7 @@ class Augment3D:
         order = torch.randperm(4, generator=g).tolist()
         degrade = noise = None
         if self.degrades:   # off: nothing drawn, so the paper's augmentation keeps its random stream
-            degrade = torch.rand(_DEGRADE_DRAWS, generator=g, dtype=torch.float64).tolist()
+            degrade = torch.rand(6, generator=g, dtype=torch.float64).tolist()
             if degrade[2] < cfg.noise_prob:
                 noise = torch.randn((3, self.out_size, self.out_size), generator=g)
         return AugmentDraws(A, colour, order, degrade, noise)
@@ -424,16 +416,10 @@ class Augment3D:
         return image
 
     def _degrade(self, image: torch.Tensor, u: list[float] | None, noise: torch.Tensor | None) -> torch.Tensor:
-        """Relighting, erasing, blur, sensor noise and greyscale on a (3, H, W) uint8 crop, in this
-        order, as drawn (u None: off)."""
+        """Blur, sensor noise and greyscale on a (3, H, W) uint8 crop, as drawn (u None: off)."""
         cfg = self.config
         if u is None:
             return image
-        if u[6] < cfg.relight_prob and cfg.relight_strength > 0:
-            image = self._relight(image, angle=2 * math.pi * u[7], strength=u[8] * cfg.relight_strength,
-                                  sharpness=1 + 5 * u[9])
-        if u[10] < cfg.erase_prob:
-            image = self._erase(image, u[11:17])
         if u[0] < cfg.blur_prob and cfg.blur_sigma > 0:
             sigma = max(0.1, u[1] * cfg.blur_sigma * max(image.shape[-2:]))
             radius = max(1, int(3 * sigma))
@@ -444,32 +430,6 @@ class Augment3D:
         if u[4] < cfg.grayscale_prob:
             image = TF.rgb_to_grayscale(image, num_output_channels=3)
         return image
-
-    @staticmethod
-    def _relight(image: torch.Tensor, angle: float, strength: float, sharpness: float) -> torch.Tensor:
-        """Multiply by exp(strength tanh(sharpness d)), d = the signed distance along ``angle`` from the
-        crop's centre line, in half-crops: a smooth gradient (sharpness 1) up to a shadow edge down
-        the face (6)."""
-        H, W = image.shape[-2:]
-        y = torch.linspace(-1, 1, H, device=image.device)[:, None]
-        x = torch.linspace(-1, 1, W, device=image.device)[None, :]
-        gain = torch.exp(strength * torch.tanh(sharpness * (math.cos(angle) * x + math.sin(angle) * y)))
-        return (image.float() * gain).round().clamp(0, 255).to(torch.uint8)
-
-    def _erase(self, image: torch.Tensor, u: list[float]) -> torch.Tensor:
-        """Fill a rectangle with one random colour: centre in the middle 80 % of the crop, sides
-        from 10 % up to ``erase_max`` of it (u: 6 uniforms = centre x, y, width, height, colour x2)."""
-        H, W = image.shape[-2:]
-        w = (0.1 + (self.config.erase_max - 0.1) * u[2]) * W
-        h = (0.1 + (self.config.erase_max - 0.1) * u[3]) * H
-        cx, cy = (0.1 + 0.8 * u[0]) * W, (0.1 + 0.8 * u[1]) * H
-        x0, x1 = int(round(max(0.0, cx - w / 2))), int(round(min(W, cx + w / 2)))
-        y0, y1 = int(round(max(0.0, cy - h / 2))), int(round(min(H, cy + h / 2)))
-        grey, tint = 255 * u[4], u[5]   # one brightness, and how far a colour moves from grey
-        colour = torch.tensor([grey * (0.6 + 0.8 * tint), grey, grey * (1.4 - 0.8 * tint)], device=image.device)
-        out = image.clone()
-        out[:, y0:y1, x0:x1] = colour.clamp(0, 255).round().to(torch.uint8)[:, None, None]
-        return out
 
     def finish(self, crop: torch.Tensor, draws: AugmentDraws) -> torch.Tensor:
         """Colour jitter, then the degradation, on a warped (3, S, S) uint8 crop, on its device."""
