@@ -16,12 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from fa3d.data.splits import test_dataset  # noqa: E402
+from fa3d.data.synthetic import OUTLINE_JAW_POINTS  # noqa: E402
 from fa3d.evaluate import evaluate_dataset  # noqa: E402
 from fa3d.pretrained import resolve_run  # noqa: E402
 from fa3d.runs import load_run  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
-PARTS = {"cheek 0-3,13-16": [0, 1, 2, 3, 13, 14, 15, 16], "lower jaw 4-7,9-12": [4, 5, 6, 7, 9, 10, 11, 12],
+PARTS = {"cheek 0-3,13-16": list(OUTLINE_JAW_POINTS), "lower jaw 4-7,9-12": [4, 5, 6, 7, 9, 10, 11, 12],
          "chin 8": [8]}
 FRONTAL_PHOTOS = ("takeo", "einstein")
 

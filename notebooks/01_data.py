@@ -74,6 +74,7 @@ from fa3d import viz
 from fa3d.data import (Augment3D, CenterCrop3D, SyntheticFaces, ThreeDFAW, convert_68_to_66,
                        export_3dfaw_layout, face_crop_matrix, flip_landmarks, get_scheme, open_dataset,
                        render_face, unwarp_landmarks)
+from fa3d.data.synthetic import OUTLINE_JAW_POINTS
 from fa3d.data.transforms import is_mirrored, similarity_scale
 from fa3d.heatmaps import decode_heatmaps, disk_heatmaps, disk_radius, gaussian_heatmaps, resize_points
 from fa3d.metrics import interocular_distance
@@ -127,7 +128,7 @@ for part in s68.parts:
     print(f"{part:12s}{f'{a[0]}–{a[-1]} ({len(a)})':>20s}{f'{b[0]}–{b[-1]} ({len(b)})':>20s}")
 face66 = render_face(open_mouth, IMAGE_SIZE, "3dfaw66")
 converted = convert_68_to_66(lm68)
-cheek = [0, 1, 2, 3, 13, 14, 15, 16]           # the jaw points that follow the outline in the 68 scheme
+cheek = list(OUTLINE_JAW_POINTS)              # the jaw points that follow the outline in the 68 scheme
 rest = [i for i in range(66) if i not in cheek]
 print("\nconvert_68_to_66(68-point landmarks) vs the 66-point render:")
 print(f"  all but the cheek's jaw points: max |Δx|, |Δy| = "

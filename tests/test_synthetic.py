@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fa3d.data.schemes import flip_landmarks, get_scheme
-from fa3d.data.synthetic import SyntheticFaceParams, SyntheticFaces, render_face, sample_face_params
+from fa3d.data.synthetic import OUTLINE_JAW_POINTS, SyntheticFaceParams, SyntheticFaces, render_face, sample_face_params
 
 S = 64  # small images keep the file fast; geometry does not depend on the size
 
@@ -161,7 +161,7 @@ def test_visibility_self_occlusion():
     for yaw, near, far in ((80.0, range(0, 7), range(10, 17)), (-80.0, range(10, 17), range(0, 7))):
         vis = render_face(frontal(yaw=yaw), 128, "68")["visible"]
         assert vis[list(near)].float().mean() >= 0.8
-        marched = (0, 1, 2, 3, 13, 14, 15, 16)   # on the outline (300-W's convention): seen from any side
+        marched = OUTLINE_JAW_POINTS   # on the outline (300-W's convention): seen from any side
         assert (~vis[[k for k in far if k not in marched]]).sum() >= 3 and vis[[k for k in far if k in marched]].all()
         far_eye = range(42, 48) if yaw > 0 else range(36, 42)
         assert not vis[list(far_eye)].any()

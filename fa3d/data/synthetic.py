@@ -62,7 +62,7 @@ _INDEX_BITS = 24          # low bits of a z-buffer key hold the point index (< 1
 # Jaw points that follow the outline (68 scheme): the cheek's, down to about the mouth corners. Below, the
 # head's ellipsoid goes on past the jawline into an under-jaw that real heads do not have (the neck is set
 # back), so its outline there is not a face's; 4-12, the lower jaw and chin, keep the 3D contour.
-_MARCHED = (0, 1, 2, 3, 13, 14, 15, 16)
+OUTLINE_JAW_POINTS = (0, 1, 2, 3, 13, 14, 15, 16)
 _MARCH_MAX_U = 1.45       # |u| where marching stops: in front of the ear, whose bump starts at about 1.47
 
 
@@ -726,7 +726,7 @@ def _march_jaw(p: SyntheticFaceParams, L: _Layout, lm_head: np.ndarray, rot: np.
     CVPR 2016): for a frontal face that is the cheek's silhouette, for a turned face the near side's
     jaw line and the far side's outline. The 3D jaw contour of these heads lies well inside that
     outline (about 5 % of the face's width for a frontal face), so a net trained on it places real
-    faces' jaws too far in. Here each point of ``_MARCHED`` (the cheek's, 0-3 and 13-16) slides along
+    faces' jaws too far in. Here each point of ``OUTLINE_JAW_POINTS`` (the cheek's, 0-3 and 13-16) slides along
     its parallel (constant v, on its own side, |u| up to ``_MARCH_MAX_U``) to the surface point
     farthest out along the image direction of the head's x axis; the lower jaw and chin stay. Returns the head-frame landmarks
     (68, 3) with the marched points replaced, and which points were marched, (68,) bool.
@@ -735,7 +735,7 @@ def _march_jaw(p: SyntheticFaceParams, L: _Layout, lm_head: np.ndarray, rot: np.
     x_axis = rot[:2, 0] / max(np.linalg.norm(rot[:2, 0]), 1e-9)   # the head's x axis on the screen
     t = np.linspace(0.0, _MARCH_MAX_U, 117)
     out, marched = lm_head.copy(), np.zeros(len(lm_head), bool)
-    for k in _MARCHED:
+    for k in OUTLINE_JAW_POINTS:
         side = np.sign(uv[k, 0])
         candidates = _surface_points(p, L, side * t, np.full_like(t, uv[k, 1]))
         reach = side * (scene.to_camera(candidates, rot, scale, offset)[:, :2] @ x_axis)
@@ -983,4 +983,4 @@ class SyntheticFaces(torch.utils.data.Dataset):
                            id=f"synth-s{self.seed}-{index:06d}")
 
 
-__all__ = ["LEVERS", "SyntheticFaceParams", "SyntheticFaces", "render_face", "sample_face_params"]
+__all__ = ["LEVERS", "OUTLINE_JAW_POINTS", "SyntheticFaceParams", "SyntheticFaces", "render_face", "sample_face_params"]
