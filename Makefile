@@ -69,7 +69,7 @@ pretrained: env
 		--out $(OUT)/pretrained-2d --overwrite
 	$(PY) -m fa3d train $(PRETRAINED_ARGS) --stages z --num-train 1500 --init-from $(OUT)/pretrained-2d \
 		--out $(OUT)/pretrained-run --overwrite
-	$(PY) -m fa3d.pretrained $(OUT)/pretrained-run --overwrite
+	$(PY) -m fa3d.app.release $(OUT)/pretrained-run --overwrite
 
 bench: env
 	$(PY) benchmarks/synthetic_speed.py

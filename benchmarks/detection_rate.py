@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fa3d.data.readers import open_dataset  # noqa: E402
 from fa3d.data.synthetic import SyntheticFaces  # noqa: E402
-from fa3d.detect import DlibHogDetector, FaceDetectorUnavailable, HaarDetector, YuNetDetector  # noqa: E402
+from fa3d.app.face_boxes import DlibHogDetector, FaceDetectorUnavailable, HaarDetector, YuNetDetector  # noqa: E402
 
 SAMPLES = ROOT.parent / "shared" / "real-samples"
 YAW_BINS = [(0, 30), (30, 60), (60, 90)]

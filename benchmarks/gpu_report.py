@@ -46,7 +46,8 @@ from fa3d.data.transforms import Augment3D  # noqa: E402
 from fa3d.models import Cascade, get_preset  # noqa: E402
 from fa3d.precision import choose_precision  # noqa: E402
 from fa3d.predict import predict_crops  # noqa: E402
-from fa3d.schedules import STAGE_SUBNETS, STAGES, get_schedule  # noqa: E402
+from fa3d.models import STAGE_SUBNETS, STAGES  # noqa: E402
+from fa3d.schedules import get_schedule  # noqa: E402
 
 #: Dense (no sparsity) peak TFLOP/s of the tensor cores at the precision fa3d picks: vendors' data sheets.
 PEAK_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0,

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from fa3d.data.splits import test_dataset  # noqa: E402
 from fa3d.data.synthetic import OUTLINE_JAW_POINTS  # noqa: E402
 from fa3d.evaluate import evaluate_dataset  # noqa: E402
-from fa3d.pretrained import resolve_run  # noqa: E402
+from fa3d.app.release import resolve_run  # noqa: E402
 from fa3d.runs import load_run  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"

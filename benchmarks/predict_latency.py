@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from fa3d.aligner import REFINE_STEPS, FaceAligner  # noqa: E402
+from fa3d.app.aligner import REFINE_STEPS, FaceAligner  # noqa: E402
 from fa3d.data.synthetic import SyntheticFaces  # noqa: E402
 from fa3d.predict import MULTI_SCALE  # noqa: E402
 

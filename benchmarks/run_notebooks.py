@@ -32,7 +32,7 @@ def execute(notebook: Path, out_dir: Path, kernel: str = "fa3d", parameters: dic
     """Run one notebook with papermill; returns (executed path, seconds)."""
     import papermill as pm
 
-    # nobody moves a slider in a headless run: fa3d.widgets shows static figures (notebook 06)
+    # nobody moves a slider in a headless run: fa3d.course.widgets shows static figures (notebook 06)
     os.environ.setdefault("FA3D_INTERACTIVE", "0")
     out_dir = out_dir.resolve()
     executed = out_dir / "executed" / notebook.name

@@ -4,7 +4,7 @@
     python benchmarks/train_speed.py --preset paper --steps 50 --device cuda
 
 Random crops and landmarks of the preset's size, the preset's batch sizes, the
-stage losses of fa3d.losses (targets built on the device), bf16 autocast and
+stage losses of fa3d.models.losses (targets built on the device), bf16 autocast and
 channels_last on CUDA as in training. Data loading is not included.
 """
 from __future__ import annotations
@@ -15,9 +15,10 @@ import time
 import torch
 
 from fa3d.data.training import random_batch
-from fa3d.losses import StageLoss
+from fa3d.models.losses import StageLoss
 from fa3d.models import Cascade, get_preset
-from fa3d.schedules import STAGES, get_schedule, make_optimizer
+from fa3d.models import STAGES
+from fa3d.schedules import get_schedule, make_optimizer
 from fa3d.train import optimizer_step
 
 

@@ -40,7 +40,7 @@ def _cmd_synth(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .course.demo import run_demo
 
     run_demo(Path(args.out), seed=args.seed, train=not args.no_train)
     return 0
@@ -48,13 +48,10 @@ def _cmd_demo(args) -> int:
 
 def _cmd_train(args) -> int:
     from .runs import TrainConfig
-    from .schedules import STAGES
+    from .models import STAGES, check_stages
     from .train import train
 
-    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage(s) {unknown} in --stages; choose from {','.join(STAGES)}")
+    stages = check_stages((s.strip() for s in args.stages.split(",") if s.strip()), "--stages")
     overrides = {}
     if args.heatmap_sigma is not None:
         overrides["heatmap_sigma"] = args.heatmap_sigma
@@ -100,7 +97,7 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from .evaluate import evaluate_run
-    from .pretrained import is_pretrained
+    from .runs import is_pretrained
 
     out = args.out or ("pretrained-evaluation" if is_pretrained(args.run) else None)
     result = evaluate_run(args.run, args.data, device=args.device, max_images=args.max_images,
@@ -114,7 +111,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .landmark_files import predict_files
+    from .app.landmark_files import predict_files
 
     results = predict_files(args.run, args.images, bbox=args.bbox, out_dir=args.out, overwrite=args.overwrite,
                             device=args.device, refine=args.refine, flip=args.flip, scales=args.scales,
@@ -127,9 +124,8 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .export import ExportUnavailable, check_onnx, export_onnx, sample_crops
-    from .pretrained import resolve_run
-    from .runs import load_run
+    from .app.export import ExportUnavailable, check_onnx, export_onnx, sample_crops
+    from .runs import load_run, resolve_run
 
     if args.check < 1:
         raise ValueError(f"--check must be 1 or more crops, got {args.check}")

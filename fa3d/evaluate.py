@@ -24,12 +24,11 @@ from .data.splits import default_scheme, test_dataset
 from .data.transforms import face_box, face_crop_matrix, unwarp_landmarks
 from .env import resolve_device
 from .files import atomic_write
-from .metrics import METRIC_KEYS, protocol_summary, summarize
+from .metrics import METRIC_KEYS, PUBLISHED_AFLW2000, protocol_summary, summarize
 from .models import Cascade
 from .precision import choose_precision
 from .predict import predict_faces
-from .pretrained import is_pretrained, resolve_run
-from .runs import load_run, read_log
+from .runs import is_pretrained, load_run, read_log, resolve_run
 
 METRICS_NAME = "metrics.json"
 
@@ -141,7 +140,6 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
                "stages": list(ckpt["config"]["stages"]), "finished": bool(ckpt.get("finished")), "flip": flip,
                "scales": scales}
     if "protocol" in res:
-        from .report import PUBLISHED_AFLW2000
         published = PUBLISHED_AFLW2000 if parse_spec(data)[0] == "aflw2000" else None
         protocol = {k: _rounded_protocol(v) for k, v in res["protocol"].items()}
         table += "\n\n" + format_protocol_table({name: protocol["model"], "mean-shape baseline": protocol["baseline"]},
@@ -156,7 +154,7 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(metrics, indent=2) + "\n")
         if with_report:
-            from .report import write_report  # matplotlib and plotly: only when a report is asked for
+            from .course.report import write_report  # matplotlib and plotly: only when a report is asked for
 
             report = write_report(out_dir, pred=res["pred"], gt=res["gt"], scheme=ckpt["scheme"],
                                   images=dataset, yaw=res["yaw"], baseline_pred=res["baseline_pred"],

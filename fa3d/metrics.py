@@ -208,11 +208,14 @@ def failure_rate(errors, threshold: float) -> float:
 
 #: The metric keys of :func:`summarize`'s dict (all in percent), in its order: GTE on the
 #: axes xy, xyz, x, y, z, then CVGTCE. The single table of metric names: ``fa3d evaluate``
-#: (metrics.json, its printed table) and :mod:`fa3d.report` iterate over it.
+#: (metrics.json, its printed table) and :mod:`fa3d.course.report` iterate over it.
 METRIC_KEYS = ("gte_xy", "gte_xyz", "gte_x", "gte_y", "gte_z", "cvgtce")
 
 
-#: The AFLW2000-3D protocol's |yaw| bins in degrees (DESIGN.md).
+#: Published AFLW2000-3D balanced NME (%, mean of the three yaw-bin means), as their papers report them:
+#: 3D-FAN (Bulat & Tzimiropoulos, ICCV 2017), 3DDFA-V2 (Guo et al., ECCV 2020), SynergyNet (Wu et al., 3DV 2021).
+PUBLISHED_AFLW2000 = {"3D-FAN": 3.76, "3DDFA-V2": 3.51, "SynergyNet": 3.41}
+#: The AFLW2000-3D protocol's |yaw| bins in degrees (3DDFA's protocol: Zhu et al. 2016).
 YAW_BINS = ((0, 30), (30, 60), (60, 90))
 
 

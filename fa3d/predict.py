@@ -4,7 +4,7 @@
     predict_faces(cascade, images, boxes, size)        (V, N, 3) in image pixels: crop, predict, map back,
                                                        optionally averaged over several crop scales
 
-Finding faces and re-cropping around them are :mod:`fa3d.aligner`'s job; files are :mod:`fa3d.landmark_files`'.
+Finding faces and re-cropping around them are :mod:`fa3d.app.aligner`'s job; files are :mod:`fa3d.app.landmark_files`'.
 """
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import torch
 
 from .data.schemes import flip_landmarks, scheme_for_points
 from .data.transforms import face_crop_matrix, unwarp_landmarks, warp_image
-from .models import Cascade
+from .models import STAGE_SUBNETS, Cascade
 from .precision import autocast
-from .schedules import STAGE_SUBNETS
 
 #: Optional test-time crop scales (fa3d's; the paper uses one crop per face): the evaluation crop, and
 #: crops with a 10 % smaller and a 10 % larger side, inside the training augmentation's scale range

@@ -4,6 +4,10 @@
     RUN_DIR/log.jsonl       one line per finished epoch (stage, epoch, lr, losses, validation GTE)
     RUN_DIR/config.json     the run's configuration, preset and schedule, for people to read
     RUN_DIR/metrics.json    written by ``fa3d evaluate``
+
+The name ``"pretrained"`` stands for the run folder of the model that ships with fa3d
+(``fa3d/weights/synthetic68``: trained on synthetic faces only, see its MODEL.md) wherever a RUN_DIR is
+asked for: :func:`resolve_run`.
 """
 from __future__ import annotations
 
@@ -18,12 +22,16 @@ import fa3d
 
 from .checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from .files import atomic_write
-from .models import SUBNETS, Cascade, Preset
-from .schedules import STAGE_SUBNETS, STAGES, TrainSchedule
+from .models import STAGE_SUBNETS, STAGES, SUBNETS, Cascade, Preset, check_stages
+from .schedules import TrainSchedule
 
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "log.jsonl"
 CONFIG_NAME = "config.json"
+#: The name that means the shipped model wherever a RUN_DIR is asked for (a folder of that
+#: name in the working directory is reached as ``./pretrained/``).
+PRETRAINED_NAME = "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "weights" / "synthetic68"
 
 
 @dataclass
@@ -69,6 +77,20 @@ class TrainConfig:
 
 class RunDirError(FileExistsError):
     """RUN_DIR already holds a run and neither resume nor overwrite was asked for."""
+
+
+def is_pretrained(run) -> bool:
+    return isinstance(run, str) and run.strip() == PRETRAINED_NAME
+
+
+def resolve_run(run) -> Path:
+    """The run folder ``run`` names: the shipped model for ``"pretrained"``, else ``Path(run)``."""
+    if is_pretrained(run):
+        if not (PRETRAINED_DIR / CHECKPOINT_NAME).is_file():
+            raise FileNotFoundError(f"the shipped model is missing from this install ({PRETRAINED_DIR}); "
+                                    f"rebuild it with `make pretrained` or pass --run RUN_DIR")
+        return PRETRAINED_DIR
+    return Path(run)
 
 
 def checkpoint_path(run: str | Path) -> Path:
@@ -200,9 +222,7 @@ def resolve_train_run(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[
     elif ckpt_path.exists() and not overwrite:
         raise RunDirError(f"{cfg.out} already holds a training run ({ckpt_path}); "
                           f"pass --resume to continue it, --overwrite to replace it, or choose another --out")
-    unknown = [s for s in cfg.stages if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGES)}")
+    check_stages(cfg.stages, "the run's stages")
     return cfg, ckpt
 
 

@@ -20,11 +20,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-STAGES = ("detection", "regression", "joint", "z")
-#: The subnetworks each stage trains (the others are frozen), in the cascade's order: the
-#: last one is where the stage's forward can stop.
-STAGE_SUBNETS = {"detection": ("detection",), "regression": ("regression",),
-                 "joint": ("detection", "regression"), "z": ("z",)}
+from .models import STAGES, check_stages
 
 
 @dataclass
@@ -51,9 +47,7 @@ class TrainSchedule:
     z_gt_heatmap_prob: float = 0.5
 
     def stage(self, name: str) -> StageSchedule:
-        if name not in STAGES:
-            raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
-        return getattr(self, name)
+        return getattr(self, check_stages([name], "the schedule")[0])
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,4 +1,4 @@
-"""Training the cascade (paper §2.3): the four stages of fa3d.schedules, one plain PyTorch loop.
+"""Training the cascade (paper §2.3): the four stages of fa3d.models.losses, one plain PyTorch loop.
 
     train(cfg)            resolve the run folder, build the cascade and the data, train each stage
     train_stage           one stage: its optimiser, learning-rate decay and epochs
@@ -32,9 +32,8 @@ from .data.training import (CachedDataset, TrainCrops, center_crops, cheap_landm
                             mean_shape)
 from .data.transforms import AUGMENTS, Augment3D
 from .env import resolve_device
-from .losses import StageLoss
 from .metrics import gte
-from .models import Cascade, Preset, get_preset, override_preset
+from .models import STAGES, Cascade, Preset, StageLoss, get_preset, override_preset
 from .precision import autocast, choose_precision, grad_scaler
 from .runs import (CHECKPOINT_NAME, LOG_NAME, TrainConfig, append_log, build_cascade, resolve_train_run, state_dicts,
                    trim_log, validation_warning, write_config)
@@ -181,8 +180,8 @@ def train_stage(run: Run, stage: str, start_epoch: int = 0, ckpt: dict | None = 
     for epoch in range(start_epoch, plan.epochs):
         t0, lr = time.time(), sched.get_last_lr()[0]
         loss_mod.set_mode(True)
-        run.crops.set_epoch(stage, epoch)
-        order = epoch_order(len(run.crops), cfg.seed, stage, epoch)[: plan.steps_per_epoch * plan.batch_per_process * d.world]
+        run.crops.set_epoch(STAGES.index(stage), epoch)
+        order = epoch_order(len(run.crops), cfg.seed, STAGES.index(stage), epoch)[: plan.steps_per_epoch * plan.batch_per_process * d.world]
         loader = DataLoader(run.crops, batch_size=plan.batch_per_process, sampler=order[d.rank::d.world],
                             num_workers=run.workers, pin_memory=run.device.type == "cuda", drop_last=True,
                             collate_fn=collate_sources)
@@ -249,14 +248,14 @@ def train_one_epoch(model: nn.Module, opt, sched, loader, device, max_steps: int
 
 def optimizer_step(model: nn.Module, opt: torch.optim.Optimizer, batch: dict, precision: str | None = None,
                    scaler=None) -> torch.Tensor | None:
-    """One training step of a :class:`~fa3d.losses.StageLoss` (or its DDP wrapper) on a batch
+    """One training step of a :class:`~fa3d.models.StageLoss` (or its DDP wrapper) on a batch
     already on its device, under ``precision``'s autocast (None: what "auto" picks for the device),
     with ``scaler`` (a GradScaler; fp16) scaling the loss. Returns the loss, or None when it is
     NaN or inf (then nothing is stepped)."""
     device = batch["image"].device
     precision = precision or choose_precision("auto", device)[0]
     with autocast(precision, device):
-        loss, _ = model(batch["image"], batch["landmarks"], batch["face_height"], batch["gt_heatmaps"])
+        loss, _ = model(batch["image"], batch["landmarks"], batch["face_height"], batch["z_gt_heatmap"])
     finite = torch.isfinite(loss.detach()).float()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)  # every process stops together
@@ -284,7 +283,7 @@ def validate(cascade: Cascade, loss_mod: StageLoss, valid: dict | None, stage: s
     losses, preds, n = 0.0, [], len(valid["image"])
     for i in range(0, n, batch_size):
         img, lm = valid["image"][i:i + batch_size].to(device), valid["landmarks"][i:i + batch_size].to(device)
-        height = lm[..., 1].amax(-1) - lm[..., 1].amin(-1)
+        height = valid["face_height"][i:i + batch_size].to(device)
         with autocast(precision, device):
             loss, out = loss_mod(img, lm, height, torch.zeros(len(img), dtype=torch.bool, device=device))
         losses += float(loss) * len(img)

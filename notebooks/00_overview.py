@@ -65,7 +65,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from fa3d import viz
+from fa3d.course import viz
 from fa3d.data import SyntheticFaces, get_scheme, open_dataset, render_face
 from fa3d.data.readers import DATASET_SPECS
 from fa3d.models import Cascade, get_preset, num_parameters

@@ -70,7 +70,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from fa3d import viz
+from fa3d.course import viz
 from fa3d.data import (Augment3D, CenterCrop3D, SyntheticFaces, ThreeDFAW, convert_68_to_66,
                        export_3dfaw_layout, face_crop_matrix, flip_landmarks, get_scheme, open_dataset,
                        render_face, unwarp_landmarks)
@@ -535,7 +535,7 @@ def disk_targets_exercise(points, size, radius):
 
 
 # %% nbgrader={"grade": true, "grade_id": "disk_targets_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from fa3d import exercises    # the checks of the course's code exercises
+from fa3d.course import exercises    # the checks of the course's code exercises
 facts["exercise_disk_targets_max_diff"] = exercises.check_disk_targets(disk_targets_exercise)
 
 # %% [markdown]
@@ -621,7 +621,7 @@ def decode_exercise(heatmaps):
 
 
 # %% nbgrader={"grade": true, "grade_id": "decode_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from fa3d import exercises
+from fa3d.course import exercises
 facts["exercise_decode_max_diff_px"] = exercises.check_decode(decode_exercise)
 
 # %% [markdown]

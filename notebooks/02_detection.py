@@ -73,7 +73,7 @@ from matplotlib.figure import Figure
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import resnet as tv_resnet
 
-from fa3d import viz
+from fa3d.course import viz
 from fa3d.data import SyntheticFaces, get_scheme
 from fa3d.data.transforms import CenterCrop3D
 from fa3d.runs import load_run, read_log
@@ -281,7 +281,7 @@ def bilinear_kernel_exercise(factor):
 
 
 # %% nbgrader={"grade": true, "grade_id": "bilinear_kernel_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from fa3d import exercises    # the checks of the course's code exercises
+from fa3d.course import exercises    # the checks of the course's code exercises
 facts["exercise_bilinear_kernel_max_diff"] = exercises.check_bilinear_kernel(bilinear_kernel_exercise)
 
 # %% [markdown]
@@ -417,7 +417,7 @@ def detection_loss_exercise(logits, targets):
 
 
 # %% nbgrader={"grade": true, "grade_id": "detection_loss_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from fa3d import exercises
+from fa3d.course import exercises
 facts["exercise_detection_loss_max_diff"] = exercises.check_detection_loss(detection_loss_exercise)
 
 # %% [markdown]

@@ -73,7 +73,7 @@ from matplotlib.figure import Figure
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import resnet as tv_resnet
 
-from fa3d import viz
+from fa3d.course import viz
 from fa3d.data import SyntheticFaces, get_scheme
 from fa3d.data.transforms import CenterCrop3D
 from fa3d.runs import load_run, read_log
@@ -83,7 +83,7 @@ from fa3d.models import Cascade, RegressionNet, get_preset, normalize_images, nu
 from fa3d.models.detection import BilinearUpsample
 from fa3d.models.regression import Hourglass, PreActBottleneck, residuals
 from fa3d.schedules import StageSchedule, TrainSchedule, get_schedule
-from fa3d.losses import StageLoss
+from fa3d.models.losses import StageLoss
 
 # The course's runs (`course.ensure_run`) always train the quick preset, so this notebook builds and trains
 # "quick". The paper preset appears explicitly, as `get_preset("paper")`, where its shapes and FLOPs are
@@ -154,7 +154,7 @@ def preact_forward_exercise(unit, x):
 
 
 # %% nbgrader={"grade": true, "grade_id": "preact_forward_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from fa3d import exercises    # the checks of the course's code exercises
+from fa3d.course import exercises    # the checks of the course's code exercises
 facts["exercise_preact_forward_max_diff"] = exercises.check_preact_forward(preact_forward_exercise)
 
 # %% [markdown]
@@ -250,7 +250,7 @@ def upsample2_exercise(channels):
 
 
 # %% nbgrader={"grade": true, "grade_id": "upsample2_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from fa3d import exercises
+from fa3d.course import exercises
 facts["exercise_upsample2_max_diff"] = exercises.check_upsample2(upsample2_exercise)
 
 # %% [markdown]

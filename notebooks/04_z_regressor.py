@@ -71,17 +71,17 @@ from IPython.display import display
 from matplotlib.figure import Figure
 from torch.utils.flop_counter import FlopCounterMode
 
-from fa3d import viz
+from fa3d.course import viz
 from fa3d.data import SyntheticFaces, get_scheme
 from fa3d.data.transforms import Augment3D, AugmentConfig, CenterCrop3D
 from fa3d.runs import load_run, read_log
 from fa3d.metrics import summarize
-from fa3d.models import ZRegressor, get_preset, normalize_images, num_parameters, z_loss
+from fa3d.models import STAGES, ZRegressor, get_preset, normalize_images, num_parameters, z_loss
 from fa3d.models.regression import PreActBottleneck
 from fa3d.models.zregressor import PreActBasic
 from fa3d.schedules import get_schedule
 from fa3d.data.training import TrainCrops
-from fa3d.losses import StageLoss
+from fa3d.models.losses import StageLoss
 
 # The course's runs (`course.ensure_run`) always train the quick preset, so this notebook builds and trains
 # "quick". The paper preset appears explicitly, as `get_preset("paper")`, where its shapes and FLOPs are
@@ -232,7 +232,7 @@ def z_input_exercise(images, heatmaps, inputs="rgb+heatmaps"):
 
 
 # %% nbgrader={"grade": true, "grade_id": "z_input_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from fa3d import exercises    # the checks of the course's code exercises
+from fa3d.course import exercises    # the checks of the course's code exercises
 facts["exercise_z_input_max_diff"] = exercises.check_z_input(z_input_exercise)
 
 # %% [markdown]
@@ -320,7 +320,7 @@ def z_loss_exercise(z_pred, z_true):
 
 
 # %% nbgrader={"grade": true, "grade_id": "z_loss_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from fa3d import exercises
+from fa3d.course import exercises
 facts["exercise_z_loss_max_diff"] = exercises.check_z_loss(z_loss_exercise)
 
 # %% [markdown]
@@ -347,9 +347,9 @@ course.show_source(StageLoss.forward)
 # %%
 small = SyntheticFaces(200, image_size=2 * S, seed=0)
 crops_train = TrainCrops(small, Augment3D(S, AugmentConfig(), scheme), seed=0,
-                         z_gt_prob=get_schedule(PRESET).z_gt_heatmap_prob)
-crops_train.set_epoch("z", 0)
-coins = [crops_train[i]["gt_heatmaps"] for i in range(len(small))]
+                         z_gt_heatmap_prob=get_schedule(PRESET).z_gt_heatmap_prob)
+crops_train.set_epoch(STAGES.index("z"), 0)
+coins = [crops_train[i]["z_gt_heatmap"] for i in range(len(small))]
 print(f"{sum(coins)} of {len(coins)} samples use ground-truth heatmaps ({100 * np.mean(coins):.0f} %); "
       f"the first 16: {''.join('G' if c else 'P' for c in coins[:16])} (G: ground truth, P: predicted)")
 facts["gt_coin_fraction_epoch0"] = float(np.mean(coins))

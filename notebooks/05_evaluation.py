@@ -71,7 +71,9 @@ import torch
 from IPython.display import Image, Markdown, display
 from matplotlib.figure import Figure
 
-from fa3d import metrics, report, viz
+from fa3d import metrics
+
+from fa3d.course import report, viz
 from fa3d.data import SyntheticFaces, get_scheme, render_face
 from fa3d.data.splits import SYNTHETIC_TEST_SEED_OFFSET, SYNTHETIC_VALID_SEED_OFFSET
 from fa3d.evaluate import format_table
@@ -341,7 +343,7 @@ def similarity_align_exercise(src, dst):
 
 
 # %% nbgrader={"grade": true, "grade_id": "similarity_align_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from fa3d import exercises    # the checks of the course's code exercises
+from fa3d.course import exercises    # the checks of the course's code exercises
 facts["exercise_similarity_align_max_diff"] = exercises.check_similarity_align(similarity_align_exercise)
 
 # %% [markdown]
@@ -370,7 +372,7 @@ def cvgtce_exercise(pred, gt):
 
 
 # %% nbgrader={"grade": true, "grade_id": "cvgtce_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from fa3d import exercises
+from fa3d.course import exercises
 facts["exercise_cvgtce_max_diff"] = exercises.check_cvgtce(cvgtce_exercise)
 
 # %% [markdown]
@@ -474,7 +476,7 @@ facts["profile_gte_3d_normaliser"] = 100 * float(e3[profile].mean())
 # ## 5. Tables 2 and 3, our analogues
 #
 # The paper's Table 2 gives GTE and CVGTCE on the 3DFAW test set; Table 3 gives GTE by axes on the 3DFAW
-# validation set. Here are ours, on synthetic test faces, computed by `fa3d.report` (which calls
+# validation set. Here are ours, on synthetic test faces, computed by `fa3d.course.report` (which calls
 # `fa3d.metrics.summarize`), with the paper's 3DFAW numbers beside them **for reference only**: different
 # data (real photos vs synthetic faces), different networks (the paper preset vs the quick one) and an
 # unpublished interocular convention, so no row here is a reproduction of theirs. Notebook 07 trains the
@@ -599,7 +601,7 @@ def auc_exercise(errors, max_error):
 
 
 # %% nbgrader={"grade": true, "grade_id": "auc_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from fa3d import exercises
+from fa3d.course import exercises
 facts["exercise_auc_max_diff"] = exercises.check_auc(auc_exercise)
 
 # %% [markdown]
@@ -670,7 +672,7 @@ facts["yaw_bins_gte_xyz"] = {"bins": bins["bins"], "means": bins["means"], "coun
 # %% [markdown]
 # ## 9. The report
 #
-# `fa3d.report.write_report` writes all of this into one folder a student can share: the tables as
+# `fa3d.course.report.write_report` writes all of this into one folder a student can share: the tables as
 # Markdown and HTML (paper numbers marked as references), the numbers as JSON, the CED curves, the
 # gallery, the error-vs-yaw plot and one test face in interactive 3D. `fa3d evaluate RUN_DIR` writes the
 # same report next to a run's `metrics.json`.

@@ -76,7 +76,9 @@ import torch
 from IPython.display import Image, display
 from matplotlib.figure import Figure
 
-from fa3d import metrics, viz, widgets
+from fa3d import metrics
+
+from fa3d.course import viz, widgets
 from fa3d.data import SyntheticFaces, get_scheme, render_face
 from fa3d.runs import load_run
 from fa3d.predict import predict_crops
@@ -362,7 +364,7 @@ facts["z_error_growth_profile_over_frontal"] = grow
 # %% [markdown]
 # ## 6. Browse the cascade, face by face, landmark by landmark
 #
-# `fa3d.widgets.browse` shows one test face at a time: the crop with the prediction (and the truth), the
+# `fa3d.course.widgets.browse` shows one test face at a time: the crop with the prediction (and the truth), the
 # detection maps, the regression heatmaps and the Gaussians that feed the Z net (all landmarks summed in the
 # top row, the chosen landmark below, its decoded position as a cyan cross and its truth as a green
 # circle), and the 3D landmarks with the chosen one in red.
@@ -382,7 +384,7 @@ widgets.browse(crops["image"][:BROWSE_FACES], cascade, scheme, gt=gt[:BROWSE_FAC
 # Everything above fed the cascade crops cut around known landmarks. On a photograph nobody annotated, the
 # face must be found first. `fa3d.FaceAligner` runs the whole test-time chain for any image:
 #
-# 1. a face detector gives a box (`fa3d.detect`: YuNet, a small CNN for frontal to profile faces, fetched once
+# 1. a face detector gives a box (`fa3d.app.face_boxes`: YuNet, a small CNN for frontal to profile faces, fetched once
 #    and cached; dlib's HOG detector or OpenCV's Haar cascade when it cannot be had, with a message saying so);
 # 2. the face is cropped as in evaluation, the cascade predicts, and the points are mapped back to image
 #    pixels through the inverse of the crop's similarity matrix;
@@ -398,7 +400,7 @@ widgets.browse(crops["image"][:BROWSE_FACES], cascade, scheme, gt=gt[:BROWSE_FAC
 
 # %%
 from fa3d import FaceAligner
-from fa3d.aligner import REFINE_STEPS, as_image
+from fa3d.app.aligner import REFINE_STEPS, as_image
 
 sample = Path("../shared/real-samples/photos-68/lenna.png")
 aligner = FaceAligner("pretrained", device=device)

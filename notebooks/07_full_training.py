@@ -88,7 +88,7 @@ from matplotlib.figure import Figure
 import fa3d.data.pose
 import fa3d.runs
 import fa3d.schedules
-from fa3d import viz
+from fa3d.course import viz
 from fa3d.checkpoint import load_checkpoint
 from fa3d.data import open_dataset, read_300wlp_landmarks
 from fa3d.data.morphable import landmarks_from_3dmm
@@ -97,7 +97,7 @@ from fa3d.data.splits import SYNTHETIC_TEST_SEED_OFFSET, SYNTHETIC_VALID_SEED_OF
 from fa3d.data.standins import write_standins
 from fa3d.evaluate import evaluate_dataset, evaluate_run
 from fa3d.runs import TrainConfig, load_run, read_log
-from fa3d.schedules import STAGES as ALL_STAGES
+from fa3d.models import STAGES as ALL_STAGES
 from fa3d.schedules import get_schedule
 from fa3d.train import train
 

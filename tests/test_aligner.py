@@ -11,12 +11,12 @@ import pytest
 import torch
 
 import fa3d
-from fa3d import detect
-from fa3d.aligner import BoxError, FaceAligner, check_box
+from fa3d.app import face_boxes as detect
+from fa3d.app.aligner import BoxError, FaceAligner, check_box
 from fa3d.cli import main
 from fa3d.data.synthetic import SyntheticFaces
 from fa3d.data.writers import write_image
-from fa3d.landmark_files import image_paths, predict_files
+from fa3d.app.landmark_files import image_paths, predict_files
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO.parent / "shared" / "real-samples" / "photos-68"
@@ -27,7 +27,7 @@ TINY = ["--preset", "quick", "--num-train", "16", "--num-valid", "6", "--synthet
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """The shipped model when this checkout has it (its landmarks are on the face), else a tiny run."""
-    from fa3d.pretrained import PRETRAINED_DIR
+    from fa3d.runs import PRETRAINED_DIR
     if (PRETRAINED_DIR / "checkpoint.pt").is_file():
         return "pretrained"
     out = tmp_path_factory.mktemp("aligner") / "run"

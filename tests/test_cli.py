@@ -71,7 +71,7 @@ def test_evaluate_prints_the_table_and_writes_matching_metrics(run_dir, capsys):
         assert base == pytest.approx(metrics["baseline"][key], abs=0.006), key
         assert metrics[key] > 0 and metrics["baseline"][key] > 0
     # the report sits next to metrics.json and its numbers are the same
-    from fa3d.report import REPORT_FILES
+    from fa3d.course.report import REPORT_FILES
     for name in ("report.md", "report.html", "report.json", "ced.png", "gallery.jpg", "face_3d.html"):
         assert name in REPORT_FILES.values() and (run_dir / name).stat().st_size > 0, name
     report = json.loads((run_dir / "report.json").read_text())

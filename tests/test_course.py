@@ -7,7 +7,8 @@ import torch
 import fa3d
 from fa3d import course
 from fa3d.checkpoint import load_checkpoint
-from fa3d.schedules import STAGES, get_schedule
+from fa3d.models import STAGES
+from fa3d.schedules import get_schedule
 from fa3d.runs import load_run, read_log, same_settings
 
 

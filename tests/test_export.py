@@ -1,4 +1,4 @@
-"""ONNX export (fa3d.export, ``fa3d export``): the shipped model's graph agrees with torch's
+"""ONNX export (fa3d.app.export, ``fa3d export``): the shipped model's graph agrees with torch's
 predict_crops on face crops at any batch size, carries its metadata, and never replaces a file
 unless asked."""
 from __future__ import annotations
@@ -6,24 +6,24 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fa3d import __version__, pretrained
+from fa3d import __version__, runs
 from fa3d.cli import main
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from fa3d.export import check_onnx, export_onnx, onnx_session, sample_crops  # noqa: E402
+from fa3d.app.export import check_onnx, export_onnx, onnx_session, sample_crops  # noqa: E402
 from fa3d.predict import predict_crops  # noqa: E402
 from fa3d.runs import load_run  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not (pretrained.PRETRAINED_DIR / "checkpoint.pt").is_file(),
+pytestmark = pytest.mark.skipif(not (runs.PRETRAINED_DIR / "checkpoint.pt").is_file(),
                                 reason="this checkout has no shipped model (make pretrained builds it)")
 TOL_PX = 1e-3
 
 
 @pytest.fixture(scope="module")
 def shipped():
-    cascade, ckpt = load_run(pretrained.resolve_run("pretrained"), "cpu")
+    cascade, ckpt = load_run(runs.resolve_run("pretrained"), "cpu")
     return cascade, ckpt
 
 
@@ -92,7 +92,7 @@ def test_cli_exports_checks_and_refuses_to_overwrite(tmp_path, capsys):
 def test_without_onnx_the_error_says_what_to_install(tmp_path, monkeypatch, capsys):
     import sys
 
-    from fa3d.export import ExportUnavailable
+    from fa3d.app.export import ExportUnavailable
 
     monkeypatch.setitem(sys.modules, "onnx", None)   # import onnx -> ImportError
     with pytest.raises(ExportUnavailable, match=r'pip install "fa3d\[export\]"'):

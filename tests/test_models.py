@@ -137,7 +137,7 @@ def test_cascade_forward_stops_early_and_renders_z_input_at_given_points(quick):
     with torch.no_grad():
         full = cascade(images)
         det = cascade(images, upto="detection")
-        mixed = cascade(images, z_xy=given, z_xy_mask=torch.tensor([True, False]))
+        mixed = cascade(images, z_xy=given, z_gt_heatmap=torch.tensor([True, False]))
         z_only = cascade.z(normalize_images(images), gaussian_heatmaps(given, S, preset.heatmap_sigma))
     assert "heatmaps" not in det and "z" not in det
     assert torch.equal(det["xy"], full["detection_xy"]) and torch.equal(det["landmarks"][..., 2], torch.zeros(2, 66))

@@ -143,7 +143,7 @@ def test_static_picture_of_a_3d_figure_draws_its_image_and_scene_but_no_hidden_t
     import plotly.io as pio
     from PIL import Image
 
-    from fa3d import viz
+    from fa3d.course import viz
     from fa3d.data.synthetic import SyntheticFaces
 
     item = SyntheticFaces(1, image_size=64, scheme="68", seed=0)[0]

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import fa3d.aligner as aligner_mod
+import fa3d.app.aligner as aligner_mod
 import fa3d.predict as predict_mod
-from fa3d import pretrained
+from fa3d import runs
+from fa3d.app import release
 from fa3d.checkpoint import load_checkpoint
 from fa3d.cli import main
 from fa3d.data.readers import read_pts
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO.parent / "shared" / "real-samples" / "photos-68"
 TINY = ["--preset", "quick", "--num-train", "16", "--num-valid", "6", "--synthetic-size", "64",
         "--max-steps", "1", "--device", "cpu", "--no-progress", "--scheme", "68"]
-shipped = pytest.mark.skipif(not (pretrained.PRETRAINED_DIR / "checkpoint.pt").is_file(),
+shipped = pytest.mark.skipif(not (runs.PRETRAINED_DIR / "checkpoint.pt").is_file(),
                              reason="this checkout has no shipped model (make pretrained builds it)")
 
 
@@ -35,13 +36,13 @@ def tiny_run(tmp_path_factory):
 
 
 def test_export_keeps_weights_only_and_predicts_the_same(tiny_run, tmp_path):
-    release = pretrained.export_release(tiny_run, tmp_path / "release")
-    ckpt = load_checkpoint(release / "checkpoint.pt")
+    out = release.export_release(tiny_run, tmp_path / "release")
+    ckpt = load_checkpoint(out / "checkpoint.pt")
     assert not {"optimizer", "scheduler", "rng"} & set(ckpt) and ckpt["finished"]
-    assert (release / "config.json").is_file() and (release / "log.jsonl").is_file()
+    assert (out / "config.json").is_file() and (out / "log.jsonl").is_file()
     with pytest.raises(FileExistsError, match="--overwrite"):
-        pretrained.export_release(tiny_run, release)
-    (a, _), (b, _) = load_run(tiny_run), load_run(release)
+        release.export_release(tiny_run, out)
+    (a, _), (b, _) = load_run(tiny_run), load_run(out)
     x = torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8)
     assert torch.equal(predict_mod.predict_crops(a, x), predict_mod.predict_crops(b, x))
 
@@ -54,15 +55,15 @@ def test_export_refuses_an_unfinished_run(tiny_run, tmp_path):
     half.mkdir()
     save_checkpoint(half / "checkpoint.pt", {k: v for k, v in ckpt.items() if not k.startswith("format")})
     with pytest.raises(ValueError, match="not finished"):
-        pretrained.export_release(half, tmp_path / "out")
+        release.export_release(half, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
 def test_the_name_pretrained_resolves_and_a_missing_model_is_a_clear_error(tmp_path, monkeypatch):
-    assert pretrained.resolve_run("some/run") == Path("some/run")
-    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "nothing")
+    assert runs.resolve_run("some/run") == Path("some/run")
+    monkeypatch.setattr(runs, "PRETRAINED_DIR", tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="make pretrained"):
-        pretrained.resolve_run("pretrained")
+        runs.resolve_run("pretrained")
 
 
 def test_refinement_recrops_around_the_predicted_landmarks(monkeypatch, tiny_run):
@@ -102,11 +103,11 @@ def test_predict_rejects_a_negative_refine(tiny_run, tmp_path, capsys):
 
 @shipped
 def test_the_shipped_model_is_small_synthetic_only_and_68_points_in_3d():
-    ckpt = load_checkpoint(pretrained.PRETRAINED_DIR / "checkpoint.pt")
-    size_mb = (pretrained.PRETRAINED_DIR / "checkpoint.pt").stat().st_size / 2**20
+    ckpt = load_checkpoint(runs.PRETRAINED_DIR / "checkpoint.pt")
+    size_mb = (runs.PRETRAINED_DIR / "checkpoint.pt").stat().st_size / 2**20
     assert size_mb <= 15, f"{size_mb:.1f} MB"
     assert ckpt["finished"] and ckpt["scheme"] == "68" and ckpt["config"]["data"] == "synthetic"
-    assert "z" in ckpt["config"]["stages"] and (pretrained.PRETRAINED_DIR / "MODEL.md").is_file()
+    assert "z" in ckpt["config"]["stages"] and (runs.PRETRAINED_DIR / "MODEL.md").is_file()
 
 
 @shipped
@@ -125,10 +126,10 @@ def test_predict_without_run_uses_the_shipped_model(tmp_path):
 @shipped
 def test_evaluate_pretrained_writes_outside_the_package(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    before = sorted(p.name for p in pretrained.PRETRAINED_DIR.iterdir())
+    before = sorted(p.name for p in runs.PRETRAINED_DIR.iterdir())
     assert main(["evaluate", "--run", "pretrained", "--data", "synthetic:4", "--device", "cpu", "--no-progress"]) == 0
     assert (tmp_path / "pretrained-evaluation" / "metrics.json").is_file()
-    assert sorted(p.name for p in pretrained.PRETRAINED_DIR.iterdir()) == before
+    assert sorted(p.name for p in runs.PRETRAINED_DIR.iterdir()) == before
 
 
 @shipped

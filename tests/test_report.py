@@ -1,4 +1,4 @@
-"""fa3d.report: the files exist and every number in them is the one fa3d.metrics gives."""
+"""fa3d.course.report: the files exist and every number in them is the one fa3d.metrics gives."""
 import json
 import math
 
@@ -11,7 +11,7 @@ import torch
 
 from fa3d.data.synthetic import SyntheticFaces
 from fa3d.metrics import gte, nme_bbox, summarize, yaw_binned_nme
-from fa3d.report import PAPER_3DFAW, PUBLISHED_AFLW2000, REPORT_FILES, write_report
+from fa3d.course.report import PAPER_3DFAW, PUBLISHED_AFLW2000, REPORT_FILES, write_report
 
 
 def _faces(n, scheme, seed=0):

@@ -26,7 +26,7 @@ def test_synth_writes_3dfaw_layout_and_refuses_to_overwrite(tmp_path, capsys):
 
 
 def test_demo_yaw_grid_sorts_by_yaw():
-    from fa3d.demo import synthetic_yaw_grid
+    from fa3d.course.demo import synthetic_yaw_grid
 
     fig = synthetic_yaw_grid(num_faces=4, image_size=64, ncols=2)
     titles = [ax.get_title() for ax in fig.axes]

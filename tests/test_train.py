@@ -15,10 +15,11 @@ import fa3d
 import fa3d.checkpoint as ckpt_mod
 from fa3d.checkpoint import CheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from fa3d.data.training import center_crops, epoch_order
-from fa3d.losses import StageLoss
+from fa3d.models.losses import StageLoss
 from fa3d.models import Cascade, get_preset, z_loss
 from fa3d.runs import RunDirError, TrainConfig, read_log
-from fa3d.schedules import STAGES, StageSchedule, TrainSchedule, get_schedule, stage_plan
+from fa3d.models import STAGES
+from fa3d.schedules import StageSchedule, TrainSchedule, get_schedule, stage_plan
 from fa3d.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,9 +66,9 @@ def test_lr_decays_geometrically_between_end_points():
 
 
 def test_epoch_order_is_a_deterministic_permutation():
-    a = epoch_order(50, 0, "joint", 3)
-    assert sorted(a) == list(range(50)) and a == epoch_order(50, 0, "joint", 3)
-    assert a != epoch_order(50, 0, "joint", 4) and a != epoch_order(50, 0, "z", 3) and a != epoch_order(50, 1, "joint", 3)
+    a = epoch_order(50, 0, 2, 3)
+    assert sorted(a) == list(range(50)) and a == epoch_order(50, 0, 2, 3)
+    assert a != epoch_order(50, 0, 2, 4) and a != epoch_order(50, 0, 3, 3) and a != epoch_order(50, 1, 2, 3)
 
 
 # ----------------------------------------------------------------------------- losses

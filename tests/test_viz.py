@@ -1,4 +1,4 @@
-"""fa3d.viz and fa3d.widgets: every figure builds headless, with the right panels, traces and numbers."""
+"""fa3d.course.viz and fa3d.course.widgets: every figure builds headless, with the right panels, traces and numbers."""
 import math
 
 import matplotlib
@@ -10,7 +10,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from fa3d import viz
+from fa3d.course import viz
 from fa3d.data.synthetic import SyntheticFaceParams, SyntheticFaces, render_face
 from fa3d.data.transforms import CenterCrop3D
 from fa3d.metrics import auc, summarize
@@ -313,7 +313,7 @@ def test_use_plotly_renderer_outside_jupyter_changes_nothing():
 # ----------------------------------------------------------------------------- widgets
 
 def test_resolve_interactive(monkeypatch):
-    from fa3d.widgets import resolve_interactive
+    from fa3d.course.widgets import resolve_interactive
 
     monkeypatch.setenv("FA3D_INTERACTIVE", "1")
     assert resolve_interactive(False) is False and resolve_interactive(None) is True
@@ -324,7 +324,7 @@ def test_resolve_interactive(monkeypatch):
 
 
 def test_browse_static_figure(cascade, crops):
-    from fa3d.widgets import browse
+    from fa3d.course.widgets import browse
 
     images, gt = crops
     fig = browse(images, cascade, "3dfaw66", gt=gt, sample=2, landmark=45, interactive=False)
@@ -334,7 +334,7 @@ def test_browse_static_figure(cascade, crops):
 
 def test_browse_widgets_update(cascade, crops):
     pytest.importorskip("ipywidgets")
-    from fa3d.widgets import browse
+    from fa3d.course.widgets import browse
 
     images, gt = crops
     box = browse(images, cascade, "3dfaw66", gt=gt, interactive=True)

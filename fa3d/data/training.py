@@ -12,11 +12,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..schedules import STAGES
 from .transforms import (Augment3D, AugmentDraws, CenterCrop3D, face_box, face_crop_matrix, warp_image,
                          warp_landmarks, warp_sample)
-
-STAGE_IDS = {name: i for i, name in enumerate(STAGES)}
 
 
 def derive_seed(*keys: int) -> int:
@@ -24,9 +21,10 @@ def derive_seed(*keys: int) -> int:
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-def epoch_order(n: int, seed: int, stage: str, epoch: int) -> list[int]:
-    """The shuffled order of the n training samples for one epoch of one stage."""
-    g = torch.Generator().manual_seed(derive_seed(seed, STAGE_IDS[stage], epoch))
+def epoch_order(n: int, seed: int, stage_index: int, epoch: int) -> list[int]:
+    """The shuffled order of the n training samples for one epoch of one stage (its index in
+    :data:`fa3d.models.STAGES`)."""
+    g = torch.Generator().manual_seed(derive_seed(seed, stage_index, epoch))
     return torch.randperm(n, generator=g).tolist()
 
 
@@ -85,8 +83,8 @@ class TrainCrops(Dataset):
     """Augmented training crops (paper §2.3) with randomness from (seed, stage, epoch, index).
 
     Item: ``image`` uint8 (3, S, S), ``landmarks`` (N, 3) crop pixels, ``face_height``
-    (crop pixels, for the disk radius), ``gt_heatmaps`` bool (Z stage: heatmaps from the
-    ground truth, else from the 2D stage's prediction).
+    (crop pixels, :func:`face_height`), ``z_gt_heatmap`` bool (Z stage: heatmaps from the
+    ground truth, else from the 2D stage's prediction; true with probability ``z_gt_heatmap_prob``).
 
     ``on_device=True`` (GPU runs): the workers only fetch the source image and draw the random
     numbers; the item holds ``source`` (the uncropped uint8 image) and the draws instead of
@@ -94,20 +92,21 @@ class TrainCrops(Dataset):
     colour jitter, the degradation), with the same numbers, so both paths give the same crops.
     """
 
-    def __init__(self, base: Dataset, augment: Augment3D, seed: int, z_gt_prob: float = 0.5,
+    def __init__(self, base: Dataset, augment: Augment3D, seed: int, z_gt_heatmap_prob: float = 0.5,
                  on_device: bool = False):
-        self.base, self.augment, self.seed, self.z_gt_prob = base, augment, seed, z_gt_prob
+        self.base, self.augment, self.seed, self.z_gt_heatmap_prob = base, augment, seed, z_gt_heatmap_prob
         self.on_device = on_device
-        self.stage, self.epoch = STAGES[0], 0
+        self.stage_index, self.epoch = 0, 0
 
-    def set_epoch(self, stage: str, epoch: int) -> None:
-        self.stage, self.epoch = stage, epoch
+    def set_epoch(self, stage_index: int, epoch: int) -> None:
+        """Draw the crops of ``epoch`` of the stage at ``stage_index`` in :data:`fa3d.models.STAGES`."""
+        self.stage_index, self.epoch = stage_index, epoch
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, index: int) -> dict:
-        g = torch.Generator().manual_seed(derive_seed(self.seed, STAGE_IDS[self.stage], self.epoch, index))
+        g = torch.Generator().manual_seed(derive_seed(self.seed, self.stage_index, self.epoch, index))
         source = self.base[index]
         if self.on_device:
             draws = self.augment.draw(face_box(source), g)
@@ -121,9 +120,8 @@ class TrainCrops(Dataset):
         else:
             item = self.augment(source, g)
             sample = {"image": item["image"]}
-        x1, y1, x2, y2 = item["bbox"].tolist()
-        return {**sample, "landmarks": item["landmarks"], "face_height": torch.tensor(y2 - y1, dtype=torch.float32),
-                "gt_heatmaps": bool(torch.rand((), generator=g) < self.z_gt_prob)}
+        return {**sample, "landmarks": item["landmarks"], "face_height": face_height(item["bbox"]),
+                "z_gt_heatmap": bool(torch.rand((), generator=g) < self.z_gt_heatmap_prob)}
 
     def finish_batch(self, batch: dict) -> dict:
         """The device half of ``on_device``: a batch on the training device with ``source`` and the
@@ -142,6 +140,13 @@ class TrainCrops(Dataset):
         return batch
 
 
+def face_height(bbox: torch.Tensor) -> torch.Tensor:
+    """The height (float32, crop pixels) of face boxes (..., 4) x1, y1, x2, y2 warped into the crop:
+    what sets the detection targets' disk radius (:func:`fa3d.heatmaps.disk_radius`), in training and
+    in validation alike."""
+    return (bbox[..., 3] - bbox[..., 1]).float()
+
+
 def collate_sources(samples: list[dict]) -> dict:
     """DataLoader collate for TrainCrops: like the default, except that uncropped ``source`` images of
     different sizes (real photos) stay a list, and empty noise images stay empty."""
@@ -157,11 +162,15 @@ def collate_sources(samples: list[dict]) -> dict:
 
 def center_crops(dataset: Dataset, size: int, progress: bool = False, desc: str = "crops") -> dict:
     """Evaluation crops of a whole dataset: ``image`` uint8 (V,3,S,S), ``landmarks`` (V,N,3)
-    crop pixels, ``crop_matrix`` (V,2,3) image -> crop, and ``pose`` (V,3) when every item has one."""
+    crop pixels, ``face_height`` (V,) crop pixels, ``crop_matrix`` (V,2,3) image -> crop, and ``pose``
+    (V,3) when every item has one."""
     crop = CenterCrop3D(size)
     items = [crop(dataset[i]) for i in tqdm(range(len(dataset)), desc=desc, disable=not progress, leave=False)]
     keys = ["image", "landmarks", "crop_matrix"] + (["pose"] if items and all("pose" in it for it in items) else [])
-    return {k: torch.stack([it[k] for it in items]) for k in keys}
+    crops = {k: torch.stack([it[k] for it in items]) for k in keys}
+    if items:
+        crops["face_height"] = face_height(torch.stack([it["bbox"] for it in items]))
+    return crops
 
 
 def cheap_landmarks(dataset: Dataset) -> bool:
@@ -185,11 +194,11 @@ def mean_shape(dataset: Dataset, size: int, max_items: int = 1000) -> torch.Tens
 
 def random_batch(batch_size: int, size: int, num_landmarks: int, device, seed: int = 0) -> dict:
     """A training batch of random crops and plausible landmarks, for benchmarks and memory probes:
-    ``image`` uint8 (B,3,S,S), ``landmarks`` (B,N,3) crop px, ``face_height`` (B,), ``gt_heatmaps`` (B,)."""
+    ``image`` uint8 (B,3,S,S), ``landmarks`` (B,N,3) crop px, ``face_height`` (B,), ``z_gt_heatmap`` (B,)."""
     g = torch.Generator().manual_seed(seed)
     landmarks = (torch.rand(batch_size, num_landmarks, 3, generator=g) * 0.6 + 0.2) * size
     landmarks[..., 2] -= landmarks[..., 2].mean(-1, keepdim=True)
     batch = {"image": torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, generator=g),
              "landmarks": landmarks, "face_height": torch.full((batch_size,), 0.8 * size),
-             "gt_heatmaps": torch.arange(batch_size) % 2 == 0}
+             "z_gt_heatmap": torch.arange(batch_size) % 2 == 0}
     return {k: v.to(device) for k, v in batch.items()}

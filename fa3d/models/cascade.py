@@ -6,7 +6,7 @@
     (x, Gaussians re-rendered at xy) --ZRegressor--> z
     landmarks = (xy, z - mean z)
 
-This forward is the only place the chain is written: training losses (fa3d.losses),
+This forward is the only place the chain is written: training losses (fa3d.models.losses),
 prediction (fa3d.predict), evaluation, the figures and the notebooks all call it, with
 ``upto`` to stop after a subnet and ``z_xy`` to render the Z input at given points.
 
@@ -74,13 +74,13 @@ class Cascade(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor, upto: str = "z", z_xy: torch.Tensor | None = None,
-                z_xy_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                z_gt_heatmap: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Run the chain on crops and return every intermediate.
 
         images: (B,3,S,S) uint8 (0-255) or float (0-1), not normalised.
         upto: the last subnet to run, "detection", "regression" or "z".
         z_xy: (B,N,2+) crop pixels at which the Z input is rendered instead of the decoded
-            ``xy`` (training on ground-truth heatmaps); z_xy_mask (B,) bool: only for those samples.
+            ``xy`` (training on ground-truth heatmaps); z_gt_heatmap (B,) bool: only for those samples.
         Returns a dict (crop pixels, pixel centres at integers):
             detection_logits, detection_maps (B,N,S/4,S/4) (maps = sigmoid of the logits),
             detection_xy (B,N,2) their decoded peaks;
@@ -109,7 +109,7 @@ class Cascade(nn.Module):
             return out
         at = out["xy"]
         if z_xy is not None:
-            at = z_xy[..., :2] if z_xy_mask is None else torch.where(z_xy_mask[:, None, None], z_xy[..., :2], at)
+            at = z_xy[..., :2] if z_gt_heatmap is None else torch.where(z_gt_heatmap[:, None, None], z_xy[..., :2], at)
         z_input = gaussian_heatmaps(at, S, self.heatmap_sigma).to(x.dtype)
         if self.channels_last:
             z_input = z_input.contiguous(memory_format=torch.channels_last)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torchvision.models import resnet as tv_resnet
 
 
@@ -129,14 +128,6 @@ class DetectionNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.upsample(self.backbone(images)))
-
-
-def detection_loss(logits: torch.Tensor, target_maps: torch.Tensor) -> torch.Tensor:
-    """Per-pixel sigmoid cross-entropy, averaged over all pixels and maps.
-
-    logits (B, N, h, w); target_maps (B, N, h, w) binary disks (0/1, any float dtype).
-    """
-    return F.binary_cross_entropy_with_logits(logits, target_maps.to(logits.dtype))
 
 
 # ----------------------------------------------------------------------------- ImageNet weights

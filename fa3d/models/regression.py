@@ -114,7 +114,3 @@ class RegressionNet(nn.Module):
         x = self.post(self.hourglass(self.pre(self.stem(x))))
         return self.upsample(self.head(F.relu(self.norm(x))))
 
-
-def regression_loss(heatmaps: torch.Tensor, target_heatmaps: torch.Tensor) -> torch.Tensor:
-    """Pixel-wise L2: mean squared error over all pixels and maps. Both (B, N, S, S)."""
-    return F.mse_loss(heatmaps, target_heatmaps)

@@ -135,15 +135,6 @@ class ZRegressor(nn.Module):
         return self.fc(x)
 
 
-def z_loss(z_pred: torch.Tensor, z_true: torch.Tensor) -> torch.Tensor:
-    """Eq. (1): mean over landmarks (and the batch) of (z̃ - z)², z in pixels. Both (B, N).
-
-    Landmarks whose true z is NaN (2D-only datasets) are left out of the mean."""
-    known = torch.isfinite(z_true)
-    if bool(known.all()):
-        return F.mse_loss(z_pred, z_true)
-    diff = torch.where(known, z_pred - z_true.nan_to_num(0.0), torch.zeros_like(z_pred))
-    return diff.square().sum() / known.sum().clamp(min=1)
 
 
 def load_pretrained(model: ZRegressor, path: str) -> None:

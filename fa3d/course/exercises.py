@@ -22,9 +22,10 @@ import torch.nn.functional as F
 
 from fa3d import metrics
 from fa3d.heatmaps import decode_heatmaps, disk_heatmaps, gaussian_heatmaps
-from fa3d.models.detection import BilinearUpsample, detection_loss
+from fa3d.models.detection import BilinearUpsample
+from fa3d.models.losses import detection_loss, z_loss
 from fa3d.models.regression import PreActBottleneck
-from fa3d.models.zregressor import ZConfig, ZRegressor, z_loss
+from fa3d.models.zregressor import ZConfig, ZRegressor
 
 __all__ = ["check_disk_targets", "check_decode", "check_detection_loss", "check_bilinear_kernel",
            "check_preact_forward", "check_upsample2", "check_z_loss", "check_z_input",

@@ -7,7 +7,7 @@ figures use no pyplot state, so they are safe in scripts and tests.
 Axis convention everywhere (as in fa3d.data): x right, y down, z toward the
 viewer, all in pixels.
 
-The small helpers shared with the plotly views (:mod:`fa3d.viz.plotly3d`) live here:
+The small helpers shared with the plotly views (:mod:`fa3d.course.viz.plotly3d`) live here:
 ``_numpy``, ``_image_hwc`` and the colours.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from ..data.schemes import LandmarkScheme, get_scheme
-from ..metrics import auc, ced, cvgtce, gte, yaw_binned_nme
-from ..models.zregressor import ZRegressor
+from ...data.schemes import LandmarkScheme, get_scheme
+from ...metrics import auc, ced, cvgtce, gte, yaw_binned_nme
+from ...models.zregressor import ZRegressor
 
 
 #: One colour per coarse face-part group (colour-blind friendly, Okabe-Ito).

@@ -20,17 +20,17 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from . import heatmaps as hm
+from .. import heatmaps as hm
 from . import viz
-from .data.readers import ThreeDFAW
-from .data.writers import export_3dfaw_layout
-from .data.synthetic import SyntheticFaces
-from .data.transforms import Augment3D
-from .evaluate import evaluate_run
-from .models import get_preset
-from .runs import CHECKPOINT_NAME, LOG_NAME, TrainConfig, is_reusable
-from .schedules import get_schedule
-from .train import train as train_run
+from ..data.readers import ThreeDFAW
+from ..data.writers import export_3dfaw_layout
+from ..data.synthetic import SyntheticFaces
+from ..data.transforms import Augment3D
+from ..evaluate import evaluate_run
+from ..models import get_preset
+from ..runs import CHECKPOINT_NAME, LOG_NAME, TrainConfig, is_reusable
+from ..schedules import get_schedule
+from ..train import train as train_run
 
 
 def _save(fig: Figure, path: Path) -> Path:

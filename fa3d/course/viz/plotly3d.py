@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.schemes import LandmarkScheme, get_scheme
-from ..env import in_colab, in_jupyter_kernel, jupyter_shell
+from ...data.schemes import LandmarkScheme, get_scheme
+from ...env import in_colab, in_jupyter_kernel, jupyter_shell
 from .figures import ERROR_COLOUR, GROUP_COLOURS, GT_COLOUR, PRED_COLOUR, _image_hwc, _numpy
 
 

@@ -13,30 +13,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, PRETRAINED_DIR
 
-#: The name that means the shipped model wherever a RUN_DIR is asked for (a folder of that
-#: name in the working directory is reached as ``./pretrained/``).
-PRETRAINED_NAME = "pretrained"
-PRETRAINED_DIR = Path(__file__).resolve().parent / "weights" / "synthetic68"
 #: What a release checkpoint keeps of a training checkpoint (no optimiser, scheduler or RNG state).
 RELEASE_KEYS = ("models", "preset", "scheme", "config", "schedule", "mean_shape", "stage", "epoch", "step",
                 "stage_done", "finished")
-
-
-def is_pretrained(run) -> bool:
-    return isinstance(run, str) and run.strip() == PRETRAINED_NAME
-
-
-def resolve_run(run) -> Path:
-    """The run folder ``run`` names: the shipped model for ``"pretrained"``, else ``Path(run)``."""
-    if is_pretrained(run):
-        if not (PRETRAINED_DIR / CHECKPOINT_NAME).is_file():
-            raise FileNotFoundError(f"the shipped model is missing from this install ({PRETRAINED_DIR}); "
-                                    f"rebuild it with `make pretrained` or pass --run RUN_DIR")
-        return PRETRAINED_DIR
-    return Path(run)
 
 
 def export_release(run_dir, out_dir, overwrite: bool = False) -> Path:
@@ -58,12 +40,12 @@ def export_release(run_dir, out_dir, overwrite: bool = False) -> Path:
 
 
 def main(argv=None) -> int:
-    """``python -m fa3d.pretrained RUN_DIR [OUT_DIR] [--overwrite]``: export a run as a release
+    """``python -m fa3d.app.release RUN_DIR [OUT_DIR] [--overwrite]``: export a run as a release
     (default OUT_DIR: the shipped model's folder; ``make pretrained`` trains and exports it)."""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m fa3d.pretrained", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m fa3d.app.release", description=main.__doc__)
     parser.add_argument("run_dir")
     parser.add_argument("out_dir", nargs="?", default=str(PRETRAINED_DIR))
     parser.add_argument("--overwrite", action="store_true")
@@ -71,7 +53,7 @@ def main(argv=None) -> int:
     try:
         out = export_release(args.run_dir, args.out_dir, args.overwrite)
     except (FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"fa3d.pretrained: error: {err}", file=sys.stderr)
+        print(f"fa3d.app.release: error: {err}", file=sys.stderr)
         return 2
     print(f"exported {args.run_dir} -> {out}")
     return 0

@@ -18,21 +18,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data.splits import test_dataset
-from .data.training import center_crops, random_batch
+from .. import __version__
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data.splits import test_dataset
+from ..data.training import center_crops, random_batch
 from .demo import QUICK_DEMO
-from .env import in_colab
-from .files import atomic_write
-from .losses import StageLoss
-from .metrics import summarize
-from .models import Cascade, get_preset
-from .predict import predict_crops
-from .pretrained import RELEASE_KEYS
-from .runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, TrainConfig, made_by_this_fa3d, same_settings
-from .schedules import STAGES, get_schedule, make_optimizer
-from .train import optimizer_step, train as train_run
+from ..env import in_colab
+from ..files import atomic_write
+from ..metrics import summarize
+from ..models import STAGES, Cascade, StageLoss, get_preset
+from ..predict import predict_crops
+from ..app.release import RELEASE_KEYS
+from ..runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, TrainConfig, made_by_this_fa3d, same_settings
+from ..schedules import get_schedule, make_optimizer
+from ..train import optimizer_step, train as train_run
 
 
 def _ram_gib() -> float | None:
@@ -171,7 +170,7 @@ COURSE_RUNS = {
 #: ``pip install`` on Colab brings them), so that each notebook alone starts in seconds on a fresh
 #: machine (Colab starts every notebook on one): a notebook that builds on a run installs it into
 #: OUT_DIR/runs instead of training it for minutes; ``TRAIN = True`` in the notebook trains it.
-READY_RUNS_DIR = Path(__file__).resolve().parent / "weights" / "course"
+READY_RUNS_DIR = Path(__file__).resolve().parents[1] / "weights" / "course"
 
 
 def course_run_dir(name: str, out_dir="outputs/notebooks") -> Path:

@@ -9,7 +9,7 @@
 The data flow is the paper's at test time: image -> face box -> crop -> cascade -> landmarks, then
 mapped back to the image (x, y in image pixels, z in pixels, larger = closer, zero mean per face).
 Every face of every image in a group of ``batch_size`` faces goes through the cascade together, and
-the crops are warped on the cascade's device. Face boxes come from :mod:`fa3d.detect` unless given.
+the crops are warped on the cascade's device. Face boxes come from :mod:`fa3d.app.face_boxes` unless given.
 """
 from __future__ import annotations
 
@@ -21,13 +21,12 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from .data.readers import read_image
-from .detect import get_detector
-from .env import resolve_device
-from .precision import choose_precision
-from .predict import predict_faces
-from .pretrained import resolve_run
-from .runs import load_run
+from ..data.readers import read_image
+from .face_boxes import get_detector
+from ..env import resolve_device
+from ..precision import choose_precision
+from ..predict import predict_faces
+from ..runs import load_run, resolve_run
 
 #: Re-crops of a detector's box: it is framed unlike the landmark boxes the cascade was trained on
 #: (Haar's box holds the forehead and cuts the jaw), so the face is cropped again around the landmarks
@@ -106,8 +105,8 @@ class FaceAligner:
     Args:
         run: "pretrained" (the model shipped with fa3d) or a training run's folder.
         device: "auto" (CUDA when there is one), "cpu", "cuda", "cuda:1", ...
-        detector: "auto", "yunet", "dlib" or "haar" (:func:`fa3d.detect.get_detector`), or any callable
-            image -> list of :class:`fa3d.detect.Detection`; made on first use, so given boxes need none.
+        detector: "auto", "yunet", "dlib" or "haar" (:func:`fa3d.app.face_boxes.get_detector`), or any callable
+            image -> list of :class:`fa3d.app.face_boxes.Detection`; made on first use, so given boxes need none.
         flip: test-time mirroring (:func:`fa3d.predict.predict_crops`), on by default.
         scales: crop scales averaged in the last crop (:func:`fa3d.predict.predict_faces`); the default
             (1.0,) is one crop; :data:`fa3d.predict.MULTI_SCALE` averages three (3x the time).

@@ -154,7 +154,7 @@ class YuNetDetector:
 
     ``score_threshold`` 0.6 is opencv_zoo's default. Its box is the visible face (brows to chin),
     framed unlike the landmark boxes the cascade was trained on; ``FaceAligner`` re-crops around
-    its own landmarks for that reason (``fa3d.aligner.REFINE_STEPS``)."""
+    its own landmarks for that reason (``fa3d.app.aligner.REFINE_STEPS``)."""
     name = "yunet"
 
     def __init__(self, model=None, score_threshold: float = 0.6, nms_threshold: float = 0.3,

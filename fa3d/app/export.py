@@ -30,11 +30,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from . import __version__
-from .files import atomic_write
-from .models import Cascade
-from .pretrained import resolve_run
-from .runs import load_run
+from .. import __version__
+from ..files import atomic_write
+from ..models import Cascade
+from ..runs import load_run, resolve_run
 
 INPUT_NAME, OUTPUT_NAME = "crops", "landmarks"
 UNITS = ("input crops: uint8 (B, 3, S, S) RGB 0-255; output landmarks: float32 (B, N, 3) in crop pixels, "
@@ -114,7 +113,7 @@ def onnx_session(onnx_path):
 def check_onnx(onnx_path, cascade: Cascade, crops: torch.Tensor) -> float:
     """Max |onnxruntime - torch| in crop pixels over all landmarks and coordinates of uint8
     ``crops`` (B, 3, S, S); torch is :func:`fa3d.predict.predict_crops` (stage z, no flip)."""
-    from .predict import predict_crops
+    from ..predict import predict_crops
 
     got = onnx_session(onnx_path).run([OUTPUT_NAME], {INPUT_NAME: crops.contiguous().numpy()})[0]
     want = predict_crops(cascade, crops, "z")
@@ -124,8 +123,8 @@ def check_onnx(onnx_path, cascade: Cascade, crops: torch.Tensor) -> float:
 def sample_crops(n: int, image_size: int, scheme: str = "68", seed: int = 0) -> torch.Tensor:
     """``n`` deterministic face crops (n, 3, S, S) uint8: synthetic faces rendered at 2 S px and
     cropped around their landmarks as in evaluation, so the heatmaps have real peaks."""
-    from .data.synthetic import SyntheticFaces
-    from .data.transforms import crop_sample
+    from ..data.synthetic import SyntheticFaces
+    from ..data.transforms import crop_sample
 
     faces = SyntheticFaces(n, image_size=2 * image_size, scheme=scheme, seed=seed)
     return torch.stack([crop_sample(faces[i], image_size)["image"] for i in range(n)])

@@ -1,6 +1,6 @@
 """Browse the cascade's work sample by sample, landmark by landmark (ipywidgets).
 
-    from fa3d.widgets import browse
+    from fa3d.course.widgets import browse
     browse(crops, cascade, "3dfaw66", gt=landmarks)        # in Jupyter: sliders + live figure
 
 Pick a sample (slider) and a landmark (dropdown): the figure shows the crop with the
@@ -29,8 +29,8 @@ import torch
 from matplotlib.figure import Figure
 
 from . import viz
-from .data.schemes import LandmarkScheme, get_scheme
-from .env import in_jupyter_kernel
+from ..data.schemes import LandmarkScheme, get_scheme
+from ..env import in_jupyter_kernel
 
 
 def resolve_interactive(interactive: bool | None = None) -> bool:
@@ -49,7 +49,7 @@ def resolve_interactive(interactive: bool | None = None) -> bool:
 
 def sample_figure(stages: dict, scheme: str | LandmarkScheme, landmark: int, *, gt=None,
                   title: str | None = None, panel_size: float = 2.2) -> Figure:
-    """One sample at one landmark: the (2, 4) stage grid of :func:`fa3d.viz.draw_stages`
+    """One sample at one landmark: the (2, 4) stage grid of :func:`fa3d.course.viz.draw_stages`
     and, on the right, the predicted 3D landmarks with ``landmark`` in red (and the ground
     truth in green when ``gt`` (N, 3) crop pixels is given)."""
     scheme = get_scheme(scheme)

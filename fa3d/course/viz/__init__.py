@@ -9,7 +9,7 @@ Axis convention everywhere (as in fa3d.data): x right, y down, z toward the
 viewer, all in pixels. The 3D views look at the face from the front by default,
 so a frontal face appears as it does in the image; drag to turn it.
 
-In notebooks, call :func:`setup_notebook` once (see :mod:`fa3d.viz.plotly3d`).
+In notebooks, call :func:`setup_notebook` once (see :mod:`fa3d.course.viz.plotly3d`).
 
 Where the figures are:
   2D landmarks   draw_landmarks, show_face, face_grid, show_prediction, prediction_gallery
@@ -20,8 +20,8 @@ Where the figures are:
   notebooks      setup_notebook, use_plotly_renderer
   HTML pages     write_offline_html (works with no network)
   3D             landmarks_3d_matplotlib, landmarks_3d_plotly, compare_3d_plotly, image_and_3d_plotly
-All matplotlib figures are in :mod:`fa3d.viz.figures`, the plotly views and the notebook
-setup in :mod:`fa3d.viz.plotly3d`; every name is importable from ``fa3d.viz``.
+All matplotlib figures are in :mod:`fa3d.course.viz.figures`, the plotly views and the notebook
+setup in :mod:`fa3d.course.viz.plotly3d`; every name is importable from ``fa3d.course.viz``.
 """
 from .figures import (ERROR_AXES, ERROR_COLOUR, GROUP_COLOURS, GT_COLOUR, PRED_COLOUR, _nice_ceiling, _numpy,
                       cascade_stages, ced_figure, draw_landmarks, draw_stages, error_vs_yaw, face_grid,

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from . import viz
-from .data.schemes import get_scheme
-from .metrics import METRIC_KEYS, YAW_BINS, gte, nme_bbox, protocol_summary, summarize, yaw_binned_nme
+from ..data.schemes import get_scheme
+from ..metrics import METRIC_KEYS, PUBLISHED_AFLW2000, YAW_BINS, gte, nme_bbox, protocol_summary, summarize, yaw_binned_nme
 
 #: Bulat & Tzimiropoulos 2016 on **3DFAW** (their Tables 2 and 3), percent. References, not ours.
 PAPER_3DFAW = {
@@ -37,8 +37,6 @@ PAPER_3DFAW = {
              "second best in the challenge": {"gte": 5.8835, "cvgtce": 3.9700}},
     "valid": {"xy": "3.6263", "xyz": "4.9408", "x": "2.12", "y": "2.48", "z": "2.77"},
 }
-#: Published AFLW2000-3D balanced NME (%, mean of the three yaw-bin means; DESIGN.md).
-PUBLISHED_AFLW2000 = {"3D-FAN": 3.76, "3DDFA-V2": 3.51, "SynergyNet": 3.41}
 BASELINE_NAME = "mean-shape baseline"  #: the report's name of baseline_pred
 REPORT_FILES = {"markdown": "report.md", "html": "report.html", "json": "report.json", "ced": "ced.png",
                 "gallery": "gallery.jpg", "yaw": "error_by_yaw.png", "face_3d": "face_3d.html",
@@ -160,7 +158,7 @@ def tables(numbers: dict) -> list[dict]:
             if key == "nme_bbox" and "aflw2000" in numbers:
                 rows += [[f"{name} (published)", "", "", "", f"{v:.2f}", ""] for name, v in PUBLISHED_AFLW2000.items()]
                 note += (" AFLW2000-3D protocol (68 points, 2D NME normalised by sqrt(w·h) of the ground-truth box); the "
-                         "published rows are from the literature (see DESIGN.md), not computed here.")
+                         "published rows are from the literature (fa3d.metrics.PUBLISHED_AFLW2000 names the papers), not computed here.")
             out.append({"title": f"Error by yaw bin: {label}", "header": ["method"] + bins + ["balanced", "all"],
                         "rows": rows, "note": note})
     elif "protocol" in numbers:
