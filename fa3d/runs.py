@@ -15,6 +15,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -138,8 +139,43 @@ def load_subnet(cascade: Cascade, name: str, state: dict, path) -> None:
                                     f"(e.g. before the Z stem's BN-ReLU) must be trained again") from None
 
 
-def load_run(run_dir, device="cpu") -> tuple[Cascade, dict]:
-    """The trained cascade of RUN_DIR (eval mode, on ``device``) and its checkpoint dict."""
+class LoadedRun(NamedTuple):
+    """A trained run, loaded: its ``cascade`` (eval mode) and its ``checkpoint`` dict, with what callers
+    read from it as typed properties. Unpacks as ``cascade, checkpoint = load_run(...)``."""
+    cascade: Cascade
+    checkpoint: dict
+
+    @property
+    def preset(self) -> Preset:
+        return Preset.from_dict(self.checkpoint["preset"])
+
+    @property
+    def config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.checkpoint["config"])
+
+    @property
+    def image_size(self) -> int:
+        """The side of the face crops the cascade takes, px."""
+        return int(self.checkpoint["preset"]["image_size"])
+
+    @property
+    def scheme(self) -> str:
+        """The landmark scheme's name ("3dfaw66" or "68")."""
+        return str(self.checkpoint["scheme"])
+
+    @property
+    def mean_shape(self) -> torch.Tensor:
+        """The mean training shape (N, 3) in evaluation-crop pixels (the mean-shape baseline)."""
+        return self.checkpoint["mean_shape"]
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run trained all its stages to the end."""
+        return bool(self.checkpoint.get("finished"))
+
+
+def load_run(run_dir, device="cpu") -> LoadedRun:
+    """The trained cascade of RUN_DIR (eval mode, on ``device``) and its checkpoint."""
     if not Path(run_dir).is_dir():
         raise FileNotFoundError(f"run folder not found: {run_dir}")
     path = Path(run_dir) / CHECKPOINT_NAME
@@ -147,7 +183,7 @@ def load_run(run_dir, device="cpu") -> tuple[Cascade, dict]:
     cascade = Cascade.from_preset(Preset.from_dict(ckpt["preset"]))
     for name, state in ckpt["models"].items():
         load_subnet(cascade, name, state, path)
-    return cascade.to(device).eval(), ckpt
+    return LoadedRun(cascade.to(device).eval(), ckpt)
 
 
 def load_init_from(cascade: Cascade, init_from: str, preset: Preset, stages) -> list[str]:
