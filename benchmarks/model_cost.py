@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    print("| preset | subnet | inputs | params (M) | fwd GFLOP/img | paper (DESIGN.md) GFLOP / params"
+    print("| preset | subnet | inputs | params (M) | fwd GFLOP/img | expected for the paper preset (our estimate) GFLOP / params"
           + (f" | fwd+bwd ms/img (batch {args.batch}, {args.threads} thr)" if args.time else "") + " |")
     print("|---|---|---|---|---|---" + ("|---" if args.time else "") + "|")
     for name in args.presets:

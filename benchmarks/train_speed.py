@@ -26,7 +26,7 @@ def bench_stage(cascade, stage: str, batch: int, size: int, steps: int, warmup: 
     loss_mod = StageLoss(cascade, stage)
     loss_mod.set_mode(True)
     params = [p for m in loss_mod.trainable() for p in m.parameters()]
-    opt = make_optimizer(optimizer, params, 1e-5, 0.0)
+    opt = make_optimizer(optimizer, params, 1e-5)
     data = random_batch(batch, size, cascade.num_landmarks, device)
     cuda = device.type == "cuda"
     if cuda:

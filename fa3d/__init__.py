@@ -4,7 +4,7 @@ A trainable reproduction of Bulat & Tzimiropoulos (ECCV 2016 workshops, 1st in
 the 3DFAW challenge) and the small library behind the fa3d course notebooks.
 
 The layers, from the bottom (each imports only from those below it; tests/test_layout.py):
-    conventions and helpers   files, env, precision, checkpoint, distributed, data.schemes, data.pose
+    conventions and helpers   files, env, precision, checkpoint, distributed, data.schemes, data.pose, data.item
     data                      data/: crops and augmentation, synthetic faces, real datasets, training crops
     heatmaps                  heatmaps: Gaussian and disk targets, sub-pixel decoding
     models                    models/: the three subnets, presets, the cascade, the stages and their losses

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 
@@ -47,55 +48,47 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from .data.splits import default_scheme
+    from .data.synthetic import LEVERS
+    from .models import STAGES, PretrainedWeightsUnavailable, check_stages
     from .runs import TrainConfig
-    from .models import STAGES, check_stages
+    from .schedules import get_schedule
     from .train import train
 
-    stages = check_stages((s.strip() for s in args.stages.split(",") if s.strip()), "--stages")
-    overrides = {}
-    if args.heatmap_sigma is not None:
-        overrides["heatmap_sigma"] = args.heatmap_sigma
-    if args.z_inputs is not None:
-        overrides["z"] = {"inputs": args.z_inputs}
-    schedule = None
+    # the options given (the others are not set: argparse.SUPPRESS), so TrainConfig's defaults stand for the rest
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    if "stages" in given:
+        given["stages"] = check_stages((s.strip() for s in given["stages"].split(",") if s.strip()), "--stages")
+    if "synthetic_levers" in given:
+        given["synthetic_levers"] = tuple(x.strip() for x in given["synthetic_levers"].split(",")
+                                          if x.strip() not in ("", "none"))
+        bad = sorted(set(given["synthetic_levers"]) - set(LEVERS))
+        if bad:
+            raise ValueError(f"unknown lever(s) {bad} in --synthetic-levers; choose from {','.join(LEVERS)} or none")
+    cfg = TrainConfig(**given)
+    if "scheme" not in given:
+        cfg.scheme = default_scheme(cfg.data)
     if args.batch_size is not None:
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-        from .schedules import get_schedule
-        sched = get_schedule(args.preset)
+        schedule = get_schedule(cfg.preset)
         for name in STAGES:
-            sched.stage(name).batch_size = args.batch_size
-        schedule = sched.to_dict()
-    levers = None
-    if args.synthetic_levers is not None:
-        from .data.synthetic import LEVERS
-        levers = tuple(x.strip() for x in args.synthetic_levers.split(",") if x.strip() and x.strip() != "none")
-        bad = sorted(set(levers) - set(LEVERS))
-        if bad:
-            raise ValueError(f"unknown lever(s) {bad} in --synthetic-levers; choose from {','.join(LEVERS)} or none")
-    from .data.splits import default_scheme
-    scheme = args.scheme or default_scheme(args.data)
-    cfg = TrainConfig(out=args.out, preset=args.preset, data=args.data, stages=stages, seed=args.seed, scheme=scheme,
-                      bases=args.bases,
-                      device=args.device, deterministic=args.deterministic, epochs_scale=args.epochs_scale,
-                      max_steps=args.max_steps, num_train=args.num_train, num_valid=args.num_valid,
-                      synthetic_size=args.synthetic_size, synthetic_levers=levers, augment=args.augment,
-                      precision=args.precision, compile=args.compile, device_augment=args.device_augment,
-                      pretrained=args.pretrained, num_workers=args.workers,
-                      progress=not args.no_progress, init_from=args.init_from, schedule=schedule,
-                      preset_overrides=overrides or None)
-    from .models import PretrainedWeightsUnavailable
+            schedule.stage(name).batch_size = args.batch_size
+        cfg.schedule = schedule.to_dict()
+    overrides = {"heatmap_sigma": args.heatmap_sigma, "z": {"inputs": args.z_inputs} if args.z_inputs else None}
+    cfg.preset_overrides = {k: v for k, v in overrides.items() if v is not None} or None
     try:
         path = train(cfg, resume=args.resume, overwrite=args.overwrite)
     except PretrainedWeightsUnavailable as err:
         raise ValueError(f"{err}\nOr pass --no-pretrained to train from random initialisation.") from err
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"done: {path} (log: {Path(args.out) / 'log.jsonl'}); "
-              f"next: fa3d evaluate --run {args.out} --data {args.data}")
+        print(f"done: {path} (log: {Path(cfg.out) / 'log.jsonl'}); "
+              f"next: fa3d evaluate --run {cfg.out} --data {cfg.data}")
     return 0
 
 
 def _cmd_evaluate(args) -> int:
+    from .course.report import write_run_report
     from .evaluate import evaluate_run
     from .runs import is_pretrained
 
@@ -103,10 +96,10 @@ def _cmd_evaluate(args) -> int:
     result = evaluate_run(args.run, args.data, device=args.device, max_images=args.max_images,
                           batch_size=args.batch_size, progress=not args.no_progress, bases=args.bases, out_dir=out,
                           flip=args.flip, scales=args.scales)
+    report = write_run_report(result)
     print(result["table"])
     print(f"wrote {result['metrics_path']}")
-    if result.get("report"):
-        print(f"report: {result['report'].get('html', result['metrics_path'])} (+ {len(result['report']) - 1} files)")
+    print(f"report: {report['html']} (+ {len(report) - 1} files)")
     return 0
 
 
@@ -131,14 +124,14 @@ def _cmd_export(args) -> int:
         raise ValueError(f"--check must be 1 or more crops, got {args.check}")
     try:
         path = export_onnx(args.run, args.onnx, overwrite=args.overwrite, opset=args.opset)
-        cascade, ckpt = load_run(resolve_run(args.run), "cpu")
-        crops = sample_crops(args.check, ckpt["preset"]["image_size"], ckpt["scheme"])
-        diff = check_onnx(path, cascade, crops)
+        run = load_run(resolve_run(args.run), "cpu")
+        crops = sample_crops(args.check, run.image_size, run.scheme)
+        diff = check_onnx(path, run.cascade, crops)
     except ExportUnavailable as err:
         print(f"fa3d export: error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): uint8 crops (B, 3, {crops.shape[-1]}, "
-          f"{crops.shape[-1]}) -> landmarks (B, {cascade.num_landmarks}, 3) in crop pixels")
+          f"{crops.shape[-1]}) -> landmarks (B, {run.cascade.num_landmarks}, 3) in crop pixels")
     print(f"onnxruntime vs torch on {len(crops)} synthetic face crops: max |difference| {diff:.2e} px")
     return 0
 
@@ -154,7 +147,36 @@ def _scales(text: str) -> tuple[float, ...]:
     return values
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    """``fa3d train``'s options: one per TrainConfig field with a help text (fa3d.runs.option; an option
+    not given leaves the field's default), then those that change the schedule or the preset."""
+    from .models.zregressor import Z_INPUTS
+    from .runs import TrainConfig
+
+    for f in fields(TrainConfig):
+        if "help" not in f.metadata:
+            continue
+        settings = {k: v for k, v in f.metadata.items() if k != "flag"}
+        kind = f.type.split(" |")[0]   # the annotation as written: "int | None" -> "int"; lists stay str
+        if kind == "bool":
+            settings.setdefault("action", argparse.BooleanOptionalAction if f.default is None else "store_true")
+        elif kind in ("int", "float"):
+            settings["type"] = int if kind == "int" else float
+        p.add_argument(f.metadata.get("flag", "--" + f.name.replace("_", "-")), dest=f.name,
+                       default=argparse.SUPPRESS, required=f.default is MISSING, **settings)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="global batch of every stage (default: the preset's schedule; paper: 8 for the 2D stages, 16 for Z)")
+    p.add_argument("--heatmap-sigma", type=float, default=None,
+                   help="std of the Gaussian heatmaps in crop px (default: the preset's, 6 paper / 3 quick)")
+    p.add_argument("--z-inputs", default=None, choices=Z_INPUTS,
+                   help="what the Z regressor sees (default rgb+heatmaps, the paper's; the others are ablations)")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start afresh even if RUN_DIR holds a run")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command. The options that name registries importing torch (train's, predict's
+    --detector) are built only for ``command``, the one being run, so that ``fa3d --help`` stays fast."""
     parser = argparse.ArgumentParser(prog="fa3d", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,50 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("train", help="train the cascade: detection, regression, joint, z (paper §2.3)")
-    p.add_argument("--preset", default="quick", choices=["quick", "paper"])
-    p.add_argument("--data", default="synthetic", help="dataset SPEC (default: synthetic)")
-    p.add_argument("--out", required=True, help="RUN_DIR: checkpoint.pt, log.jsonl, config.json")
-    p.add_argument("--stages", default="detection,regression,joint,z", help="comma-separated, in order")
-    p.add_argument("--scheme", default=None, choices=["3dfaw66", "68"],
-                   help="landmarks to train (default: 68 for aflw2000 and 300wlp, the .pts files' for folder, else 3dfaw66)")
-    p.add_argument("--bases", default=None, metavar="DIR",
-                   help="3DMM bases (u_base.txt, w_shp_base.txt, w_exp_base.txt): 300W-LP with depth, see fetch_bfm68.py")
-    p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="start afresh even if RUN_DIR holds a run")
-    p.add_argument("--init-from", default=None, metavar="RUN_DIR",
-                   help="start from the subnets trained in another run (same crop size), e.g. to add stages")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="global batch of every stage (default: the preset's schedule; paper: 8 for the 2D stages, 16 for Z)")
-    p.add_argument("--heatmap-sigma", type=float, default=None,
-                   help="std of the Gaussian heatmaps in crop px (default: the preset's, 6 paper / 3 quick)")
-    p.add_argument("--z-inputs", default=None, choices=["rgb+heatmaps", "rgb", "heatmaps"],
-                   help="what the Z regressor sees (default rgb+heatmaps, the paper's; the others are ablations)")
-    p.add_argument("--epochs-scale", type=float, default=1.0, help="multiply every stage's epochs")
-    p.add_argument("--max-steps", type=int, default=None, help="at most this many steps per stage (smoke tests)")
-    p.add_argument("--num-train", type=int, default=1000, help="synthetic training faces")
-    p.add_argument("--num-valid", type=int, default=200,
-                   help="validation faces (synthetic, or held out of a folder; as many test faces are held out too)")
-    p.add_argument("--synthetic-size", type=int, default=None, help="rendered image side (default 2x crop)")
-    p.add_argument("--synthetic-levers", default=None, metavar="LIST",
-                   help="scene/camera levers of the synthetic faces, comma-separated, or none "
-                        "(default: all of background,body,glasses,occluders,camera)")
-    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
-                   help="autocast precision (default auto: bf16 on GPUs of compute capability 8.0+, fp16 with "
-                        "loss scaling below, e.g. a T4; fp32 on the CPU)")
-    p.add_argument("--compile", action="store_true", help="torch.compile each stage's network (off by default)")
-    p.add_argument("--device-augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="make the training crops on the training device (warp, colour, degradation), the workers "
-                        "only fetching sources and drawing random numbers (default: on CUDA)")
-    p.add_argument("--augment", default="paper", choices=["paper", "photo"],
-                   help="training augmentation: the paper's (crop, scale, rotation, flip, colour), or photo: "
-                        "that plus random blur, sensor noise and greyscale per epoch (default: paper)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: 0 on CPU, 6 on GPU)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms (slower)")
-    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
-                   help="ImageNet init of the detection backbone (default: on for paper, off for quick)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    if command == "train":   # TrainConfig and the registries its options name import torch
+        _add_train_options(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="GTE / CVGTCE table with a mean-shape baseline; writes metrics.json")
@@ -247,9 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image files, folders (their images) or .txt files listing images, one per line")
     p.add_argument("--bbox", type=float, nargs=4, metavar=("X1", "Y1", "X2", "Y2"), default=None,
                    help="face box (pixels) for every image; default: the face detector's boxes")
-    p.add_argument("--detector", default="auto", choices=["auto", "yunet", "dlib", "haar"],
-                   help="face detector (default auto: YuNet, fetched once and cached; else dlib's HOG if "
-                        "installed; else OpenCV's Haar cascade)")
+    if command == "predict":
+        from .app.face_boxes import DETECTORS
+        p.add_argument("--detector", default="auto", choices=DETECTORS,
+                       help="face detector (default auto: YuNet, fetched once and cached; else dlib's HOG if "
+                            "installed; else OpenCV's Haar cascade)")
     p.add_argument("--draw", action="store_true",
                    help="also write <stem>.landmarks.jpg: the boxes and landmarks drawn on the image")
     p.add_argument("--batch-size", type=int, default=32, help="faces per cascade batch (default: 32)")
@@ -279,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError) as err:

@@ -26,14 +26,14 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
-def resolve_device(name: str | torch.device = "auto", local_rank: int | None = None) -> torch.device:
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """``"auto"`` -> CUDA when present, else the CPU; ``"cuda"`` -> this process's GPU
-    (``local_rank`` under torchrun, else the current one), which becomes the current device."""
+    (``LOCAL_RANK`` under torchrun, else the current one), which becomes the current device."""
     if str(name) == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda":
         if device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device() if local_rank is None else local_rank)
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
         torch.cuda.set_device(device)
     return device

@@ -5,6 +5,8 @@ training (:class:`~fa3d.data.transforms.CenterCrop3D`), the cascade predicts
 (x, y, z) in crop pixels, the prediction is mapped back to the original image
 (z divided by the crop's scale) and compared with the ground truth there with
 GTE and CVGTCE (fa3d.metrics; percent, normalised by the 3D interocular distance).
+Every number is computed once, here (:func:`fa3d.metrics.score`): metrics.json and the
+report (:mod:`fa3d.course.report`, written by the callers that want one) read them.
 
 The **mean-shape baseline** puts the mean training shape (in crop coordinates,
 stored in the checkpoint) into every test crop: what a model that ignores the
@@ -24,11 +26,11 @@ from .data.splits import default_scheme, test_dataset
 from .data.transforms import face_box, face_crop_matrix, unwarp_landmarks
 from .env import resolve_device
 from .files import atomic_write
-from .metrics import METRIC_KEYS, PUBLISHED_AFLW2000, protocol_summary, summarize
+from .metrics import METRIC_KEYS, PUBLISHED_AFLW2000, score
 from .models import Cascade
 from .precision import choose_precision
 from .predict import predict_faces
-from .runs import is_pretrained, load_run, read_log, resolve_run
+from .runs import is_pretrained, load_run, resolve_run
 
 METRICS_NAME = "metrics.json"
 
@@ -39,9 +41,10 @@ def evaluate_dataset(cascade: Cascade, dataset, mean_shape: torch.Tensor, image_
                      scales=(1.0,)) -> dict:
     """Score the cascade and the mean-shape baseline on ``dataset`` (items with ground truth).
 
-    ``image_size``: the preset's crop side. Returns {"model": summary, "baseline": summary,
-    "pred": (V,N,3), "gt": (V,N,3), "baseline_pred": (V,N,3), "yaw": (V,) degrees, "ids"},
-    summaries as :func:`fa3d.metrics.summarize` (percent), landmarks in image pixels. Test-time
+    ``image_size``: the preset's crop side. Returns {"model": score, "baseline": score,
+    "pred": (V,N,3), "gt": (V,N,3), "baseline_pred": (V,N,3), "yaw": (V,) degrees, "ids"}: every
+    number of each, computed once, by :func:`fa3d.metrics.score` (per-face errors, the summary in
+    percent, the yaw bins, with 68 points the AFLW2000-3D protocol); landmarks in image pixels. Test-time
     augmentation, off by default as in the paper's tables: ``flip`` (mirroring) and ``scales`` (crop
     scales, e.g. :data:`fa3d.predict.MULTI_SCALE`), see :func:`fa3d.predict.predict_faces`.
     The crop is the evaluation crop of :class:`~fa3d.data.transforms.CenterCrop3D`, around each face's
@@ -62,13 +65,9 @@ def evaluate_dataset(cascade: Cascade, dataset, mean_shape: torch.Tensor, image_
         ids += [it.get("id", str(start + k)) for k, it in enumerate(items)]
     if not preds:
         raise ValueError("evaluation dataset is empty")
-    pred, base, gt = torch.cat(preds), torch.cat(bases), torch.cat(gts)
-    out = {"model": summarize(pred, gt), "baseline": summarize(base, gt), "pred": pred.float(), "gt": gt.float(),
-           "baseline_pred": base.float(), "yaw": torch.tensor(yaws), "ids": ids}
-    if gt.shape[1] == 68:  # the AFLW2000-3D protocol needs the 68 points
-        out["protocol"] = {"model": protocol_summary(pred, gt, out["yaw"]),
-                           "baseline": protocol_summary(base, gt, out["yaw"])}
-    return out
+    pred, base, gt, yaw = torch.cat(preds), torch.cat(bases), torch.cat(gts), torch.tensor(yaws)
+    return {"model": score(pred, gt, yaw), "baseline": score(base, gt, yaw), "pred": pred.float(), "gt": gt.float(),
+            "baseline_pred": base.float(), "yaw": yaw, "ids": ids}
 
 
 def _cell(v) -> str:
@@ -93,7 +92,7 @@ def format_table(rows: dict[str, dict]) -> str:
 def format_protocol_table(rows: dict[str, dict], published: dict[str, float] | None = None) -> str:
     """The AFLW2000-3D protocol table: NME (%, 2D error / sqrt(w h) of the ground-truth box, 68 points)
     per |yaw| bin, their balanced mean and the mean over all faces; ``rows``: {name:
-    :func:`fa3d.metrics.protocol_summary`}. ``published``: {method: balanced NME} shown below, as theirs."""
+    :func:`fa3d.metrics.score`'s "protocol"}. ``published``: {method: balanced NME} shown below, as theirs."""
     first = next(iter(rows.values()))
     bins = [f"{'[' if i == 0 else '('}{lo},{hi}]" for i, (lo, hi) in enumerate(first["bins"])]
     head = f"{'method':<32}" + "".join(f"{b:>9}" for b in bins) + f"{'balanced':>10}{'all':>8}"
@@ -112,13 +111,15 @@ def format_protocol_table(rows: dict[str, dict], published: dict[str, float] | N
 
 def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_images: int | None = None,
                  batch_size: int = 32, progress: bool = True, write: bool = True,
-                 with_report: bool = True, bases=None, out_dir=None, flip: bool = False, scales=(1.0,)) -> dict:
+                 bases=None, out_dir=None, flip: bool = False, scales=(1.0,)) -> dict:
     """``fa3d evaluate``: score RUN_DIR (or ``"pretrained"``, the shipped model) on ``data`` (see
-    :func:`fa3d.data.splits.test_dataset`), with the mean-shape baseline; writes metrics.json and
-    the report into ``out_dir`` (default RUN_DIR; the shipped model needs one). Returns
-    {"metrics", "baseline", "table", "metrics_path", "report"}; metrics in percent with keys
-    gte_xy, gte_xyz, gte_x, gte_y, gte_z, cvgtce (None where not computable), num_images; with 68
-    points also the AFLW2000-3D protocol (metrics.json "protocol"). ``bases``: 3DMM bases for 300W-LP.
+    :func:`fa3d.data.splits.test_dataset`), with the mean-shape baseline; writes metrics.json into
+    ``out_dir`` (default RUN_DIR; the shipped model needs one). Returns {"metrics", "baseline",
+    "table", "metrics_path", "name" (the model's row), "evaluation" (:func:`evaluate_dataset`'s
+    result), "dataset", "data", "run_dir", "scheme"}: what :func:`fa3d.course.report.write_run_report`
+    needs for the report; metrics in percent with keys gte_xy, gte_xyz, gte_x, gte_y, gte_z, cvgtce
+    (None where not computable), num_images; with 68 points also the AFLW2000-3D protocol
+    (metrics.json "protocol"). ``bases``: 3DMM bases for 300W-LP.
     ``flip``, ``scales``: test-time augmentation, see :func:`evaluate_dataset`."""
     dev = resolve_device(device)
     if write and out_dir is None and is_pretrained(run_dir):
@@ -126,45 +127,36 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
                          "(fa3d evaluate --run pretrained --out DIR)")
     run_dir = resolve_run(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
-    cascade, ckpt = load_run(run_dir, dev)
-    dataset = test_dataset(data, ckpt, bases)
-    res = evaluate_dataset(cascade, dataset, ckpt["mean_shape"], ckpt["preset"]["image_size"], batch_size=batch_size,
+    run = load_run(run_dir, dev)
+    dataset = test_dataset(data, run.checkpoint, bases)
+    res = evaluate_dataset(run.cascade, dataset, run.mean_shape, run.image_size, batch_size=batch_size,
                            max_images=max_images, device=dev, progress=progress, flip=flip, scales=scales)
-    model, baseline = _rounded(res["model"]), _rounded(res["baseline"])
+    model, baseline = _rounded(res["model"]["summary"]), _rounded(res["baseline"]["summary"])
     scales = [float(x) for x in scales]
-    name = (f"fa3d {ckpt['preset']['name']}" + (" + flip" if flip else "")
-            + (f" + {len(scales)} scales" if scales != [1.0] else "")
-            + ("" if ckpt.get("finished") else " (unfinished)"))
+    name = (f"fa3d {run.preset.name}" + (" + flip" if flip else "")
+            + (f" + {len(scales)} scales" if scales != [1.0] else "") + ("" if run.finished else " (unfinished)"))
     table = format_table({name: model, "mean-shape baseline": baseline})
-    metrics = {**model, "baseline": baseline, "data": data, "preset": ckpt["preset"]["name"],
-               "stages": list(ckpt["config"]["stages"]), "finished": bool(ckpt.get("finished")), "flip": flip,
-               "scales": scales}
-    if "protocol" in res:
+    metrics = {**model, "baseline": baseline, "data": data, "preset": run.preset.name,
+               "stages": list(run.config.stages), "finished": run.finished, "flip": flip, "scales": scales}
+    if "protocol" in res["model"]:
         published = PUBLISHED_AFLW2000 if parse_spec(data)[0] == "aflw2000" else None
-        protocol = {k: _rounded_protocol(v) for k, v in res["protocol"].items()}
+        protocol = {k: _rounded_protocol(res[k]["protocol"]) for k in ("model", "baseline")}
         table += "\n\n" + format_protocol_table({name: protocol["model"], "mean-shape baseline": protocol["baseline"]},
                                                 published)
         metrics["protocol"] = protocol
     elif default_scheme(data) == "68":  # the files hold 68 points, the model predicts fewer
-        table += (f"\n(no AFLW2000-3D protocol table: the model predicts {ckpt['preset']['num_landmarks']} points "
+        table += (f"\n(no AFLW2000-3D protocol table: the model predicts {run.preset.num_landmarks} points "
                   "and the protocol needs 68; train with --scheme 68)")
     path = out_dir / METRICS_NAME
-    report = {}
     if write:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(metrics, indent=2) + "\n")
-        if with_report:
-            from .course.report import write_report  # matplotlib and plotly: only when a report is asked for
-
-            report = write_report(out_dir, pred=res["pred"], gt=res["gt"], scheme=ckpt["scheme"],
-                                  images=dataset, yaw=res["yaw"], baseline_pred=res["baseline_pred"],
-                                  ids=res["ids"], data_name=parse_spec(data)[0], metrics=metrics,
-                                  log=read_log(run_dir), model_name=name)
-    return {"metrics": model, "baseline": baseline, "table": table, "metrics_path": path, "report": report}
+    return {"metrics": model, "baseline": baseline, "table": table, "metrics_path": path, "name": name,
+            "evaluation": res, "dataset": dataset, "data": data, "run_dir": run_dir, "scheme": run.scheme}
 
 
 def _rounded_protocol(summary: dict) -> dict:
-    """protocol_summary's numbers rounded to 4 decimals, NaN -> None (JSON has no NaN)."""
+    """score's "protocol" rounded to 4 decimals, NaN -> None (JSON has no NaN)."""
     def r(v):
         return None if math.isnan(v) else round(float(v), 4)
     return {**summary, "nme": r(summary["nme"]), "means": [r(v) for v in summary["means"]],

@@ -2,23 +2,38 @@
 
 Landmarks are (B, N, 3) or (N, 3) tensors (numpy arrays are converted) in pixels.
 Per-image metrics return (B,), or a 0-d tensor for an unbatched (N, 3) input.
-Errors are **fractions** (0.05 = 5 %) everywhere except `summarize`, which reports percent.
+Errors are **fractions** (0.05 = 5 %) everywhere except the summaries of `score` and `summarize`, in percent.
 
 Normaliser of GTE and CVGTCE (our documented convention; the official 3DFAW
 evaluation code is not public): the 3D distance between the ground-truth outer
-eye corners (0-based 36 and 45 in both schemes), or their 2D distance where the
+eye corners (the scheme's ``outer_eye_corners``, 0-based 36 and 45 in both
+schemes; ``scheme=None`` finds the scheme from N), or their 2D distance where the
 ground truth has no z (z is NaN or there are only two columns). The normaliser
 is the same whichever axes the error is measured on: GTE "xy" and GTE "z" are
 both divided by the 3D interocular distance.
+
+:func:`score` computes every number of a set of predictions once: ``fa3d evaluate``
+writes them and the report draws from them.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from fa3d.data.schemes import LandmarkScheme, get_scheme
+from fa3d.data.schemes import LandmarkScheme, get_scheme, scheme_for_points
 
-_AXES = {"xyz": [0, 1, 2], "xy": [0, 1], "x": [0], "y": [1], "z": [2]}
+_AXES = {"xy": [0, 1], "xyz": [0, 1, 2], "x": [0], "y": [1], "z": [2]}
+#: The axis sets of GTE, in the order of the paper's Fig. 3 and Table 3.
+ERROR_AXES = tuple(_AXES)
+#: The metric keys of :func:`summarize`'s dict (all in percent), in its order: GTE on the
+#: axes xy, xyz, x, y, z, then CVGTCE. The single table of metric names: ``fa3d evaluate``
+#: (metrics.json, its printed table) and :mod:`fa3d.course.report` iterate over it.
+METRIC_KEYS = (*(f"gte_{a}" for a in ERROR_AXES), "cvgtce")
+#: The AFLW2000-3D protocol's |yaw| bins in degrees (3DDFA's protocol: Zhu et al. 2016).
+YAW_BINS = ((0, 30), (30, 60), (60, 90))
+#: Published AFLW2000-3D balanced NME (%, mean of the three yaw-bin means), as their papers report them:
+#: 3D-FAN (Bulat & Tzimiropoulos, ICCV 2017), 3DDFA-V2 (Guo et al., ECCV 2020), SynergyNet (Wu et al., 3DV 2021).
+PUBLISHED_AFLW2000 = {"3D-FAN": 3.76, "3DDFA-V2": 3.51, "SynergyNet": 3.41}
 
 
 def _points(x) -> tuple[torch.Tensor, bool]:
@@ -44,23 +59,16 @@ def _out(x: torch.Tensor, single: bool) -> torch.Tensor:
     return x[0] if single else x
 
 
-def _eye_indices(scheme_or_indices) -> tuple[int, int]:
-    if isinstance(scheme_or_indices, (str, LandmarkScheme)):
-        return get_scheme(scheme_or_indices).outer_eye_corners
-    i, j = scheme_or_indices
-    return int(i), int(j)
-
-
-def interocular_distance(gt, scheme_or_indices=(36, 45), axes: str = "xyz") -> torch.Tensor:
+def interocular_distance(gt, scheme: str | LandmarkScheme | None = None, axes: str = "xyz") -> torch.Tensor:
     """Distance between the ground-truth outer eye corners, (B,) pixels.
 
-    scheme_or_indices: a scheme ("68", "3dfaw66", LandmarkScheme) or the two indices.
+    scheme: "68", "3dfaw66" or a LandmarkScheme; None: the scheme with gt's N points.
     axes: "xyz" (the convention of GTE/CVGTCE) or "xy". With "xyz", an image whose
     eye-corner z is NaN (or a 2-column input) falls back to the 2D distance.
     Note `gte` always uses the "xyz" normaliser, whatever axes the error is on.
     """
     gt, single = _points(gt)
-    i, j = _eye_indices(scheme_or_indices)
+    i, j = (scheme_for_points(gt.shape[1]) if scheme is None else get_scheme(scheme)).outer_eye_corners
     if axes not in ("xyz", "xy"):
         raise ValueError(f"interocular axes must be 'xyz' or 'xy', got {axes!r}")
     diff = gt[:, i] - gt[:, j]
@@ -71,7 +79,7 @@ def interocular_distance(gt, scheme_or_indices=(36, 45), axes: str = "xyz") -> t
     return _out(d2.sqrt(), single)
 
 
-def gte(pred, gt, axes: str = "xyz", eye_corners=(36, 45)) -> torch.Tensor:
+def gte(pred, gt, axes: str = "xyz", scheme=None) -> torch.Tensor:
     """Ground Truth Error, paper eq. (2): mean_n ||pred_n - gt_n|| / d_interocular, (B,) fraction.
 
     The Euclidean error is restricted to `axes` in {"xyz", "xy", "x", "y", "z"};
@@ -83,7 +91,7 @@ def gte(pred, gt, axes: str = "xyz", eye_corners=(36, 45)) -> torch.Tensor:
     pred, gt, single = _pair(pred, gt)
     cols = _AXES[axes]
     err = (pred[..., cols] - gt[..., cols]).norm(dim=-1).mean(-1)
-    return _out(err / interocular_distance(gt, eye_corners), single)
+    return _out(err / interocular_distance(gt, scheme), single)
 
 
 def similarity_align(src, dst):
@@ -113,7 +121,7 @@ def similarity_align(src, dst):
     return tuple(_out(o.to(dtype), single) for o in outs)
 
 
-def cvgtce(pred, gt, eye_corners=(36, 45)) -> torch.Tensor:
+def cvgtce(pred, gt, scheme=None) -> torch.Tensor:
     """Cross View Ground Truth Consistency Error, paper eq. (3)-(4), (B,) fraction.
 
     pred is similarity-aligned onto gt (s, R, t by least squares, no reflection),
@@ -124,7 +132,7 @@ def cvgtce(pred, gt, eye_corners=(36, 45)) -> torch.Tensor:
     zero = torch.zeros_like(pred)
     aligned = similarity_align(torch.where(ok[:, None, None], pred, zero),
                                torch.where(ok[:, None, None], gt, zero))[0]
-    err = gte(aligned, gt, "xyz" if gt.shape[-1] == 3 else "xy", eye_corners)
+    err = gte(aligned, gt, "xyz" if gt.shape[-1] == 3 else "xy", scheme)
     return _out(torch.where(ok, err, torch.full_like(err, float("nan"))), single)
 
 
@@ -146,7 +154,7 @@ def _errors(errors) -> torch.Tensor:
     return torch.as_tensor(np.asarray(errors) if not torch.is_tensor(errors) else errors).detach().cpu().double().flatten()
 
 
-def yaw_binned_nme(errors, yaw_deg, bins=((0, 30), (30, 60), (60, 90))) -> dict:
+def yaw_binned_nme(errors, yaw_deg, bins=YAW_BINS) -> dict:
     """Per-yaw-bin mean error (AFLW2000-3D protocol).
 
     errors, yaw_deg: (B,). |yaw| is used. Bin k holds lo_k < |yaw| <= hi_k, except that
@@ -206,47 +214,61 @@ def failure_rate(errors, threshold: float) -> float:
     return float((_errors(errors) > threshold).double().mean())
 
 
-#: The metric keys of :func:`summarize`'s dict (all in percent), in its order: GTE on the
-#: axes xy, xyz, x, y, z, then CVGTCE. The single table of metric names: ``fa3d evaluate``
-#: (metrics.json, its printed table) and :mod:`fa3d.course.report` iterate over it.
-METRIC_KEYS = ("gte_xy", "gte_xyz", "gte_x", "gte_y", "gte_z", "cvgtce")
+def face_errors(pred, gt, scheme=None) -> dict[str, torch.Tensor]:
+    """Every per-face error, (B,) fractions: GTE on each axis set of :data:`ERROR_AXES` ("xy", "xyz",
+    "x", "y", "z"), "cvgtce" and "nme_bbox"."""
+    out = {a: gte(pred, gt, a, scheme) for a in ERROR_AXES}
+    out["cvgtce"] = cvgtce(pred, gt, scheme)
+    out["nme_bbox"] = nme_bbox(pred, gt)
+    return out
 
 
-#: Published AFLW2000-3D balanced NME (%, mean of the three yaw-bin means), as their papers report them:
-#: 3D-FAN (Bulat & Tzimiropoulos, ICCV 2017), 3DDFA-V2 (Guo et al., ECCV 2020), SynergyNet (Wu et al., 3DV 2021).
-PUBLISHED_AFLW2000 = {"3D-FAN": 3.76, "3DDFA-V2": 3.51, "SynergyNet": 3.41}
-#: The AFLW2000-3D protocol's |yaw| bins in degrees (3DDFA's protocol: Zhu et al. 2016).
-YAW_BINS = ((0, 30), (30, 60), (60, 90))
-
-
-def protocol_summary(pred, gt, yaw_deg=None) -> dict:
-    """The AFLW2000-3D protocol in **percent**: :func:`nme_bbox` (68 points, 2D error / sqrt(w h) of the
-    ground-truth box) averaged over all faces ("nme") and per |yaw| bin of :data:`YAW_BINS`
-    ("means", "counts"; "balanced" = mean of the non-empty bin means). Faces whose yaw is NaN or
-    not given count in "nme" only ("yaw_known" says how many were binned)."""
-    err = _errors(nme_bbox(pred, gt))
-    yaw = torch.full_like(err, float("nan")) if yaw_deg is None else _errors(yaw_deg)
-    known = ~torch.isnan(yaw)
-    if known.any():
-        binned = yaw_binned_nme(err[known], yaw[known], YAW_BINS)
-    else:
-        binned = {"means": [float("nan")] * len(YAW_BINS), "counts": [0] * len(YAW_BINS), "balanced": float("nan")}
-    return {"nme": 100 * float(err.mean()), "bins": [list(b) for b in YAW_BINS], "counts": binned["counts"],
+def _binned_percent(errors, yaw) -> dict:
+    """:func:`yaw_binned_nme` in percent, JSON-friendly."""
+    binned = yaw_binned_nme(errors, yaw)
+    return {"bins": [list(b) for b in binned["bins"]], "counts": binned["counts"],
             "means": [100 * m for m in binned["means"]], "balanced": 100 * binned["balanced"],
-            "yaw_known": int(known.sum()), "num_images": int(err.numel())}
+            "mean": 100 * binned["mean"]}
 
 
-def summarize(pred, gt, eye_corners=(36, 45)) -> dict:
-    """Paper §3 numbers in **percent** (means over images) + num_images.
+def score(pred, gt, yaw_deg=None, scheme=None) -> dict:
+    """Every number of one set of predictions, computed once: ``fa3d evaluate`` prints and writes
+    them, the report and its figures draw from them.
 
-    pred, gt: (B, N, 3) or (N, 3); a gt without z carries NaN z (fa3d convention).
-
-    Keys: :data:`METRIC_KEYS` (gte_xy, gte_xyz, gte_x, gte_y, gte_z, cvgtce), then num_images.
-    Entries needing z are NaN where the ground truth has no z. `fa3d evaluate` writes this
-    dict as metrics.json.
+    pred, gt: (V, N, 3) pixels (a gt without z carries NaN z); yaw_deg: (V,) degrees (NaN or None:
+    unknown). Returns {"errors": :func:`face_errors` (V,) fractions; "summary": their means in
+    **percent**, keys :data:`METRIC_KEYS` then num_images (NaN where the ground truth has no z);
+    "axes": "xyz", or "xy" where some ground-truth z is unknown (the GTE that ranks the faces);
+    "yaw_known": how many faces have a yaw; when some do, "yaw": {"gte_<axes>", "nme_bbox"}:
+    :func:`yaw_binned_nme` of their errors in percent (:data:`YAW_BINS`); with 68 points,
+    "protocol": the AFLW2000-3D protocol in percent: "nme" over all faces, per |yaw| bin "means"
+    and "counts", "balanced" (mean of the non-empty bin means), "yaw_known", "num_images"}.
     """
     pred, gt, _ = _pair(pred, gt)
-    out = {f"gte_{a}": 100 * float(gte(pred, gt, a, eye_corners).mean()) for a in ("xy", "xyz", "x", "y", "z")}
-    out["cvgtce"] = 100 * float(cvgtce(pred, gt, eye_corners).mean())
-    out["num_images"] = int(pred.shape[0])
+    errors = face_errors(pred, gt, scheme)
+    n = len(gt)
+    yaw = torch.full((n,), float("nan"), dtype=torch.float64) if yaw_deg is None else _errors(yaw_deg)
+    known = ~torch.isnan(yaw)
+    axes = "xyz" if gt.shape[-1] == 3 and torch.isfinite(gt[..., 2]).all() else "xy"
+    summary = {k: 100 * float(errors[k.removeprefix("gte_")].mean()) for k in METRIC_KEYS}
+    out = {"errors": errors, "summary": {**summary, "num_images": n}, "axes": axes, "yaw_known": int(known.sum())}
+    if known.any():
+        out["yaw"] = {key: _binned_percent(errors[e][known], yaw[known])
+                      for key, e in ((f"gte_{axes}", axes), ("nme_bbox", "nme_bbox"))}
+    if gt.shape[1] == 68:
+        nan, k = float("nan"), len(YAW_BINS)
+        binned = out["yaw"]["nme_bbox"] if known.any() else {"counts": [0] * k, "means": [nan] * k, "balanced": nan}
+        out["protocol"] = {"nme": 100 * float(_errors(errors["nme_bbox"]).mean()), "bins": [list(b) for b in YAW_BINS],
+                           "counts": binned["counts"], "means": binned["means"], "balanced": binned["balanced"],
+                           "yaw_known": out["yaw_known"], "num_images": n}
     return out
+
+
+def summarize(pred, gt, scheme=None) -> dict:
+    """Paper §3 numbers in **percent** (means over images) + num_images: :func:`score`'s "summary".
+
+    pred, gt: (B, N, 3) or (N, 3); a gt without z carries NaN z (fa3d convention).
+    Keys: :data:`METRIC_KEYS` (gte_xy, gte_xyz, gte_x, gte_y, gte_z, cvgtce), then num_images.
+    Entries needing z are NaN where the ground truth has no z.
+    """
+    return score(pred, gt, scheme=scheme)["summary"]

@@ -36,20 +36,24 @@ def predict_crops(cascade: Cascade, images: torch.Tensor, stage: str = "z", batc
     ``flip``: test-time mirroring, our choice (the paper does not say): also predict the mirrored
     crops, mirror those landmarks back (x -> S - 1 - x, left and right points swapped with the
     scheme's flip permutation; z is unchanged by a mirror) and average the two."""
-    if flip:
-        plain = predict_crops(cascade, images, stage, batch_size, device, precision)
-        mirrored = predict_crops(cascade, images.flip(-1), stage, batch_size, device, precision)
-        return (plain + flip_landmarks(mirrored, images.shape[-1], scheme_for_points(plain.shape[1]))) / 2
     device = device or next(cascade.parameters()).device
     upto = STAGE_SUBNETS[stage][-1]
+
+    def one_pass(crops):
+        outs = []
+        for i in range(0, len(crops), batch_size):
+            with autocast(precision, device):
+                outs.append(cascade(crops[i:i + batch_size].to(device), upto=upto)["landmarks"].float().cpu())
+        return torch.cat(outs) if outs else torch.zeros(0, cascade.num_landmarks, 3)
+
     was_training = cascade.training
     cascade.eval()
-    outs = []
-    for i in range(0, len(images), batch_size):
-        with autocast(precision, device):
-            outs.append(cascade(images[i:i + batch_size].to(device), upto=upto)["landmarks"].float().cpu())
+    pred = one_pass(images)
+    if flip:
+        mirrored = one_pass(images.flip(-1))
+        pred = (pred + flip_landmarks(mirrored, images.shape[-1], scheme_for_points(pred.shape[1]))) / 2
     cascade.train(was_training)
-    return torch.cat(outs) if outs else torch.zeros(0, cascade.num_landmarks, 3)
+    return pred
 
 
 @torch.no_grad()

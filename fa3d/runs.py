@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,8 +22,13 @@ import torch
 import fa3d
 
 from .checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
+from .data.schemes import SCHEMES
+from .data.synthetic import LEVERS
+from .data.transforms import AUGMENTS
 from .files import atomic_write
-from .models import STAGE_SUBNETS, STAGES, SUBNETS, Cascade, Preset, check_stages
+from .models import PRESETS, STAGE_SUBNETS, STAGES, SUBNETS, Cascade, Preset, check_stages
+from .models.zregressor import load_pretrained
+from .precision import PRECISIONS
 from .schedules import TrainSchedule
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -35,36 +40,63 @@ PRETRAINED_NAME = "pretrained"
 PRETRAINED_DIR = Path(__file__).resolve().parent / "weights" / "synthetic68"
 
 
+#: DataLoader workers on a GPU when ``num_workers`` is None (on the CPU: 0, the main process loads).
+GPU_WORKERS = 6
+
+
+def option(default=MISSING, help: str = "", **argparse_settings):
+    """A TrainConfig field that is also an option of ``fa3d train`` (fa3d.cli builds them from the fields):
+    its help text and any other ``add_argument`` settings (``flag``, ``choices``, ``metavar``, ``action``)."""
+    return field(default=default, metadata={"help": help, **argparse_settings})
+
+
 @dataclass
 class TrainConfig:
-    """Everything a training run depends on (stored in its checkpoint)."""
-    out: str                                   # RUN_DIR
-    preset: str = "quick"                      # "quick" or "paper"
-    data: str = "synthetic"                    # dataset SPEC (see fa3d.data.readers.open_dataset)
-    stages: tuple[str, ...] = STAGES
-    seed: int = 0
-    device: str = "auto"                       # "auto" (cuda if available), "cpu", "cuda", "cuda:1"...
-    deterministic: bool = False                # torch.use_deterministic_algorithms (slower on GPU)
-    epochs_scale: float = 1.0                  # multiply every stage's epochs (at least 1)
-    max_steps: int | None = None               # cap on optimiser steps per stage (smoke tests)
-    num_train: int = 1000                      # synthetic faces for training (synthetic data only)
-    num_valid: int = 200                       # validation faces (synthetic; or held out from one folder)
-    synthetic_size: int | None = None          # rendered image side; default 2 x the crop size
-    synthetic_levers: tuple[str, ...] | None = None  # scene/camera levers of the synthetic faces; None: all
-    augment: str = "paper"                     # training augmentation: "paper" (§2.3) or "photo" (+ blur, noise, grey)
-    pretrained: bool | None = None             # ImageNet init of the detection net; None: paper yes, quick no
-    scheme: str = "3dfaw66"                    # "3dfaw66" or "68" (fa3d train: fa3d.data.splits.default_scheme)
-    bases: str | None = None                   # 3DMM bases folder: 300W-LP with depth (fa3d.data.morphable)
-    num_workers: int | None = None             # DataLoader workers; None: 0 on CPU, 6 on GPU
+    """Everything a training run depends on (stored in its checkpoint). A field with a help text is also
+    an option of ``fa3d train``: ``--num-train`` for ``num_train`` unless ``flag`` says otherwise."""
+    out: str = option(help="RUN_DIR: checkpoint.pt, log.jsonl, config.json")
+    preset: str = option("quick", "network sizes and training schedule (default: quick)", choices=PRESETS)
+    data: str = option("synthetic", "dataset SPEC (default: synthetic; see fa3d.data.readers.open_dataset)")
+    stages: tuple[str, ...] = option(STAGES, f"comma-separated, in order (default: {','.join(STAGES)})")
+    seed: int = option(0, "seed of the data, its order and the initial weights (default: 0)")
+    device: str = option("auto", "auto (cuda if available), cpu, cuda, cuda:1, ...")
+    deterministic: bool = option(False, "torch.use_deterministic_algorithms (slower on GPU)")
+    epochs_scale: float = option(1.0, "multiply every stage's epochs (at least 1)")
+    max_steps: int | None = option(None, "at most this many optimiser steps per stage (smoke tests)")
+    num_train: int = option(1000, "synthetic training faces")
+    num_valid: int = option(200, "validation faces (synthetic, or held out of a folder; as many test faces "
+                                 "are held out too)")
+    synthetic_size: int | None = option(None, "rendered image side (default 2x crop)")
+    synthetic_levers: tuple[str, ...] | None = option(   # None: all
+        None, f"scene/camera levers of the synthetic faces, comma-separated, or none (default: all of "
+              f"{','.join(LEVERS)})", metavar="LIST")
+    augment: str = option("paper", "training augmentation: the paper's (§2.3: crop, scale, rotation, flip, "
+                                   "colour), or photo: that plus random blur, sensor noise and greyscale per "
+                                   "epoch (default: paper)", choices=AUGMENTS)
+    pretrained: bool | None = option(None, "ImageNet init of the detection backbone (default: on for paper, "
+                                           "off for quick)")
+    scheme: str = option("3dfaw66", "landmarks to train (default: 68 for aflw2000 and 300wlp, the .pts files' "
+                                    "for folder, else 3dfaw66: fa3d.data.splits.default_scheme)", choices=SCHEMES)
+    bases: str | None = option(None, "3DMM bases (u_base.txt, w_shp_base.txt, w_exp_base.txt): 300W-LP with "
+                                     "depth, see fetch_bfm68.py (fa3d.data.morphable)", metavar="DIR")
+    num_workers: int | None = option(None, f"DataLoader workers (default: 0 on CPU, {GPU_WORKERS} on GPU)",
+                                     flag="--workers")
     cache: bool | None = None                  # keep the source images in memory; None: synthetic on CPU
     channels_last: bool | None = None          # None: on CUDA only (measured: no gain for small CPU nets)
-    progress: bool = True                      # tqdm bars
+    progress: bool = option(True, "no progress bars", flag="--no-progress", action="store_false")
     schedule: dict | None = None               # a TrainSchedule.to_dict() overriding the preset's
-    init_from: str | None = None               # RUN_DIR (or checkpoint) whose trained subnets start this run
+    init_from: str | None = option(None, "start from the subnets trained in another run (or checkpoint; same "
+                                         "crop size), e.g. to add stages", metavar="RUN_DIR")
     preset_overrides: dict | None = None       # e.g. {"heatmap_sigma": 6.0, "z": {"inputs": "rgb"}}
-    precision: str = "auto"                    # "auto" (bf16 / fp16 on CUDA by capability, fp32 on CPU), bf16, fp16, fp32
-    compile: bool = False                      # torch.compile each stage's loss module (GPU runs)
-    device_augment: bool | None = None         # crops warped and jittered on the training device; None: on CUDA
+    precision: str = option("auto", "autocast precision (default auto: bf16 on GPUs of compute capability 8.0+, "
+                                    "fp16 with loss scaling below, e.g. a T4; fp32 on the CPU)", choices=PRECISIONS)
+    compile: bool = option(False, "torch.compile each stage's network (off by default)")
+    device_augment: bool | None = option(None, "make the training crops on the training device (warp, colour, "
+                                               "degradation), the workers only fetching sources and drawing "
+                                               "random numbers (default: on CUDA)")
+    z_pretrained: str | None = option(None, "state dict of an ImageNet pre-activation ResNet-200 to start the Z "
+                                            "net from, as the paper did (fa3d.models.zregressor.load_pretrained)",
+                                      metavar="PATH")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -73,7 +105,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        return cls(**{**d, "stages": tuple(d["stages"])})
+        """The inverse of :meth:`to_dict`; fields added since a run was saved get their defaults and its
+        ``schedule`` is read as :meth:`TrainSchedule.from_dict` reads it."""
+        schedule = TrainSchedule.from_dict(d["schedule"]).to_dict() if d.get("schedule") else None
+        return cls(**{**d, "stages": tuple(d["stages"]), "schedule": schedule})
 
 
 class RunDirError(FileExistsError):
@@ -219,9 +254,11 @@ def made_by_this_fa3d(saved: dict) -> bool:
 def same_settings(a: dict, b: dict) -> bool:
     """Whether two runs' configs (``TrainConfig.to_dict()``) train the same thing: equal in all
     but the run's folder, progress bars, worker count and where its ``init_from`` run lives
-    (that run's folder name must match: the same course run in another OUT_DIR)."""
+    (that run's folder name must match: the same course run in another OUT_DIR). Both are read with
+    :meth:`TrainConfig.from_dict`, as a run saved by an earlier fa3d is."""
     def essentials(config: dict) -> dict:
-        init_from = config.get("init_from")
+        config = TrainConfig.from_dict(config).to_dict()
+        init_from = config["init_from"]
         return {**config, "out": None, "progress": None, "num_workers": None,
                 "init_from": Path(init_from).name if init_from else None}
     return essentials(a) == essentials(b)
@@ -234,9 +271,9 @@ def is_reusable(ckpt_path: Path, cfg: TrainConfig, schedule: TrainSchedule, pres
         return False
     try:
         saved = load_checkpoint(ckpt_path)
-        return (made_by_this_fa3d(saved)
-                and same_settings(saved["config"], cfg.to_dict())
-                and saved["schedule"] == schedule.to_dict() and Preset.from_dict(saved["preset"]) == preset)
+        return (made_by_this_fa3d(saved) and same_settings(saved["config"], cfg.to_dict())
+                and TrainSchedule.from_dict(saved["schedule"]) == schedule
+                and Preset.from_dict(saved["preset"]) == preset)
     except (ValueError, KeyError, TypeError):
         return False
 
@@ -264,14 +301,17 @@ def resolve_train_run(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[
 
 def build_cascade(cfg: TrainConfig, preset: Preset, ckpt: dict | None) -> Cascade:
     """The run's cascade: from its checkpoint, else fresh (ImageNet detection backbone when
-    ``pretrained``) and started from ``init_from``'s subnets when given."""
+    ``pretrained``, Z net from ``z_pretrained``) and started from ``init_from``'s subnets when given."""
     pretrained = (cfg.preset == "paper") if cfg.pretrained is None else cfg.pretrained
     torch.manual_seed(cfg.seed)
     cascade = Cascade.from_preset(preset, pretrained=pretrained and ckpt is None)
     if ckpt:
         for name, state in ckpt["models"].items():
             load_subnet(cascade, name, state, Path(cfg.out) / CHECKPOINT_NAME)
-    elif cfg.init_from:
+        return cascade
+    if cfg.z_pretrained:
+        load_pretrained(cascade.z, cfg.z_pretrained)
+    if cfg.init_from:
         # e.g. train regression on top of a finished detection run (the course trains the
         # cascade one notebook, one stage at a time)
         load_init_from(cascade, cfg.init_from, preset, cfg.stages)

@@ -40,8 +40,7 @@ class TrainSchedule:
     # The paper does not name its optimiser. The authors' Torch7 code of that time
     # (Bulat & Tzimiropoulos 2016, and the hourglass code it builds on) used
     # optim.rmsprop, so the paper preset uses RMSprop (alpha 0.99, eps 1e-8, Torch7's defaults).
-    optimizer: str = "rmsprop"            # "rmsprop", "adam" or "sgd"
-    weight_decay: float = 0.0
+    optimizer: str = "rmsprop"            # "rmsprop" or "adam"
     # Z stage input: each sample's heatmaps are rendered at the ground-truth x, y with this
     # probability, else at the x, y predicted by the trained 2D stage (paper: "both").
     z_gt_heatmap_prob: float = 0.5
@@ -55,6 +54,8 @@ class TrainSchedule:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainSchedule":
         d = dict(d)
+        if d.pop("weight_decay", 0.0):   # schedules of fa3d 0.4 hold it, always 0.0 (no preset used it)
+            raise ValueError("the schedule's weight_decay is no longer supported: no preset used it")
         for name in STAGES:
             d[name] = StageSchedule(**d[name])
         return cls(**d)
@@ -96,17 +97,14 @@ def get_schedule(preset_name: str) -> TrainSchedule:
     return SCHEDULES[preset_name]()
 
 
-
-def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     """The schedule's optimiser: "rmsprop" (Torch7's optim.rmsprop defaults: alpha 0.99,
-    epsilon 1e-8), "adam" or "sgd" (momentum 0.9)."""
+    epsilon 1e-8) or "adam"."""
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-8, weight_decay=weight_decay)
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-8)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; use 'rmsprop', 'adam' or 'sgd'")
+        return torch.optim.Adam(params, lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}; use 'rmsprop' or 'adam'")
 
 
 def make_lr_scheduler(optimizer: torch.optim.Optimizer, stage: StageSchedule, total_steps: int):

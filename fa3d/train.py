@@ -35,8 +35,8 @@ from .env import resolve_device
 from .metrics import gte
 from .models import STAGES, Cascade, Preset, StageLoss, get_preset, override_preset
 from .precision import autocast, choose_precision, grad_scaler
-from .runs import (CHECKPOINT_NAME, LOG_NAME, TrainConfig, append_log, build_cascade, resolve_train_run, state_dicts,
-                   trim_log, validation_warning, write_config)
+from .runs import (CHECKPOINT_NAME, GPU_WORKERS, LOG_NAME, TrainConfig, append_log, build_cascade, resolve_train_run,
+                   state_dicts, trim_log, validation_warning, write_config)
 from .schedules import TrainSchedule, get_schedule, make_lr_scheduler, make_optimizer, stage_plan
 
 
@@ -103,9 +103,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, on_st
 
 def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
     """Device, cascade (fresh, from ``init_from`` or from the checkpoint) and data of a run."""
-    wanted = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    d = distributed.init_distributed(torch.device(wanted).type)
-    device = resolve_device(cfg.device, d.local_rank if d.world > 1 else None)
+    device = resolve_device(cfg.device)   # before joining the process group, which needs its type
+    d = distributed.init_distributed(device.type)
     on_gpu = device.type == "cuda"
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -114,7 +113,7 @@ def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
         torch.backends.cudnn.benchmark = False
     elif on_gpu:
         torch.backends.cudnn.benchmark = True
-    workers = cfg.num_workers if cfg.num_workers is not None else (6 if on_gpu else 0)
+    workers = cfg.num_workers if cfg.num_workers is not None else (GPU_WORKERS if on_gpu else 0)
     progress = cfg.progress and d.main
     if ckpt:  # the run's own preset and schedule, even if the defaults changed since
         preset, schedule = Preset.from_dict(ckpt["preset"]), TrainSchedule.from_dict(ckpt["schedule"])
@@ -163,8 +162,7 @@ def train_stage(run: Run, stage: str, start_epoch: int = 0, ckpt: dict | None = 
     loss_mod = StageLoss(run.cascade, stage)
     loss_mod.set_mode(True)
     s = run.schedule.stage(stage)
-    opt = make_optimizer(run.schedule.optimizer, [p for m in loss_mod.trainable() for p in m.parameters()],
-                         s.lr_start, run.schedule.weight_decay)
+    opt = make_optimizer(run.schedule.optimizer, [p for m in loss_mod.trainable() for p in m.parameters()], s.lr_start)
     sched = make_lr_scheduler(opt, s, plan.total_steps)
     scaler = grad_scaler(run.precision, run.device)
     step = 0

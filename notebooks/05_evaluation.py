@@ -476,16 +476,16 @@ facts["profile_gte_3d_normaliser"] = 100 * float(e3[profile].mean())
 # ## 5. Tables 2 and 3, our analogues
 #
 # The paper's Table 2 gives GTE and CVGTCE on the 3DFAW test set; Table 3 gives GTE by axes on the 3DFAW
-# validation set. Here are ours, on synthetic test faces, computed by `fa3d.course.report` (which calls
-# `fa3d.metrics.summarize`), with the paper's 3DFAW numbers beside them **for reference only**: different
-# data (real photos vs synthetic faces), different networks (the paper preset vs the quick one) and an
-# unpublished interocular convention, so no row here is a reproduction of theirs. Notebook 07 trains the
-# paper preset.
+# validation set. Here are ours, on synthetic test faces: every number computed once by `fa3d.metrics.score`
+# (as `fa3d evaluate` does) and laid out by `fa3d.course.report`, with the paper's 3DFAW numbers beside them
+# **for reference only**: different data (real photos vs synthetic faces), different networks (the paper
+# preset vs the quick one) and an unpublished interocular convention, so no row here is a reproduction of
+# theirs. Notebook 07 trains the paper preset.
 
 # %%
-numbers = report.report_numbers(preds["full cascade"], gt, yaw=yaw, baseline_pred=preds["mean-shape baseline"],
-                                extra_runs={k: preds[k] for k in ("detection only", "2D cascade + mean depth")},
-                                model_name="full cascade")
+scores = {name: metrics.score(preds[name].double(), gt.double(), yaw)      # the model first, then the others
+          for name in ("full cascade", "mean-shape baseline", "detection only", "2D cascade + mean depth")}
+numbers = report.report_numbers(scores)
 
 def md_table(t):
     """One of report.tables(...) as a Markdown table."""
@@ -562,7 +562,7 @@ facts["cascade_wins_axes"] = wins
 # reaches the top) and use it for every method.
 
 # %%
-errors = {name: viz.image_errors(p, gt) for name, p in preds.items()}
+errors = {name: {k: e.numpy() for k, e in scores[name]["errors"].items()} for name in preds}  # per face, fractions
 limits = {a: math.ceil(200 * float(np.mean(errors["full cascade"][a]))) / 100 for a in viz.ERROR_AXES}  # whole %
 fig = viz.ced_figure(errors, max_error=limits, title="GTE vs fraction of test images (the paper's Fig. 3, our data)")
 fig
@@ -660,7 +660,7 @@ print(f"on the worst faces the z-only GTE is {100 * share_z:.0f} % of the xyz GT
 # (the step) and the "balanced" mean of the three:
 
 # %%
-viz.error_vs_yaw({"full cascade": e_xyz, "mean-shape baseline": errors["mean-shape baseline"]["xyz"]}, yaw,
+viz.error_vs_yaw({name: scores[name] for name in ("full cascade", "mean-shape baseline")}, yaw,
                  title="GTE xyz against |yaw| (each point is a test face)")
 
 # %%
@@ -678,10 +678,8 @@ facts["yaw_bins_gte_xyz"] = {"bins": bins["bins"], "means": bins["means"], "coun
 # same report next to a run's `metrics.json`.
 
 # %%
-paths = report.write_report(REPORT_DIR, pred=preds["full cascade"], gt=gt, scheme=scheme, images=crops["image"],
-                            yaw=yaw, baseline_pred=preds["mean-shape baseline"],
-                            extra_runs={k: preds[k] for k in ("detection only", "2D cascade + mean depth")},
-                            model_name="full cascade", title="fa3d quick cascade on synthetic test faces")
+paths = report.write_report(REPORT_DIR, scores, pred=preds["full cascade"], gt=gt, scheme=scheme,
+                            images=crops["image"], yaw=yaw, title="fa3d quick cascade on synthetic test faces")
 for kind, path in paths.items():
     print(f"{kind:9s} {path}  ({path.stat().st_size / 1024:.0f} KB)")
 saved = json.loads(paths["json"].read_text())

@@ -89,13 +89,14 @@ import fa3d.data.pose
 import fa3d.runs
 import fa3d.schedules
 from fa3d.course import viz
+from fa3d.course.report import write_run_report
 from fa3d.checkpoint import load_checkpoint
 from fa3d.data import open_dataset, read_300wlp_landmarks
 from fa3d.data.morphable import landmarks_from_3dmm
 from fa3d.data.pose import face_normal
-from fa3d.data.splits import SYNTHETIC_TEST_SEED_OFFSET, SYNTHETIC_VALID_SEED_OFFSET, test_dataset
+from fa3d.data.splits import SYNTHETIC_TEST_SEED_OFFSET, SYNTHETIC_VALID_SEED_OFFSET
 from fa3d.data.standins import write_standins
-from fa3d.evaluate import evaluate_dataset, evaluate_run
+from fa3d.evaluate import evaluate_run
 from fa3d.runs import TrainConfig, load_run, read_log
 from fa3d.models import STAGES as ALL_STAGES
 from fa3d.schedules import get_schedule
@@ -143,7 +144,7 @@ for name in ALL_STAGES:
     rows.append(f"| {name} | {s.epochs} | {s.lr_start:.1e} → {s.lr_end:.1e} | {s.batch_size} | {spe:,} | "
                 f"{s.epochs * spe:,} | {q.epochs} ep, {q.lr_start:.0e} → {q.lr_end:.0e}, batch {q.batch_size} |")
 rows.append(f"\noptimiser: paper preset **{paper.optimizer}**, quick preset **{quick.optimizer}**; "
-            f"weight decay {paper.weight_decay}; Z stage on ground-truth heatmaps with probability "
+            f"no weight decay; Z stage on ground-truth heatmaps with probability "
             f"{paper.z_gt_heatmap_prob}, else on the 2D stage's predictions")
 display(Markdown("\n".join(rows)))
 
@@ -349,8 +350,8 @@ fig
 # `evaluate_run` scores the finished run the way §3 does: every test face cropped around its ground-truth
 # box, predictions mapped back to the image, GTE (eq. 2) and CVGTCE (eq. 3–4) in percent of the 3D
 # interocular distance, next to the **mean-shape baseline** (the mean training shape placed in every test
-# crop: what a model that ignores the image scores). It also writes `RUN_DIR/metrics.json` and a report
-# (`RUN_DIR/report.html`) with figures.
+# crop: what a model that ignores the image scores). It computes every number once and writes
+# `RUN_DIR/metrics.json`; `write_run_report` draws the report from the same numbers (`RUN_DIR/report.html`).
 #
 # Which faces are the test faces matters as much as the metric. fa3d's splits (`fa3d.data.splits`) keep
 # them honest: **no face is both tuned on and scored.**
@@ -369,6 +370,7 @@ fig
 
 # %%
 result = evaluate_run(RUN_DIR, DATA, progress=False)
+write_run_report(result)
 print(result["table"])
 scored = {"synthetic": f"the synthetic test faces of seed {cfg.seed} + {SYNTHETIC_TEST_SEED_OFFSET:,} "
                        f"(validation: seed + {SYNTHETIC_VALID_SEED_OFFSET:,}; training: seed {cfg.seed})",
@@ -387,10 +389,8 @@ print(f"scored {result['metrics']['num_images']} faces: "
 # threshold, model vs baseline, per axis set.
 
 # %%
-cascade, ckpt = load_run(RUN_DIR, device)
-res = evaluate_dataset(cascade, test_dataset(DATA, ckpt), ckpt["mean_shape"], ckpt["preset"]["image_size"],
-                       device=device, progress=False)
-viz.ced_figure({"fa3d": (res["pred"], res["gt"]), "mean-shape baseline": (res["baseline_pred"], res["gt"])},
+scores = result["evaluation"]                       # evaluate_run's numbers: no second pass over the test faces
+viz.ced_figure({"fa3d": scores["model"]["errors"], "mean-shape baseline": scores["baseline"]["errors"]},
                axes=("xy", "xyz", "z"), title=f"{PRESET} preset on {DATA}")
 
 # %% [markdown]

@@ -1,6 +1,10 @@
 """fa3d.course: batch sizes that fit the GPU and the quick runs that the notebooks share."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -63,8 +67,10 @@ def test_ready_made_runs_export_small_and_install_as_they_were_trained(tmp_path,
     trained = tmp_path / "trained"
     run = _tiny_chain(trained)
     ready = tmp_path / "ready"
-    written = course.export_ready_runs(trained / "runs", ready)
-    assert [p.name for p in written] == ["quick_detection", "quick_regression"]
+    proc = subprocess.run([sys.executable, "-m", "fa3d.course", "export", str(trained / "runs"), "--out", str(ready)],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert proc.returncode == 0, proc.stderr                     # make course-runs' command
+    assert sorted(p.name for p in ready.iterdir()) == ["quick_detection", "quick_regression"]
     det = load_checkpoint(ready / "quick_detection" / "checkpoint.pt")
     reg = load_checkpoint(ready / "quick_regression" / "checkpoint.pt")
     assert det["base"] is None and set(det["models"]) == {"detection", "regression", "z"}

@@ -23,8 +23,7 @@ TOL_PX = 1e-3
 
 @pytest.fixture(scope="module")
 def shipped():
-    cascade, ckpt = load_run(runs.resolve_run("pretrained"), "cpu")
-    return cascade, ckpt
+    return load_run(runs.resolve_run("pretrained"), "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +32,9 @@ def exported(tmp_path_factory):
 
 
 def test_onnx_matches_torch_on_face_crops_at_other_batch_sizes(exported, shipped):
-    cascade, ckpt = shipped
-    S = ckpt["preset"]["image_size"]
+    cascade, S = shipped.cascade, shipped.image_size
     for n, seed in ((4, 0), (3, 1), (1, 2)):   # exported with a batch of 2: the batch axis is dynamic
-        crops = sample_crops(n, S, ckpt["scheme"], seed=seed)
+        crops = sample_crops(n, S, shipped.scheme, seed=seed)
         assert crops.dtype == torch.uint8 and crops.shape == (n, 3, S, S)
         got = torch.from_numpy(onnx_session(exported).run(["landmarks"], {"crops": crops.numpy()})[0])
         want = predict_crops(cascade, crops, "z")
@@ -49,17 +47,16 @@ def test_onnx_matches_torch_on_face_crops_at_other_batch_sizes(exported, shipped
 
 
 def test_the_graph_and_its_metadata(exported, shipped):
-    cascade, ckpt = shipped
+    cascade, S = shipped.cascade, shipped.image_size
     model = onnx.load(str(exported))
     onnx.checker.check_model(model)
     (inp,), (out,) = model.graph.input, model.graph.output
     assert (inp.name, inp.type.tensor_type.elem_type) == ("crops", onnx.TensorProto.UINT8)
     assert (out.name, out.type.tensor_type.elem_type) == ("landmarks", onnx.TensorProto.FLOAT)
-    S = ckpt["preset"]["image_size"]
     dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
     assert dims[1:] == [3, S, S] and isinstance(dims[0], str)
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["fa3d_version"] == __version__ and meta["scheme"] == str(ckpt["scheme"])
+    assert meta["fa3d_version"] == __version__ and meta["scheme"] == shipped.scheme
     assert meta["image_size"] == str(S) and meta["run"] == "pretrained" and "crop pixels" in meta["units"]
 
 

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fa3d"
 #: A name covers the module and everything under it; the longest name that matches decides.
 LAYERS = [
     ("conventions and helpers", ["fa3d.files", "fa3d.env", "fa3d.precision", "fa3d.checkpoint", "fa3d.distributed",
-                                 "fa3d.data.schemes", "fa3d.data.pose"]),
+                                 "fa3d.data.schemes", "fa3d.data.pose", "fa3d.data.item"]),
     ("data", ["fa3d.data"]),
     ("heatmaps", ["fa3d.heatmaps"]),
     ("models and losses", ["fa3d.models"]),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from fa3d.metrics import (auc, ced, cvgtce, failure_rate, gte, interocular_distance, nme_bbox,
+from fa3d.metrics import (auc, ced, cvgtce, failure_rate, gte, interocular_distance, nme_bbox, score,
                           similarity_align, summarize, yaw_binned_nme)
 
 
@@ -142,3 +142,23 @@ def test_summarize_percent():
     assert out["gte_xy"] == pytest.approx(50.0)
     assert out["gte_z"] == pytest.approx(120.0)
     assert out["cvgtce"] == pytest.approx(0.0, abs=1e-6)  # a pure translation aligns away
+
+
+def test_score_computes_every_number_once():
+    gt = torch.stack([_face(s) for s in range(4)])
+    pred = gt + torch.randn(gt.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    yaw = torch.tensor([10.0, -40.0, 80.0, float("nan")])  # one face per bin, the last one unknown
+    s = score(pred, gt, yaw)
+    assert s["summary"] == summarize(pred, gt) and s["axes"] == "xyz" and s["yaw_known"] == 3
+    assert torch.equal(s["errors"]["cvgtce"], cvgtce(pred, gt)) and torch.equal(s["errors"]["z"], gte(pred, gt, "z"))
+    nme = nme_bbox(pred, gt)
+    assert s["yaw"]["nme_bbox"]["means"] == pytest.approx([100 * float(e) for e in nme[:3]])
+    assert s["yaw"]["gte_xyz"]["means"] == pytest.approx([100 * float(e) for e in gte(pred, gt)[:3]])
+    protocol = s["protocol"]  # 68 points: the AFLW2000-3D protocol, every face in "nme"
+    assert protocol["nme"] == pytest.approx(100 * float(nme.mean())) and protocol["counts"] == [1, 1, 1]
+    assert protocol["means"] == s["yaw"]["nme_bbox"]["means"] and protocol["num_images"] == 4
+    no_yaw = score(pred, gt)
+    assert "yaw" not in no_yaw and math.isnan(no_yaw["protocol"]["balanced"]) and no_yaw["yaw_known"] == 0
+    assert "protocol" not in score(pred[:, :66], gt[:, :66])  # the 66-point scheme: no protocol
+    with pytest.raises(ValueError, match="scheme"):  # the eye corners come from the scheme of N points
+        interocular_distance(gt[:, :10])

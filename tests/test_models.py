@@ -92,7 +92,7 @@ def test_paper_regression_hourglass(paper_meta):
     assert not any(isinstance(m, nn.Upsample) for m in reg.modules())
     x = torch.zeros(1, 3, 384, 384, device="meta")
     assert reg(x, torch.zeros(1, 66, 96, 96, device="meta")).shape == (1, 66, 384, 384)
-    assert 3.0e6 < sum(p.numel() for p in reg.parameters()) < 3.8e6  # ~3.4 M (DESIGN.md)
+    assert 3.0e6 < sum(p.numel() for p in reg.parameters()) < 3.8e6  # ~3.4 M: the paper-size one-stack hourglass net
 
 
 def test_paper_cascade_shapes_on_meta():
@@ -364,6 +364,23 @@ def test_z_load_pretrained_reuses_rgb_filters(tmp_path):
     torch.save({"conv1.weight": torch.zeros(8, 3, 7, 7)}, bad)
     with pytest.raises(ValueError, match="other.pth"):
         load_pretrained(ZRegressor(cfg, 4), str(bad))
+
+
+def test_fa3d_train_starts_the_z_net_from_z_pretrained_and_names_a_missing_file(tmp_path, capsys):
+    from fa3d.cli import main
+    from fa3d.runs import TrainConfig, build_cascade
+    preset = get_preset("quick")
+    torch.manual_seed(1)
+    source = ZRegressor(preset.z, preset.num_landmarks).state_dict()
+    torch.save(source, tmp_path / "z.pth")
+    cascade = build_cascade(TrainConfig(out=str(tmp_path / "run"), z_pretrained=str(tmp_path / "z.pth")), preset, None)
+    torch.testing.assert_close(cascade.z.layer2[0].conv1.weight, source["layer2.0.conv1.weight"])
+
+    missing = tmp_path / "no_such_z.pth"
+    assert main(["train", "--out", str(tmp_path / "run"), "--device", "cpu", "--no-progress",
+                 "--z-pretrained", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "Traceback" not in err and not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("inputs, channels", [("rgb+heatmaps", 3 + 66), ("rgb", 3), ("heatmaps", 66)])

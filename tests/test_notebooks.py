@@ -105,7 +105,7 @@ CHECKS = {
 #: The notebooks with code exercises (nbgrader solution regions, `make assignments`).
 EXERCISE_NOTEBOOKS = ("01_data", "02_detection", "03_regression", "04_z_regressor", "05_evaluation", "08_ablations")
 
-# A hang guard, not a speed target (the measured times are in the README): four times the
+# A hang guard, not a speed target (the measured times are in docs/course.md): four times the
 # course's 5-minute budget per notebook on a 2-core CPU.
 NOTEBOOK_TIME_LIMIT_S = 1200
 

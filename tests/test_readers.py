@@ -1,17 +1,16 @@
 """Real-dataset readers (fa3d.data.readers) and writers (fa3d.data.writers), on files of the real formats
 written here (no downloads)."""
-import math
-
 import numpy as np
 import pytest
 import scipy.io
 import torch
 
+from fa3d.data.item import face_item
 from fa3d.data.readers import (AFLW2000_3D, DATASET_SPECS, DatasetFormatError, PtsFolder, ThreeDFAW, W300LP,
                                open_dataset, parse_spec, read_300wlp_landmarks, read_3dfaw_landmarks,
-                               read_aflw2000_3d, read_aflw2000_pose, read_image, read_pts)
-from fa3d.data.writers import (export_3dfaw_layout, write_300wlp_mat, write_300wlp_pts_mat, write_3dfaw_landmarks,
-                               write_aflw2000_3d_mat, write_image, write_pts)
+                               read_aflw2000_3d, read_image, read_pts)
+from fa3d.data.writers import (export_3dfaw_layout, write_300wlp_mat, write_3dfaw_landmarks, write_aflw2000_3d_mat,
+                               write_image, write_pts)
 from fa3d.data.schemes import INDICES_68_TO_66
 from fa3d.data.pose import pose_to_3ddfa
 
@@ -67,20 +66,13 @@ def test_aflw2000_mat_round_trip_and_pose_order(tmp_path):
     lm = _lm(68)
     write_aflw2000_3d_mat(tmp_path / "a.mat", lm, pose_deg=(10.0, -20.0, 30.0))
     np.testing.assert_allclose(read_aflw2000_3d(tmp_path / "a.mat"), lm, atol=2e-5)
-    np.testing.assert_allclose(read_aflw2000_pose(tmp_path / "a.mat"), (10, -20, 30), atol=1e-9)
     mat = scipy.io.loadmat(tmp_path / "a.mat")
     assert mat["pt3d_68"].shape == (3, 68) and mat["Pose_Para"].shape == (1, 7)
     # Stored: MATLAB's 1-based pixels, and pitch, yaw, roll in radians in 3DDFA's convention.
     np.testing.assert_allclose(mat["pt3d_68"].T[:, :2] - 1, lm[:, :2], atol=2e-5)
     np.testing.assert_allclose(mat["pt3d_68"].T[:, 2], lm[:, 2])
     np.testing.assert_allclose(mat["Pose_Para"][0, :3], pose_to_3ddfa(10.0, -20.0, 30.0))
-    # One angle at a time: 3DDFA's yaw has the opposite sign, its pitch and roll the same.
-    for stored, expected in (((0.0, 0.2, 0.0), (-math.degrees(0.2), 0, 0)),
-                             ((0.1, 0.0, 0.0), (0, math.degrees(0.1), 0)),
-                             ((0.0, 0.0, 0.3), (0, 0, math.degrees(0.3)))):
-        scipy.io.savemat(tmp_path / "h.mat", {"pt3d_68": lm.T.astype(np.float64),
-                                              "Pose_Para": np.array([[*stored, 5, 6, 7, 0.001]])})
-        assert read_aflw2000_pose(tmp_path / "h.mat") == pytest.approx(expected, abs=1e-9)
+    scipy.io.savemat(tmp_path / "h.mat", {"pt3d_68": lm.T.astype(np.float64)})   # as MATLAB stores it: 1-based
     np.testing.assert_allclose(read_aflw2000_3d(tmp_path / "h.mat")[:, :2], lm[:, :2] - 1, atol=2e-5)
 
 
@@ -90,8 +82,7 @@ def test_300wlp_mats_round_trip(tmp_path):
     assert scipy.io.loadmat(tmp_path / "a.mat")["pt2d"].shape == (2, 68)
     np.testing.assert_allclose(read_300wlp_landmarks(tmp_path / "a.mat"), lm, atol=2e-5)
     np.testing.assert_allclose(scipy.io.loadmat(tmp_path / "a.mat")["pt2d"].T - 1, lm, atol=2e-5)
-    write_300wlp_pts_mat(tmp_path / "a_pts.mat", lm)
-    assert scipy.io.loadmat(tmp_path / "a_pts.mat")["pts_2d"].shape == (68, 2)
+    scipy.io.savemat(tmp_path / "a_pts.mat", {"pts_2d": lm.astype(np.float64) + 1})   # landmarks/<subset>/*_pts.mat
     np.testing.assert_allclose(read_300wlp_landmarks(tmp_path / "a_pts.mat"), lm, atol=2e-5)
 
 
@@ -229,6 +220,14 @@ def _check_item(item, n, has_z):
         assert torch.isnan(lm[:, 2]).all()
 
 
+def test_face_item_fills_the_defaults_and_checks_types():
+    item = face_item(_img(), torch.zeros(68, 3))
+    _check_item(item, 68, has_z=True)
+    assert torch.isnan(item["pose"]).all() and item["id"] == ""
+    with pytest.raises(ValueError, match="landmarks must be torch.float32"):
+        face_item(_img(), torch.zeros(68, 3, dtype=torch.float64))
+
+
 def test_3dfaw_dataset(tmp_path):
     lms = _make_3dfaw(tmp_path)
     ds = ThreeDFAW(tmp_path, split="train")
@@ -296,7 +295,8 @@ def test_300wlp_dataset(tmp_path):
     for subset in ("AFW", "AFW_Flip"):
         write_image(tmp_path / subset / "AFW_1_1_0.jpg", _img())
         write_300wlp_mat(tmp_path / subset / "AFW_1_1_0.mat", lm, (60.0, 0.0, 0.0))
-    write_300wlp_pts_mat(tmp_path / "landmarks" / "AFW" / "AFW_1_1_0_pts.mat", lm)
+    (tmp_path / "landmarks" / "AFW").mkdir(parents=True)
+    scipy.io.savemat(tmp_path / "landmarks" / "AFW" / "AFW_1_1_0_pts.mat", {"pts_2d": lm.astype(np.float64) + 1})
     ds = W300LP(tmp_path)
     assert ds.subsets == ["AFW", "AFW_Flip"] and [s[0] for s in ds.samples] == ["AFW/AFW_1_1_0", "AFW_Flip/AFW_1_1_0"]
     item = ds[1]

@@ -1,4 +1,4 @@
-"""fa3d.course.report: the files exist and every number in them is the one fa3d.metrics gives."""
+"""fa3d.course.report: the files exist and every number in them is the one fa3d.metrics.score gave."""
 import json
 import math
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from fa3d.data.synthetic import SyntheticFaces
-from fa3d.metrics import gte, nme_bbox, summarize, yaw_binned_nme
-from fa3d.course.report import PAPER_3DFAW, PUBLISHED_AFLW2000, REPORT_FILES, write_report
+from fa3d.metrics import gte, nme_bbox, score, summarize, yaw_binned_nme
+from fa3d.course.report import BASELINE_NAME, PAPER_3DFAW, PUBLISHED_AFLW2000, REPORT_FILES, write_report
 
 
 def _faces(n, scheme, seed=0):
@@ -28,12 +28,12 @@ def _faces(n, scheme, seed=0):
 def synthetic_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     items, pred, gt, baseline, yaw = _faces(8, "3dfaw66")
-    metrics = {k: round(v, 4) for k, v in summarize(pred, gt).items()}
     log = [{"stage": "detection", "epoch": e, "lr": 1e-3, "train_loss": 1.0 / (e + 1), "valid_loss": 1.0,
             "valid_gte_xy": 20.0, "valid_gte_xyz": 25.0} for e in range(2)]
-    paths = write_report(out, pred=pred, gt=gt, scheme="3dfaw66", images=items, yaw=yaw, baseline_pred=baseline,
-                         ids=[it["id"] for it in items], metrics=metrics, extra_runs={"stage 2": pred + 0.5}, log=log,
-                         per_row=2)
+    runs = {name: score(p.double(), gt.double(), yaw)
+            for name, p in (("fa3d", pred), (BASELINE_NAME, baseline), ("stage 2", pred + 0.5))}
+    paths = write_report(out, runs, pred=pred, gt=gt, scheme="3dfaw66", images=items, yaw=yaw,
+                         ids=[it["id"] for it in items], log=log, per_row=2)
     return out, paths, pred, gt, baseline, yaw
 
 
@@ -65,14 +65,12 @@ def test_face_3d_page_draws_a_3d_scene_offline_in_a_real_browser(synthetic_repor
 
 
 
-def test_numbers_agree_with_metrics(synthetic_report):
+def test_numbers_are_the_scores(synthetic_report):
     _, paths, pred, gt, baseline, _ = synthetic_report
     numbers = json.loads(paths["json"].read_text())
-    assert numbers["agrees_with_metrics_json"] is True and numbers["num_images"] == 8
+    assert numbers["num_images"] == 8 and numbers["model"] == "fa3d" and numbers["baseline"] == BASELINE_NAME
     for name, p in (("fa3d", pred), ("mean-shape baseline", baseline), ("stage 2", pred + 0.5)):
-        expected = summarize(p.double(), gt.double())  # the report computes in float64
-        for key, value in expected.items():
-            assert numbers["runs"][name][key] == pytest.approx(value, rel=1e-9), (name, key)
+        assert numbers["runs"][name] == summarize(p.double(), gt.double()), name
 
 
 def test_markdown_tables_show_ours_and_the_papers_numbers(synthetic_report):
@@ -88,7 +86,6 @@ def test_markdown_tables_show_ours_and_the_papers_numbers(synthetic_report):
     for ref in ("4.5623", "3.4767", "5.8835", "3.9700", "4.9408", "2.12", "2.48", "2.77"):
         assert ref in md
     assert "paper's 3DFAW test set" in md and "not ours" in md
-    assert "agree with metrics.json" in md
     html = paths["html"].read_text()
     assert html.count("<table>") == 4 and "ced.png" in html and "face_3d.html" in html
 
@@ -108,20 +105,18 @@ def test_yaw_table_by_hand(synthetic_report):
     assert sum(table["counts"]) == 8
 
 
-def test_mismatching_metrics_json_is_flagged(tmp_path):
+def test_without_images_yaw_or_log(tmp_path):
     items, pred, gt, _, _ = _faces(4, "3dfaw66", seed=1)
-    wrong = {**summarize(pred, gt), "gte_xy": 99.0}
-    with pytest.warns(UserWarning, match="gte_xy"):
-        paths = write_report(tmp_path, pred=pred, gt=gt, scheme="3dfaw66", metrics=wrong)
-    assert "WARNING" in paths["markdown"].read_text()
-    assert json.loads(paths["json"].read_text())["agrees_with_metrics_json"] is False
+    paths = write_report(tmp_path, {"fa3d": score(pred, gt)}, pred=pred, gt=gt, scheme="3dfaw66")
     # no images, no yaw, no log: the rest is still written (3D view without the image)
     assert {"yaw", "training"}.isdisjoint(paths) and paths["face_3d"].exists() and paths["gallery"].exists()
+    assert json.loads(paths["json"].read_text())["baseline"] is None
 
 
 def test_aflw2000_protocol_next_to_published_numbers(tmp_path):
     items, pred, gt, _, yaw = _faces(6, "68", seed=2)
-    paths = write_report(tmp_path, pred=pred, gt=gt, scheme="68", images=items, yaw=yaw, data_name="aflw2000")
+    paths = write_report(tmp_path, {"fa3d": score(pred.double(), gt.double(), yaw)}, pred=pred, gt=gt, scheme="68",
+                         images=items, yaw=yaw, data_name="aflw2000")
     numbers = json.loads(paths["json"].read_text())
     expected = yaw_binned_nme(nme_bbox(pred.double(), gt.double()), yaw)
     assert numbers["aflw2000"]["balanced_nme"] == pytest.approx(100 * expected["balanced"], rel=1e-9)
@@ -134,10 +129,11 @@ def test_aflw2000_protocol_next_to_published_numbers(tmp_path):
 
 def test_bad_inputs_raise(tmp_path):
     _, pred, gt, _, _ = _faces(2, "3dfaw66")
+    runs = {"fa3d": score(pred, gt)}
     with pytest.raises(ValueError, match="scheme"):
-        write_report(tmp_path, pred=pred, gt=gt, scheme="68")
+        write_report(tmp_path, runs, pred=pred, gt=gt, scheme="68")
     with pytest.raises(ValueError, match="pred and gt"):
-        write_report(tmp_path, pred=pred[:1], gt=gt, scheme="3dfaw66")
+        write_report(tmp_path, runs, pred=pred[:1], gt=gt, scheme="3dfaw66")
 
 
 def test_paper_references_are_the_published_ones():

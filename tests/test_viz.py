@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from fa3d.course import viz
 from fa3d.data.synthetic import SyntheticFaceParams, SyntheticFaces, render_face
 from fa3d.data.transforms import CenterCrop3D
-from fa3d.metrics import auc, summarize
+from fa3d.metrics import auc, score, summarize
 from fa3d.models import Cascade, ZRegressor, get_preset
 from fa3d.predict import predict_crops
 
@@ -177,14 +177,17 @@ def test_prediction_gallery_rows_are_best_median_worst(faces, pred_gt):
     assert len(viz.prediction_gallery(None, pred, gt, "3dfaw66", per_row=1).axes) == 3
 
 
-def test_error_vs_yaw_bin_means():
-    errors = np.array([0.01, 0.03, 0.05, 0.10, 0.20])
-    yaw = np.array([-10.0, 25.0, 45.0, -70.0, 95.0])  # bins: [0,30]: 2, (30,60]: 1, (60,90]: 2 (95 -> last)
-    fig = viz.error_vs_yaw(errors, yaw)
+def test_error_vs_yaw_draws_the_scores_bin_means(pred_gt):
+    pred, gt = pred_gt
+    yaw = torch.tensor([-10.0, 45.0, -70.0, float("nan")])  # one face per bin; the last one's yaw is unknown
+    s = score(pred, gt, yaw)
+    fig = viz.error_vs_yaw({"model": s}, yaw)
     ax = fig.axes[0]
-    means = sorted(line.get_ydata()[0] for line in ax.get_lines() if len(line.get_ydata()) == 2)
-    np.testing.assert_allclose(means, [2.0, 5.0, 15.0])
-    assert "balanced 7.33" in ax.get_legend().get_texts()[0].get_text()
+    means = [line.get_ydata()[0] for line in ax.get_lines() if len(line.get_ydata()) == 2]
+    np.testing.assert_allclose(means, s["yaw"]["gte_xyz"]["means"])
+    np.testing.assert_allclose(means, [100 * float(s["errors"]["xyz"][k]) for k in range(3)])
+    assert len(ax.collections[0].get_offsets()) == 3  # the face without a yaw is not drawn
+    assert f"balanced {s['yaw']['gte_xyz']['balanced']:.2f} %" in ax.get_legend().get_texts()[0].get_text()
 
 
 def test_landmarks_3d_matplotlib(faces):

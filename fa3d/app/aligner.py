@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from ..data.item import landmark_box
 from ..data.readers import read_image
 from .face_boxes import get_detector
 from ..env import resolve_device
@@ -50,6 +51,16 @@ class Face:
     score: float | None
     source: str
     refine_steps: int = 0
+
+
+@dataclass
+class _Track:
+    """A face on its way through the cascade: its uint8 (3, H, W) ``image`` on the cascade's device, the
+    ``box`` (4,) float64 of its next crop, its ``last`` round and its ``landmarks`` (N, 3) float64 so far."""
+    image: torch.Tensor
+    box: torch.Tensor
+    last: int
+    landmarks: torch.Tensor | None = None
 
 
 def as_image(image, name: str = "image") -> torch.Tensor:
@@ -128,11 +139,10 @@ class FaceAligner:
         self.device = resolve_device(device)
         self.precision = choose_precision(precision, self.device)[0]
         self.run_name = str(run)
-        self.cascade, ckpt = load_run(resolve_run(run), self.device)
+        loaded = load_run(resolve_run(run), self.device)
+        self.cascade, self.image_size, self.scheme = loaded.cascade, loaded.image_size, loaded.scheme
         if channels_last if channels_last is not None else self.device.type == "cuda":
             self.cascade.to_channels_last()
-        self.image_size = int(ckpt["preset"]["image_size"])
-        self.scheme = ckpt["scheme"]
         self.num_landmarks = self.cascade.num_landmarks
         self.flip, self.refine, self.batch_size, self.log = flip, refine, batch_size, log
         self.scales = tuple(float(x) for x in scales)
@@ -176,12 +186,11 @@ class FaceAligner:
             tensor = as_image(image, name)
             H, W = tensor.shape[-2:]
             given = None if boxes is None else boxes[i]
-            if given is not None:
-                found = [Face(np.zeros(0), check_box(b, W, H, name), None, "given") for b in given]
+            if given is not None:    # found: (box, score, source) per face
+                found = [(check_box(b, W, H, name), None, "given") for b in given]
             else:
                 source = getattr(self.detector, "name", "detector")
-                found = [Face(np.zeros(0), check_box(d.box, W, H, name), float(d.score), source)
-                         for d in self.detector(tensor)]
+                found = [(check_box(d.box, W, H, name), float(d.score), source) for d in self.detector(tensor)]
             group.append((tensor, found))
             faces_in_group += len(found)
             if faces_in_group >= self.batch_size:
@@ -191,34 +200,33 @@ class FaceAligner:
 
     @torch.no_grad()
     def _align_group(self, group):
-        """Predict every face of a group of images in batches; the re-crops in rounds. The rounds
+        """Predict every face of a group of (image, [(box, score, source)]) in batches, and yield
+        (image, [Face]). Each face is cropped from its box, then re-cropped around the landmarks
+        just predicted, in rounds: every face still going is in the round's batches. The rounds
         before a face's last only place its next crop, so they use one scale; the last uses them all."""
-        S = self.image_size
-        on_device = [image.to(self.device) for image, _ in group]
-        faces = [(k, face) for k, (_, found) in enumerate(group) for face in found]
-        boxes = [torch.tensor(face.box, dtype=torch.float64) for _, face in faces]
-        steps = [self.refine if self.refine is not None else (0 if face.source == "given" else REFINE_STEPS)
-                 for _, face in faces]    # steps[j]: the last re-crop face j gets
-        landmarks = [None] * len(faces)
-        for step in range(max(steps, default=-1) + 1):
-            active = [j for j in range(len(faces)) if step <= steps[j]]
-            if not active:
-                break
-            last = [j for j in active if step == steps[j]]
-            for members, scales in ((last, self.scales), ([j for j in active if step < steps[j]], (1.0,))):
+        tracks = []    # per image, per face
+        for image, found in group:
+            on_device, image_tracks = image.to(self.device), []
+            for box, _, source in found:
+                last = self.refine if self.refine is not None else (0 if source == "given" else REFINE_STEPS)
+                image_tracks.append(_Track(on_device, torch.tensor(box, dtype=torch.float64), last))
+            tracks.append(image_tracks)
+        everyone = [track for image_tracks in tracks for track in image_tracks]
+        for step in range(max((track.last for track in everyone), default=-1) + 1):
+            for members, scales in (([t for t in everyone if t.last == step], self.scales),
+                                    ([t for t in everyone if t.last > step], (1.0,))):
                 if not members:
                     continue
-                pred = predict_faces(self.cascade, [on_device[faces[j][0]] for j in members],
-                                     [boxes[j] for j in members], S, scales=scales, flip=self.flip,
-                                     batch_size=self.batch_size, device=self.device, precision=self.precision)
-                for a, j in enumerate(members):
-                    landmarks[j] = pred[a]
-                    box = torch.cat([pred[a, :, :2].min(0).values, pred[a, :, :2].max(0).values])
+                pred = predict_faces(self.cascade, [t.image for t in members], [t.box for t in members],
+                                     self.image_size, scales=scales, flip=self.flip, batch_size=self.batch_size,
+                                     device=self.device, precision=self.precision)
+                for track, landmarks in zip(members, pred):
+                    track.landmarks = landmarks
+                    box = landmark_box(landmarks)
                     if (box[2:] - box[:2]).max() >= 2:   # all points in one spot (an untrained net): keep the box
-                        boxes[j] = box
+                        track.box = box
                     else:
-                        steps[j] = step
-        for j, (_, face) in enumerate(faces):
-            face.landmarks, face.refine_steps = landmarks[j].float().numpy(), steps[j]
-        for image, found in group:
-            yield image, found
+                        track.last = step
+        for (image, found), image_tracks in zip(group, tracks):
+            yield image, [Face(t.landmarks.float().numpy(), box, score, source, t.last)
+                          for (box, score, source), t in zip(found, image_tracks)]

@@ -76,8 +76,8 @@ def export_onnx(run_dir, out_path, *, overwrite: bool = False, opset: int = 17,
     if out_path.suffix.lower() != ".onnx":
         raise ValueError(f"the ONNX file should end in .onnx, got {out_path}")
     onnx = _require("onnx")
-    cascade, ckpt = load_run(resolve_run(run_dir), "cpu")
-    size = int(ckpt["preset"]["image_size"])
+    run = load_run(resolve_run(run_dir), "cpu")
+    cascade, size = run.cascade, run.image_size
     example = torch.zeros(2 if batch_size_dynamic else 1, 3, size, size, dtype=torch.uint8)
     with tempfile.TemporaryDirectory(prefix="fa3d-export-") as tmp:   # the file itself: atomic_write below
         raw = Path(tmp) / "raw.onnx"
@@ -93,7 +93,7 @@ def export_onnx(run_dir, out_path, *, overwrite: bool = False, opset: int = 17,
                               dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
                               if batch_size_dynamic else None)
         model = onnx.load(str(raw))
-    meta = {"fa3d_version": __version__, "scheme": str(ckpt["scheme"]), "image_size": str(size),
+    meta = {"fa3d_version": __version__, "scheme": run.scheme, "image_size": str(size),
             "num_landmarks": str(cascade.num_landmarks), "run": str(run_dir), "units": UNITS}
     del model.metadata_props[:]
     for key, value in meta.items():

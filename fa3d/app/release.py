@@ -5,13 +5,16 @@ the run folder ``fa3d/weights/synthetic68/``: 68 iBUG points in 3D, the quick ar
 trained by ``make pretrained`` on procedural faces (no real face, no data under non-commercial
 terms). Its ``MODEL.md`` holds how it was trained and what it scores.
 
-    resolve_run("pretrained")   -> the shipped run folder; any other value is returned as a Path
-    export_release(run, out)    a run folder -> a release folder: weights only, config, log
+    fa3d.runs.resolve_run("pretrained")   -> the shipped run folder
+    export_release(run, out)              a run folder -> a release folder: weights only, config, log (also
+                                          the course's ready-made runs: float16 kernels, a base run's subnets left out)
 """
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
+import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, PRETRAINED_DIR
@@ -21,18 +24,39 @@ RELEASE_KEYS = ("models", "preset", "scheme", "config", "schedule", "mean_shape"
                 "stage_done", "finished")
 
 
-def export_release(run_dir, out_dir, overwrite: bool = False) -> Path:
+def is_kernel(key: str, tensor: torch.Tensor) -> bool:
+    """Convolution and linear weights: the tensors a ``float16`` release stores in half precision."""
+    return key.endswith("weight") and tensor.is_floating_point() and tensor.dim() > 1
+
+
+def export_release(run_dir, out_dir, overwrite: bool = False, *, float16: bool = False,
+                   share_base: bool = False) -> Path:
     """Copy a finished run into ``out_dir`` as a release: a weights-only checkpoint (loads with
     :func:`fa3d.runs.load_run`, like any run), its config.json and log.jsonl. Returns out_dir.
-    A release already there is replaced only with ``overwrite``."""
+    A release already there is replaced only with ``overwrite``.
+
+    The course's ready-made runs (:func:`fa3d.course.export_ready_runs`, read back by
+    :func:`fa3d.course.ready_checkpoint`) are smaller: ``float16`` stores the kernels (:func:`is_kernel`)
+    in half precision (half the size); ``share_base`` leaves out each subnet unchanged from the run this
+    one started from (its ``init_from``, a folder next to ``run_dir``) and names that run in ``"base"``."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME)
     if not ckpt.get("finished"):
         raise ValueError(f"{run_dir}: the run has not finished all its stages; train it to the end first")
     if (out_dir / CHECKPOINT_NAME).exists() and not overwrite:
         raise FileExistsError(f"{out_dir / CHECKPOINT_NAME} already exists; pass --overwrite to replace it")
+    release = {k: ckpt[k] for k in RELEASE_KEYS if k in ckpt}
+    if share_base:
+        init_from = ckpt["config"].get("init_from")
+        release["base"] = Path(init_from).name if init_from else None
+        base = load_checkpoint(run_dir.parent / release["base"] / CHECKPOINT_NAME)["models"] if init_from else {}
+        release["models"] = {name: state for name, state in release["models"].items()
+                             if not (name in base and all(torch.equal(v, base[name][k]) for k, v in state.items()))}
+    if float16:
+        release["models"] = {name: {k: v.half() if is_kernel(k, v) else v for k, v in state.items()}
+                             for name, state in release["models"].items()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out_dir / CHECKPOINT_NAME, {k: ckpt[k] for k in RELEASE_KEYS if k in ckpt})
+    save_checkpoint(out_dir / CHECKPOINT_NAME, release)
     for name in (CONFIG_NAME, LOG_NAME):
         if (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, out_dir / name)

@@ -23,13 +23,13 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.splits import test_dataset
 from ..data.training import center_crops, random_batch
 from .demo import QUICK_DEMO
-from ..env import in_colab
+from ..env import in_colab, resolve_device
 from ..files import atomic_write
 from ..metrics import summarize
 from ..models import STAGES, Cascade, StageLoss, get_preset
 from ..predict import predict_crops
-from ..app.release import RELEASE_KEYS
-from ..runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, TrainConfig, made_by_this_fa3d, same_settings
+from ..app.release import export_release, is_kernel
+from ..runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, TrainConfig, load_run, made_by_this_fa3d, same_settings
 from ..schedules import get_schedule, make_optimizer
 from ..train import optimizer_step, train as train_run
 
@@ -57,7 +57,7 @@ def setup(seed: int = 0, quiet: bool = False) -> torch.device:
 
     seed_everything(seed)
     setup_notebook()  # inline JPEG figures, plotly figures that work offline (no-op outside Jupyter)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device("auto")
     if not quiet:
         ram = _ram_gib()
         print(f"fa3d {__version__} | Python {platform.python_version()} | torch {torch.__version__}"
@@ -106,7 +106,7 @@ def pick_batch_sizes(preset: str = "paper", device: torch.device | str | None = 
     """
     schedule = get_schedule(preset)
     stages = tuple(stages or STAGES)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device or "auto")
     if device.type != "cuda":
         return {s: schedule.stage(s).batch_size for s in stages}
     p = get_preset(preset)
@@ -117,7 +117,7 @@ def pick_batch_sizes(preset: str = "paper", device: torch.device | str | None = 
         loss_mod = StageLoss(cascade, stage)
         loss_mod.set_mode(True)
         params = [q for m in loss_mod.trainable() for q in m.parameters()]
-        opt = make_optimizer(schedule.optimizer, params, 1e-12, 0.0)  # the cascade is thrown away after
+        opt = make_optimizer(schedule.optimizer, params, 1e-12)  # the cascade is thrown away after
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         try:
@@ -225,39 +225,15 @@ def ensure_run(name: str, out_dir="outputs/notebooks", *, train: bool = False, s
 
 # ----------------------------------------------------------------------------- ready-made runs
 
-def _is_kernel(key: str, tensor: torch.Tensor) -> bool:
-    """Convolution and linear weights: stored as float16 in a ready-made run (half the size)."""
-    return key.endswith("weight") and tensor.is_floating_point() and tensor.dim() > 1
-
-
 def export_ready_runs(runs_dir, out_root=None, names=None) -> list[Path]:
-    """Write the finished runs in ``runs_dir`` (every folder, or ``names``) as ready-made runs
-    under ``out_root``: release checkpoints (no optimiser or RNG state) with convolution and linear
-    kernels in float16, and each subnet that is unchanged from the run it started from
-    (``init_from``, also in ``runs_dir``) left out and taken from there (``"base"``). Returns the
-    folders written. ``make course-runs`` calls this after training the runs."""
+    """Write the finished runs in ``runs_dir`` (every folder, or ``names``) as ready-made runs under
+    ``out_root``: releases (:func:`fa3d.app.release.export_release`) with float16 kernels, each subnet
+    unchanged from the run it started from (``init_from``, also in ``runs_dir``) left out and taken from
+    there (``"base"``). Returns the folders written. ``make course-runs`` calls this after training the runs."""
     runs_dir, out_root = Path(runs_dir), Path(out_root or READY_RUNS_DIR)
-    written = []
-    for run_dir in sorted(p for p in runs_dir.iterdir() if (p / CHECKPOINT_NAME).is_file()):
-        if names is not None and run_dir.name not in names:
-            continue
-        ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME)
-        if not ckpt.get("finished"):
-            raise ValueError(f"{run_dir}: the run has not finished; train it to the end first")
-        base_name = Path(ckpt["config"]["init_from"]).name if ckpt["config"].get("init_from") else None
-        base = load_checkpoint(runs_dir / base_name / CHECKPOINT_NAME)["models"] if base_name else {}
-        models = {name: {k: v.half() if _is_kernel(k, v) else v for k, v in state.items()}
-                  for name, state in ckpt["models"].items()
-                  if not (name in base and all(torch.equal(v, base[name][k]) for k, v in state.items()))}
-        out = out_root / run_dir.name
-        out.mkdir(parents=True, exist_ok=True)
-        release = {k: ckpt[k] for k in RELEASE_KEYS if k in ckpt}
-        save_checkpoint(out / CHECKPOINT_NAME, {**release, "models": models, "base": base_name})
-        for name in (CONFIG_NAME, LOG_NAME):
-            if (run_dir / name).is_file():
-                shutil.copyfile(run_dir / name, out / name)
-        written.append(out)
-    return written
+    return [export_release(run_dir, out_root / run_dir.name, overwrite=True, float16=True, share_base=True)
+            for run_dir in sorted(runs_dir.iterdir())
+            if (run_dir / CHECKPOINT_NAME).is_file() and (names is None or run_dir.name in names)]
 
 
 def ready_checkpoint(name: str, root=None) -> dict | None:
@@ -280,7 +256,7 @@ def ready_checkpoint(name: str, root=None) -> dict | None:
             return None
         models.update(base["models"])
     models.update(ckpt["models"])
-    ckpt["models"] = {name: {k: v.float() if _is_kernel(k, v) else v for k, v in state.items()}
+    ckpt["models"] = {name: {k: v.float() if is_kernel(k, v) else v for k, v in state.items()}
                       for name, state in models.items()}
     ckpt.pop("base", None)
     return ckpt
@@ -311,10 +287,10 @@ def test_crops(run_dir, num_images: int | None = None) -> dict:
     """The run's synthetic **test** faces (seed + ``SYNTHETIC_TEST_SEED_OFFSET``: never trained on,
     and not the validation faces that tuned the quick schedule) as evaluation crops: ``image`` uint8
     (V, 3, S, S), ``landmarks`` (V, N, 3) in crop pixels, ``crop_matrix`` (V, 2, 3), ``yaw`` (V,) degrees."""
-    ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
-    dataset = test_dataset("synthetic", ckpt)
+    run = load_run(run_dir)
+    dataset = test_dataset("synthetic", run.checkpoint)
     faces = torch.utils.data.Subset(dataset, range(min(num_images or len(dataset), len(dataset))))
-    crops = center_crops(faces, ckpt["preset"]["image_size"])
+    crops = center_crops(faces, run.image_size)
     crops["yaw"] = crops.pop("pose")[:, 0]
     return crops
 
@@ -350,7 +326,3 @@ def main(argv=None) -> int:
     for path in written:
         print(f"exported {path} ({(path / CHECKPOINT_NAME).stat().st_size / 2**20:.1f} MiB)")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from .. import heatmaps as hm
 from . import viz
+from .report import write_run_report
 from ..data.readers import ThreeDFAW
 from ..data.writers import export_3dfaw_layout
 from ..data.synthetic import SyntheticFaces
@@ -76,8 +77,8 @@ def run_quick_pipeline(out_dir, *, seed: int = 0, num_train: int | None = None, 
     evaluation on the synthetic test faces (never trained or tuned on) with the mean-shape baseline.
 
     Trains into ``out_dir/run`` (resumed if a run with the same settings made by this fa3d is
-    there, replaced otherwise: the folder belongs to the demo). Returns {"metrics", "baseline",
-    "table", "run_dir", "metrics_path", "log_path", "seconds"}.
+    there, replaced otherwise: the folder belongs to the demo) and writes the report beside its metrics.json.
+    Returns evaluate_run's result with "report" ({kind: path}), "log_path" and "seconds".
     """
     t0 = time.time()
     run_dir = Path(out_dir) / "run"
@@ -87,7 +88,7 @@ def run_quick_pipeline(out_dir, *, seed: int = 0, num_train: int | None = None, 
     resume = is_reusable(run_dir / CHECKPOINT_NAME, cfg, get_schedule("quick"), get_preset("quick"))
     train_run(cfg, resume=resume, overwrite=not resume)
     result = evaluate_run(run_dir, "synthetic", progress=progress)
-    return {**result, "run_dir": run_dir, "log_path": run_dir / LOG_NAME, "seconds": time.time() - t0}
+    return {**result, "report": write_run_report(result), "log_path": run_dir / LOG_NAME, "seconds": time.time() - t0}
 
 
 def run_demo(out_dir: Path, seed: int = 0, scheme: str = "3dfaw66", train: bool = True) -> dict:

@@ -1,8 +1,9 @@
 """The evaluation report: the paper's Tables 2-3 and Fig. 3-4 for our predictions.
 
-:func:`write_report` takes plain tensors (predictions and ground truth in image
-pixels, as :func:`fa3d.evaluate.evaluate_dataset` returns them) and writes, into
-one folder (a run's folder, next to its ``metrics.json``)::
+:func:`write_report` takes the numbers of each run, computed once by
+:func:`fa3d.metrics.score` (``fa3d evaluate`` computes them for a run:
+:func:`write_run_report`), and the model's predictions (for the drawn faces), and writes,
+into one folder (a run's folder, next to its ``metrics.json``)::
 
     report.md / report.html   tables laid out like the paper's Tables 2-3, with the
                               paper's own 3DFAW numbers beside ours *for reference*
@@ -13,7 +14,7 @@ one folder (a run's folder, next to its ``metrics.json``)::
     face_3d.html              one test face in 3D, prediction vs ground truth (plotly)
     training_curves.png       loss / GTE / lr per epoch (when a training log is given)
 
-Every number is computed here from the inputs with :mod:`fa3d.metrics`; the only
+Every number comes from :func:`fa3d.metrics.score`, never recomputed here; the only
 hard-coded numbers are the published references below, always labelled as such.
 """
 from __future__ import annotations
@@ -21,15 +22,16 @@ from __future__ import annotations
 import html
 import json
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import viz
+from ..data.readers import parse_spec
 from ..data.schemes import get_scheme
-from ..metrics import METRIC_KEYS, PUBLISHED_AFLW2000, YAW_BINS, gte, nme_bbox, protocol_summary, summarize, yaw_binned_nme
+from ..metrics import PUBLISHED_AFLW2000
+from ..runs import read_log
 
 #: Bulat & Tzimiropoulos 2016 on **3DFAW** (their Tables 2 and 3), percent. References, not ours.
 PAPER_3DFAW = {
@@ -37,14 +39,10 @@ PAPER_3DFAW = {
              "second best in the challenge": {"gte": 5.8835, "cvgtce": 3.9700}},
     "valid": {"xy": "3.6263", "xyz": "4.9408", "x": "2.12", "y": "2.48", "z": "2.77"},
 }
-BASELINE_NAME = "mean-shape baseline"  #: the report's name of baseline_pred
+BASELINE_NAME = "mean-shape baseline"  #: the run name of the mean-shape baseline (write_report, report_numbers)
 REPORT_FILES = {"markdown": "report.md", "html": "report.html", "json": "report.json", "ced": "ced.png",
                 "gallery": "gallery.jpg", "yaw": "error_by_yaw.png", "face_3d": "face_3d.html",
                 "training": "training_curves.png"}
-
-
-def _tensor(x) -> torch.Tensor:
-    return (x if torch.is_tensor(x) else torch.as_tensor(np.asarray(x))).detach().cpu().double()
 
 
 def _fmt(v, digits: int = 2) -> str:
@@ -53,70 +51,28 @@ def _fmt(v, digits: int = 2) -> str:
 
 # ----------------------------------------------------------------------------- numbers
 
-def report_numbers(pred, gt, *, yaw=None, baseline_pred=None, extra_runs: dict | None = None,
-                   model_name: str = "fa3d", data_name: str = "synthetic", eye_corners=(36, 45)) -> dict:
-    """Every number of the report, in percent, from (V, N, 3) predictions and ground truth
-    (computed in float64, like ``fa3d evaluate``'s metrics.json).
+def report_numbers(runs: dict[str, dict], data_name: str = "synthetic") -> dict:
+    """Every number of the report, in percent: the :func:`fa3d.metrics.score` of each run (the
+    first is the model, the mean-shape baseline is named :data:`BASELINE_NAME`), arranged, not recomputed.
 
-    Returns {"runs": {name: summarize(...)}, "model", "baseline" (names or None), "axes" ("xyz",
-    or "xy" where the ground truth has no z: the error that orders and plots the faces),
-    "yaw": {name: {"gte_<axes>": yaw_binned_nme dict in %, "nme_bbox": ...}} (when some yaw is known),
-    "protocol": {name: :func:`fa3d.metrics.protocol_summary`} (68 points, whatever the data),
-    "aflw2000": {"balanced_nme", "bins", "published"} (data_name "aflw2000" with 68 points and yaw)}.
+    Returns {"data", "model", "baseline" (names or None), "num_images", "axes", "runs": {name:
+    summary}, "protocol": {name: protocol} (68 points), "yaw": {name: {"gte_<axes>", "nme_bbox"}}
+    and "yaw_known" (when some yaw is known), "aflw2000": {"balanced_nme", "bins", "published"}
+    (data_name "aflw2000" with 68 points and yaw)}.
     """
-    gt = _tensor(gt)
-    runs = _runs(pred, baseline_pred, extra_runs, model_name)
-    baseline = BASELINE_NAME if baseline_pred is not None else None
-    axes = error_axes(gt)
-    out = {"data": data_name, "model": model_name, "baseline": baseline, "num_images": int(gt.shape[0]),
-           "axes": axes, "runs": {name: summarize(p, gt, eye_corners) for name, p in runs.items()}}
-    yaw = None if yaw is None else _tensor(yaw).reshape(-1)
-    if gt.shape[1] == 68:
-        out["protocol"] = {name: protocol_summary(p, gt, yaw) for name, p in runs.items()}
-    if yaw is not None and (~torch.isnan(yaw)).any():
-        known = ~torch.isnan(yaw)
-        out["yaw"] = {}
-        for name, p in runs.items():
-            per = {f"gte_{axes}": gte(p[known], gt[known], axes, eye_corners), "nme_bbox": nme_bbox(p[known], gt[known])}
-            out["yaw"][name] = {k: _percent(yaw_binned_nme(e, yaw[known], YAW_BINS)) for k, e in per.items()}
-        out["yaw_known"] = int(known.sum())
-        if data_name.lower().startswith("aflw2000") and gt.shape[1] == 68:
-            mine = out["yaw"][model_name]["nme_bbox"]
+    model, first = next(iter(runs.items()))
+    out = {"data": data_name, "model": model, "baseline": BASELINE_NAME if BASELINE_NAME in runs else None,
+           "num_images": first["summary"]["num_images"], "axes": first["axes"],
+           "runs": {name: s["summary"] for name, s in runs.items()}}
+    for key in ("protocol", "yaw"):
+        if key in first:
+            out[key] = {name: s[key] for name, s in runs.items()}
+    if "yaw" in first:
+        out["yaw_known"] = first["yaw_known"]
+        if data_name.lower().startswith("aflw2000") and "protocol" in first:
+            mine = out["yaw"][model]["nme_bbox"]
             out["aflw2000"] = {"balanced_nme": mine["balanced"], "bins": mine, "published": dict(PUBLISHED_AFLW2000)}
     return out
-
-
-def error_axes(gt) -> str:
-    """"xyz" when every ground-truth z is known, else "xy" (2D-only data): the GTE the report ranks by."""
-    return "xyz" if gt.shape[-1] == 3 and torch.isfinite(_tensor(gt)[..., 2]).all() else "xy"
-
-
-def _runs(pred, baseline_pred, extra_runs: dict | None, model_name: str) -> dict[str, torch.Tensor]:
-    """{name: (V, N, 3) float64}: the model, then the mean-shape baseline (when given), then extra_runs."""
-    runs = {model_name: _tensor(pred)}
-    if baseline_pred is not None:
-        runs[BASELINE_NAME] = _tensor(baseline_pred)
-    runs.update({name: _tensor(p) for name, p in (extra_runs or {}).items()})
-    return runs
-
-
-def _percent(binned: dict) -> dict:
-    """yaw_binned_nme's fractions -> percent, JSON-friendly."""
-    return {"bins": [list(b) for b in binned["bins"]], "counts": binned["counts"],
-            "means": [100 * m for m in binned["means"]], "balanced": 100 * binned["balanced"],
-            "mean": 100 * binned["mean"]}
-
-
-def check_against_metrics(numbers: dict, metrics: dict, tol: float = 6e-5) -> list[str]:
-    """Differences between the report's model numbers and a metrics.json dict (rounded to
-    4 decimals there): a list of "key: report vs metrics.json" lines, empty when they agree."""
-    mine = numbers["runs"][numbers["model"]]
-    bad = []
-    for k in METRIC_KEYS:
-        if k in metrics and metrics[k] is not None and not math.isnan(mine[k]):
-            if abs(mine[k] - float(metrics[k])) > tol + 1e-9 * abs(mine[k]):
-                bad.append(f"{k}: report {mine[k]:.6f} vs metrics.json {metrics[k]}")
-    return bad
 
 
 # ----------------------------------------------------------------------------- tables
@@ -223,19 +179,19 @@ def _image(images, i: int):
     return item["image"] if isinstance(item, dict) else item
 
 
-def write_report(out_dir, *, pred, gt, scheme, images=None, yaw=None, baseline_pred=None, ids=None,
-                 data_name: str = "synthetic", metrics: dict | None = None, extra_runs: dict | None = None,
-                 log: list[dict] | None = None, model_name: str = "fa3d", title: str | None = None,
-                 per_row: int = 4, eye_corners=(36, 45)) -> dict[str, Path]:
+def write_report(out_dir, runs: dict[str, dict], *, pred, gt, scheme, images=None, yaw=None, ids=None,
+                 data_name: str = "synthetic", log: list[dict] | None = None, title: str | None = None,
+                 per_row: int = 4) -> dict[str, Path]:
     """Write the evaluation report into ``out_dir`` (created if needed). Returns {kind: path}
     for the files in :data:`REPORT_FILES` that were written.
 
-    pred, gt: (V, N, 3) landmarks in image pixels (x, y, z; as ``evaluate_dataset`` returns).
+    runs: {name: :func:`fa3d.metrics.score`} on the same faces: the model first, then the mean-shape
+    baseline (named :data:`BASELINE_NAME`) and any others (e.g. stages), the tables' rows and curves.
+    pred, gt: (V, N, 3) the model's landmarks and the ground truth in image pixels (x, y, z; as
+    ``evaluate_dataset`` returns them), for the faces drawn.
     scheme: "68" or "3dfaw66". images: anything indexable by image index giving an uint8
     (3, H, W) image (a list, a tensor, or a dataset whose items are dicts); only the few
-    drawn faces are read. yaw: (V,) degrees (NaN = unknown). baseline_pred: (V, N, 3) of the
-    mean-shape baseline. extra_runs: {name: (V, N, 3)} more rows and curves (e.g. stages).
-    metrics: a metrics.json dict: the report checks that its numbers agree and says so.
+    drawn faces are read. yaw: (V,) degrees (NaN = unknown), for the error-by-yaw figure.
     log: :func:`fa3d.runs.read_log` records for the training curves. ``data_name="aflw2000"``
     (68 points, yaw given) adds the yaw-binned balanced NME next to published numbers.
     face_3d.html works offline: it loads the plotly.min.js written beside it (~4.8 MB).
@@ -243,29 +199,39 @@ def write_report(out_dir, *, pred, gt, scheme, images=None, yaw=None, baseline_p
     out = _ReportFolder(out_dir)
     scheme = get_scheme(scheme)
     pred_t, gt_t = _checked_landmarks(pred, gt, scheme)
-    numbers = report_numbers(pred_t, gt_t, yaw=yaw, baseline_pred=baseline_pred, extra_runs=extra_runs,
-                             model_name=model_name, data_name=data_name, eye_corners=eye_corners)
-    notes = _notes(numbers, data_name, metrics)
+    numbers = report_numbers(runs, data_name)
+    model, axes = numbers["model"], numbers["axes"]
+    notes = [f"Our numbers: {numbers['num_images']} {data_name} test faces, computed by fa3d.metrics from the "
+             "predictions. Rows and columns marked paper / published are other people's numbers on other data, "
+             "for reference only."]
 
-    runs = _runs(pred_t, baseline_pred, extra_runs, model_name)
-    errors = {name: viz.image_errors(p, gt_t, eye_corners) for name, p in runs.items()}
-    axes = numbers["axes"]
-    model_err = errors[model_name][axes]
+    errors = {name: s["errors"] for name, s in runs.items()}
+    model_err = errors[model][axes].double().numpy()
     order = np.argsort(np.where(np.isfinite(model_err), model_err, np.inf), kind="stable")  # best first
     panels = viz.ERROR_AXES if axes == "xyz" else tuple(a for a in viz.ERROR_AXES if "z" not in a)
     out.save("ced", viz.ced_figure(errors, axes=panels, title=f"GTE vs fraction of {data_name} test images"))
     out.save("gallery", _gallery_figure(images, pred_t, gt_t, scheme, model_err, order, per_row=per_row, ids=ids,
                                         axes=axes))
-    if "yaw" in numbers:
-        out.save("yaw", _yaw_figure(errors, yaw, axes))
+    if "yaw" in numbers and yaw is not None:
+        out.save("yaw", viz.error_vs_yaw(runs, yaw, title=f"GTE {axes} against |yaw| "
+                                                          f"({numbers['yaw_known']} faces with known yaw)"))
     if log:
         out.save("training", viz.training_curves(log))
     median = int(order[(len(model_err) - 1) // 2])
-    _write_face_3d(out, images, pred_t, gt_t, scheme, median, model_err, ids=ids,
-                   axes=axes)
+    _write_face_3d(out, images, pred_t, gt_t, scheme, median, model_err, ids=ids, axes=axes)
 
-    _write_text_files(out, numbers, title or f"fa3d evaluation report: {model_name} on {data_name}", notes)
+    _write_text_files(out, numbers, title or f"fa3d evaluation report: {model} on {data_name}", notes)
     return out.paths
+
+
+def write_run_report(result: dict) -> dict[str, Path]:
+    """The report of :func:`fa3d.evaluate.evaluate_run`'s ``result`` beside its metrics.json: the model
+    and the mean-shape baseline on the run's test faces, and the run's training curves."""
+    ev = result["evaluation"]
+    return write_report(result["metrics_path"].parent, {result["name"]: ev["model"], BASELINE_NAME: ev["baseline"]},
+                        pred=ev["pred"], gt=ev["gt"], scheme=result["scheme"], images=result["dataset"],
+                        yaw=ev["yaw"], ids=ev["ids"], data_name=parse_spec(result["data"])[0],
+                        log=read_log(result["run_dir"]))
 
 
 class _ReportFolder:
@@ -291,30 +257,13 @@ class _ReportFolder:
 
 def _checked_landmarks(pred, gt, scheme) -> tuple[torch.Tensor, torch.Tensor]:
     """pred and gt as float64 tensors, after checking they are both (V, N, 3) with the scheme's N."""
-    pred_t, gt_t = _tensor(pred), _tensor(gt)
+    pred_t, gt_t = (torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).detach().cpu().double()
+                    for x in (pred, gt))
     if pred_t.shape != gt_t.shape or pred_t.dim() != 3:
         raise ValueError(f"pred and gt must both be (V, N, 3); got {tuple(pred_t.shape)} and {tuple(gt_t.shape)}")
     if pred_t.shape[1] != scheme.num_points:
         raise ValueError(f"landmarks have {pred_t.shape[1]} points but scheme {scheme.name!r} has {scheme.num_points}")
     return pred_t, gt_t
-
-
-def _notes(numbers: dict, data_name: str, metrics: dict | None) -> list[str]:
-    """The lines quoted at the top of the report. With a metrics.json dict, also checks that
-    the report's numbers agree with it: sets numbers["agrees_with_metrics_json"], and warns
-    (and says so in the notes) when they do not."""
-    notes = [f"Our numbers: {numbers['num_images']} {data_name} test faces, computed by fa3d.metrics from the "
-             "predictions. Rows and columns marked paper / published are other people's numbers on other data, "
-             "for reference only."]
-    if metrics is not None:
-        bad = check_against_metrics(numbers, metrics)
-        numbers["agrees_with_metrics_json"] = not bad
-        if bad:
-            warnings.warn("report numbers differ from metrics.json: " + "; ".join(bad))
-            notes.append("WARNING: these numbers differ from metrics.json: " + "; ".join(bad))
-        else:
-            notes.append("The model's numbers agree with metrics.json (to its 4 decimals).")
-    return notes
 
 
 def _gallery_figure(images, pred, gt, scheme, model_err: np.ndarray, order: np.ndarray, *, per_row: int, ids,
@@ -328,14 +277,6 @@ def _gallery_figure(images, pred, gt, scheme, model_err: np.ndarray, order: np.n
     return viz.prediction_gallery(gallery_images, pred, gt, scheme, errors=model_err, per_row=per_row,
                                   ids=list(ids) if ids is not None else None,
                                   title=f"best / median / worst by GTE {axes} (magenta: ours, green: truth)")
-
-
-def _yaw_figure(errors: dict, yaw, axes: str = "xyz"):
-    """GTE on ``axes`` against |yaw| for every run, over the faces whose yaw is known (not NaN)."""
-    yaw_t = _tensor(yaw).reshape(-1)
-    known = ~torch.isnan(yaw_t)
-    return viz.error_vs_yaw({name: e[axes][known.numpy()] for name, e in errors.items()}, yaw_t[known],
-                            ylabel=f"GTE {axes} (%)", title=f"GTE {axes} against |yaw| ({int(known.sum())} faces with known yaw)")
 
 
 def _write_face_3d(out: _ReportFolder, images, pred, gt, scheme, face: int, model_err: np.ndarray, *, ids,

@@ -24,12 +24,8 @@ Faults: a face with most landmarks outside its image or too small to crop (:func
 is an error naming its file; two images with one id are an error; 300W-LP faces that preparing
 depth left out are skipped, counted and listed (``landmarks_3d/skipped.tsv``).
 
-Every dataset returns the fa3d item dict: ``image`` uint8 (3, H, W), ``landmarks``
-float32 (N, 3) in pixels with pixel centres at integer coordinates and z centred
-to zero mean (NaN for 2D-only data), ``visible`` bool (N,) (all True: none of
-these datasets has occlusion flags), ``bbox`` float32 (4,) = tight x1, y1, x2, y2
-box of the landmarks, ``pose`` float32 (3,) = yaw, pitch, roll in degrees (NaN
-where unknown), ``id`` str.
+Every dataset returns a :class:`~fa3d.data.item.FaceItem` with every point visible (none of these
+datasets has occlusion flags), z NaN for 2D-only data and ``bbox`` the landmark box.
 
 ``open_dataset`` opens any of them (or the synthetic faces) from a SPEC string
 ``KIND[:ARG]`` (see ``DATASET_SPECS``); ``parse_spec`` is the one parser of those strings.
@@ -51,6 +47,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from .item import face_item
 from .morphable import MorphableBases, landmarks_from_3dmm, load_bases
 from .pose import pose_from_3ddfa
 from .schemes import LandmarkScheme, convert_68_to_66, get_scheme
@@ -212,12 +209,6 @@ def _pose_from_mat(path, mat: dict) -> tuple[float, float, float]:
     return pose_from_3ddfa(p) if np.isfinite(p[:3]).all() else (math.nan,) * 3  # NaN: pose unknown
 
 
-def read_aflw2000_pose(mat_path) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees, fa3d's convention (:mod:`fa3d.data.pose`), from the file's
-    ``Pose_Para`` (1, 7) = pitch, yaw, roll (rad, 3DDFA's convention), tdx, tdy, tdz, scale."""
-    return _pose_from_mat(mat_path, _loadmat(mat_path))
-
-
 def landmarks_from_mat(mat_path, bases, image_height: int, mat: dict | None = None) -> np.ndarray:
     """3D landmarks (68, 3) float64 of a 300W-LP or AFLW2000-3D ``.mat`` from its 3DMM fit
     (``Shape_Para``, ``Exp_Para``, ``Pose_Para``) and the bases (see :func:`fa3d.data.landmarks_from_3dmm`);
@@ -318,7 +309,7 @@ def image_size(path) -> tuple[int, int]:
 def _item_landmarks(landmarks: np.ndarray, where) -> torch.Tensor:
     """(N, 2) or (N, 3) pixels -> the item's float32 (N, 3) landmarks: z centred (NaN if absent).
 
-    The one place where an item's landmarks are made (``make_item`` and ``_FaceFolder.landmarks``).
+    The one place where the readers' landmarks are made (``_FaceFolder.__getitem__`` and ``.landmarks``).
     ``where`` (a path or an id) names the source in the error for NaN or inf values.
     """
     lm = np.asarray(landmarks, np.float64)
@@ -350,23 +341,6 @@ def face_fault(landmarks: np.ndarray, width: int, height: int) -> str | None:
     if side < MIN_FACE_PX:
         return f"face too small to crop: its landmarks span {side:.1f} px (at least {MIN_FACE_PX:g})"
     return None
-
-
-def make_item(image: torch.Tensor, landmarks: np.ndarray, pose=None, id: str = "", source=None) -> dict:
-    """Build the fa3d item dict. ``landmarks``: (N, 2) or (N, 3) pixels; z is centred (NaN if absent).
-
-    ``source`` (a path) is only used in error messages.
-    """
-    lm = _item_landmarks(landmarks, source or id)
-    pose = torch.full((3,), math.nan) if pose is None else torch.as_tensor(pose, dtype=torch.float32)
-    return {
-        "image": image,
-        "landmarks": lm,
-        "visible": torch.ones(len(lm), dtype=torch.bool),
-        "bbox": torch.cat([lm[:, :2].min(0).values, lm[:, :2].max(0).values]),
-        "pose": pose,
-        "id": id,
-    }
 
 
 def to_scheme(lm: np.ndarray, scheme: LandmarkScheme, path) -> np.ndarray:
@@ -460,11 +434,11 @@ class _FaceFolder(Dataset):
     def landmarks(self, index: int) -> torch.Tensor:
         """``self[index]["landmarks"]`` without decoding the image: float32 (N, 3), same values.
 
-        In the dataset's scheme, z centred to zero mean (NaN for 2D data), as ``make_item`` makes
+        In the dataset's scheme, z centred to zero mean (NaN for 2D data), as ``self[index]`` has
         them; ``transform`` (if any) is not applied. Annotation errors are raised as by ``self[index]``.
         """
         sid, _, ann_path, lm, _ = self._annotation(index)
-        return _item_landmarks(lm, ann_path or sid)
+        return _item_landmarks(lm, ann_path)
 
     def __getitem__(self, index: int) -> dict:
         sid, image_path, ann_path, lm, pose = self._annotation(index)
@@ -472,7 +446,7 @@ class _FaceFolder(Dataset):
         fault = face_fault(lm, image.shape[2], image.shape[1])
         if fault:
             raise DatasetFormatError(ann_path, fault)
-        item = make_item(image, lm, pose, sid, ann_path)
+        item = face_item(image, _item_landmarks(lm, ann_path), pose=pose, id=sid)
         return self.transform(item) if self.transform is not None else item
 
     def __repr__(self) -> str:

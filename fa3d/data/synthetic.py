@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from . import scene
+from .item import FaceItem, face_item
 from .pose import rotation_matrix
 from .schemes import INDICES_68_TO_66, convert_68_to_66, get_scheme
 
@@ -877,13 +878,9 @@ def _scene_points(p: SyntheticFaceParams, L: _Layout, rot: np.ndarray, scale: fl
 
 
 def render_face(params: SyntheticFaceParams, image_size: int = 256, scheme: str = "3dfaw66",
-                id: str = "synth-custom") -> dict:
-    """Render one face. Returns the fa3d item dict.
-
-    image: uint8 (3, S, S); landmarks: float32 (N, 3) in pixels, z zero-mean, larger = closer;
-    visible: bool (N,); bbox: float32 (4,) = tight x1, y1, x2, y2 of the landmarks;
-    pose: float32 (3,) = yaw, pitch, roll in degrees; id: str.
-    """
+                id: str = "synth-custom") -> FaceItem:
+    """Render one face: a :class:`~fa3d.data.item.FaceItem` with a (3, S, S) image, the visibility
+    of every landmark, the landmark box and the params' pose."""
     scheme = get_scheme(scheme).name
     p, S = params, int(image_size)
     L = _layout(p)
@@ -930,16 +927,9 @@ def render_face(params: SyntheticFaceParams, image_size: int = 256, scheme: str 
     if scheme == "3dfaw66":
         lm, visible = convert_68_to_66(lm), visible[list(INDICES_68_TO_66)]
     lm[:, 2] -= lm[:, 2].mean()
-    lm = lm.astype(np.float32)
-    bbox = np.array([*lm[:, :2].min(0), *lm[:, :2].max(0)], dtype=np.float32)
-    return {
-        "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
-        "landmarks": torch.from_numpy(np.ascontiguousarray(lm)),
-        "visible": torch.from_numpy(np.ascontiguousarray(visible)),
-        "bbox": torch.from_numpy(bbox),
-        "pose": torch.tensor([p.yaw, p.pitch, p.roll], dtype=torch.float32),
-        "id": id,
-    }
+    return face_item(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+                     torch.from_numpy(lm.astype(np.float32)), torch.from_numpy(np.ascontiguousarray(visible)),
+                     (p.yaw, p.pitch, p.roll), id)
 
 
 # --------------------------------------------------------------------------- dataset

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .item import landmark_box
 from .transforms import (Augment3D, AugmentDraws, CenterCrop3D, face_box, face_crop_matrix, warp_image,
                          warp_landmarks, warp_sample)
 
@@ -187,8 +188,7 @@ def mean_shape(dataset: Dataset, size: int, max_items: int = 1000) -> torch.Tens
     shapes = []
     for i in idx:
         lm = dataset.landmarks(int(i)) if cheap_landmarks(dataset) else dataset[int(i)]["landmarks"]
-        bbox = torch.cat([lm[:, :2].amin(0), lm[:, :2].amax(0)])
-        shapes.append(warp_landmarks(lm, face_crop_matrix(bbox, size)))
+        shapes.append(warp_landmarks(lm, face_crop_matrix(landmark_box(lm), size)))
     return torch.stack(shapes).nanmean(0).nan_to_num(0.0)
 
 

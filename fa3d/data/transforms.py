@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
+from .item import landmark_box
 from .schemes import LandmarkScheme, get_scheme, scheme_for_points
 
 DEFAULT_EXTEND = 0.225  # the paper extends the face box by 20-25 %; we take the middle
@@ -76,11 +77,17 @@ def face_crop_matrix(bbox, out_size: int, extend: float = DEFAULT_EXTEND, scale:
     we default to 22.5 % of the longer side (a square crop keeps the face's aspect).
     ``scale`` multiplies that side (test-time scales, :data:`fa3d.predict.MULTI_SCALE`).
     """
+    centre, size = _centre_size(bbox)
+    return similarity_matrix(centre, (1 + extend) * size * scale, out_size)
+
+
+def _centre_size(bbox) -> tuple[tuple[float, float], float]:
+    """Centre (x, y) and longer side of a face box (x1, y1, x2, y2), in pixels; a degenerate box is an error."""
     x1, y1, x2, y2 = (float(v) for v in torch.as_tensor(bbox).reshape(4))
     size = max(x2 - x1, y2 - y1)
     if not size > 0:
         raise ValueError(f"degenerate face box {(x1, y1, x2, y2)}: width and height are not positive")
-    return similarity_matrix(((x1 + x2) / 2, (y1 + y2) / 2), (1 + extend) * size * scale, out_size)
+    return ((x1 + x2) / 2, (y1 + y2) / 2), size
 
 
 def similarity_scale(A) -> torch.Tensor:
@@ -224,10 +231,7 @@ def warp_image(image: torch.Tensor, A, out_size, fill: float = 0.0,
 
 def face_box(item: dict) -> torch.Tensor:
     """The item's ``bbox``, else the box (x1, y1, x2, y2) of its landmarks."""
-    if "bbox" in item:
-        return item["bbox"]
-    lm = item["landmarks"]
-    return torch.cat([lm[:, :2].amin(0), lm[:, :2].amax(0)])
+    return item["bbox"] if "bbox" in item else landmark_box(item["landmarks"])
 
 
 def warp_sample(item: dict, A, out_size: int, scheme: str | LandmarkScheme | None = None,
@@ -367,11 +371,8 @@ class Augment3D:
         extend = uniform(*cfg.extend_range)
         tx = uniform(-cfg.translate_frac, cfg.translate_frac)
         ty = uniform(-cfg.translate_frac, cfg.translate_frac)
-        x1, y1, x2, y2 = (float(v) for v in torch.as_tensor(bbox).reshape(4))
-        size = max(x2 - x1, y2 - y1)
-        if not size > 0:
-            raise ValueError(f"degenerate face box {(x1, y1, x2, y2)}: width and height are not positive")
-        centre = ((x1 + x2) / 2 + tx * size, (y1 + y2) / 2 + ty * size)
+        (cx, cy), size = _centre_size(bbox)
+        centre = (cx + tx * size, cy + ty * size)
         return similarity_matrix(centre, (1 + extend) * size / scale, self.out_size, angle, flip)
 
     @property
@@ -396,12 +397,8 @@ class Augment3D:
                 noise = torch.randn((3, self.out_size, self.out_size), generator=g)
         return AugmentDraws(A, colour, order, degrade, noise)
 
-    def colour_jitter(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Random brightness/contrast/saturation/hue, in random order, on a (3, H, W) image."""
-        rand = torch.rand(4, generator=generator, dtype=torch.float64).tolist()
-        return self._jitter(image, rand, torch.randperm(4, generator=generator).tolist())
-
     def _jitter(self, image: torch.Tensor, rand: list[float], order: list[int]) -> torch.Tensor:
+        """Brightness, contrast, saturation and hue in ``order``, of strengths ``rand``, on a (3, H, W) image."""
         cfg = self.config
         ops = [
             (cfg.brightness, lambda im, u: TF.adjust_brightness(im, 1 + cfg.brightness * (2 * u - 1))),

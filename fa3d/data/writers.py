@@ -97,11 +97,6 @@ def write_300wlp_mat(path, lm2d, pose_deg=None, *, extra: dict | None = None, ov
     return _write_mat(path, {**variables, **(extra or {})}, overwrite)
 
 
-def write_300wlp_pts_mat(path, lm2d, *, overwrite: bool = False) -> Path:
-    """Write a 300W-LP ``landmarks/<subset>/<name>_pts.mat`` with ``pts_2d`` (68, 2), stored 1-based."""
-    return _write_mat(path, {"pts_2d": _to_matlab(_as_array(lm2d, (68, 2), str(path)))}, overwrite)
-
-
 def write_landmarks_csv(path, lm, *, overwrite: bool = False) -> Path:
     """Write (N, 3) landmarks as N rows ``x,y,z`` (read back by ``fa3d.data.readers.read_landmarks_csv``)."""
     a = np.asarray(lm.detach().cpu() if isinstance(lm, torch.Tensor) else lm)

@@ -20,6 +20,7 @@ are pre-activated; the first conv still needs its own BN-ReLU before pooling.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -147,8 +148,10 @@ def load_pretrained(model: ZRegressor, path: str) -> None:
     ImageNet classes vs N landmarks) and the first conv (3 vs 3+N input channels),
     except that an RGB first conv (w, 3, 7, 7) is copied into the RGB input channels
     so only the heatmap channels start from the Gaussian init.
-    Any other missing or unexpected key is a ValueError naming the file.
+    Any other missing or unexpected key is a ValueError naming the file; no file, a FileNotFoundError.
     """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Z net weights not found: {path} (a state dict of a pre-activation ResNet-200)")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
 from ...data.schemes import LandmarkScheme, get_scheme
-from ...metrics import auc, ced, cvgtce, gte, yaw_binned_nme
+from ...metrics import ERROR_AXES, auc, ced, face_errors, gte
 from ...models.zregressor import ZRegressor
 
 
@@ -35,8 +35,6 @@ GROUP_COLOURS = {
 }
 #: Colours of ground truth, prediction and error segments in comparisons.
 GT_COLOUR, PRED_COLOUR, ERROR_COLOUR = "#00C853", "#E040FB", "#FF1744"
-#: The axis sets of the paper's Fig. 3 / Table 3, in its order, plus CVGTCE.
-ERROR_AXES = ("xy", "xyz", "x", "y", "z")
 
 
 def _numpy(x) -> np.ndarray:
@@ -273,21 +271,17 @@ def training_curves(log: list[dict], *, title: str | None = None) -> Figure:
 
 # ============================================================================ errors
 
-def image_errors(pred, gt, eye_corners=(36, 45)) -> dict[str, np.ndarray]:
-    """Per-image errors as fractions of the interocular distance: GTE on each axis set of
-    ``ERROR_AXES`` and CVGTCE. pred, gt: (V, N, 3). Returns {"xy": (V,), ..., "cvgtce": (V,)}.
-    100 × their means are exactly :func:`fa3d.metrics.summarize`'s numbers."""
-    out = {a: _numpy(gte(pred, gt, a, eye_corners)).astype(np.float64).reshape(-1) for a in ERROR_AXES}
-    out["cvgtce"] = _numpy(cvgtce(pred, gt, eye_corners)).astype(np.float64).reshape(-1)
-    return out
+def image_errors(pred, gt) -> dict[str, np.ndarray]:
+    """:func:`fa3d.metrics.face_errors` as float64 numpy arrays: per-image GTE on each axis set of
+    ``ERROR_AXES``, "cvgtce" and "nme_bbox", fractions. pred, gt: (V, N, 3). Returns {"xy": (V,), ...}."""
+    return {k: np.asarray(_numpy(e), np.float64).reshape(-1) for k, e in face_errors(pred, gt).items()}
 
 
-def _errors_of(run, eye_corners) -> dict[str, np.ndarray]:
-    """A run given as (pred, gt) or as an errors dict -> errors dict."""
+def _errors_of(run) -> dict[str, np.ndarray]:
+    """A run given as (pred, gt) or as an errors dict -> errors dict of numpy arrays."""
     if isinstance(run, dict):
         return {k: np.asarray(_numpy(v), np.float64).reshape(-1) for k, v in run.items()}
-    pred, gt = run
-    return image_errors(pred, gt, eye_corners)
+    return image_errors(*run)
 
 
 def _nice_ceiling(x: float) -> float:
@@ -299,18 +293,19 @@ def _nice_ceiling(x: float) -> float:
 
 
 def ced_figure(runs: dict, *, axes=ERROR_AXES, max_error: float | dict | None = None,
-               eye_corners=(36, 45), panel_size: float = 3.0, title: str | None = None) -> Figure:
+               panel_size: float = 3.0, title: str | None = None) -> Figure:
     """Cumulative error distributions in the style of the paper's Fig. 3: fraction of test
     images whose GTE is below a threshold, one panel per axis set (xy, xyz, x, y, z; "cvgtce"
     also allowed), every run on each panel with its AUC in the legend.
 
-    runs: {label: (pred, gt)} with (V, N, 3) landmarks, or {label: :func:`image_errors` dict}.
+    runs: {label: (pred, gt)} with (V, N, 3) landmarks, or {label: per-image errors} (the "errors" of
+    :func:`fa3d.metrics.score`, or :func:`image_errors`).
     max_error: the x range (fraction, e.g. 0.1 = 10 %) and AUC limit, one number or one per
     axis set; by default 1.5 × the 95th percentile of the best run's errors on that panel,
     rounded up (the best run reaches the top; a weak baseline may not).
     AUC is the exact area under the CED on [0, max_error] divided by max_error (0..1).
     """
-    errors = {label: _errors_of(run, eye_corners) for label, run in runs.items()}
+    errors = {label: _errors_of(run) for label, run in runs.items()}
     n = len(axes)
     fig = Figure(figsize=(panel_size * n, panel_size + 0.4), layout="constrained")
     panels = fig.subplots(1, n, squeeze=False)[0]
@@ -352,7 +347,7 @@ def prediction_gallery(images, pred, gt, scheme: str | LandmarkScheme, *, errors
     """
     pred_np, gt_np = _numpy(pred), _numpy(gt)
     V = len(pred_np)
-    e = np.asarray(_numpy(errors if errors is not None else gte(pred, gt, "xyz")), np.float64).reshape(-1)
+    e = np.asarray(_numpy(errors if errors is not None else gte(pred, gt, "xyz", scheme)), np.float64).reshape(-1)
     order = np.argsort(np.where(np.isfinite(e), e, np.inf), kind="stable")
     k = min(per_row, V)
     mid = max(0, (V - k) // 2)
@@ -370,30 +365,29 @@ def prediction_gallery(images, pred, gt, scheme: str | LandmarkScheme, *, errors
     return fig
 
 
-def error_vs_yaw(errors, yaw, *, bins=((0, 30), (30, 60), (60, 90)), ylabel: str = "GTE xyz (%)",
-                 title: str | None = None) -> Figure:
-    """Per-image error (fractions, shown in %) against |yaw| (degrees), with the mean of each
-    yaw bin (the AFLW2000-3D protocol's bins by default) drawn as a step and printed.
+def error_vs_yaw(runs: dict[str, dict], yaw, *, title: str | None = None) -> Figure:
+    """Per-image GTE (%) against |yaw| (degrees) of each run, with the mean of each yaw bin (the
+    AFLW2000-3D protocol's) drawn as a step and printed.
 
-    errors: (V,) array, or {label: (V,)} to compare runs on the same images.
+    runs: {label: :func:`fa3d.metrics.score`} on the same faces, scored with their yaw: the plot draws
+    its per-image errors and its yaw-bin means, on its "axes". yaw: (V,) degrees; NaN (unknown) faces are left out.
     """
-    runs = errors if isinstance(errors, dict) else {"": errors}
     yaw_abs = np.abs(np.asarray(_numpy(yaw), np.float64).reshape(-1))
+    known = np.isfinite(yaw_abs)
     fig, ax = _new_axes(None, (5.5, 3.4))
     palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00"]
-    for j, (label, e) in enumerate(runs.items()):
-        e = np.asarray(_numpy(e), np.float64).reshape(-1)
-        c = palette[j % len(palette)]
-        ax.scatter(yaw_abs, 100 * e, s=7, alpha=0.35, color=c, lw=0)
-        binned = yaw_binned_nme(e, yaw_abs, bins)
+    for j, (label, run) in enumerate(runs.items()):
+        axes, c = run["axes"], palette[j % len(palette)]
+        e = np.asarray(_numpy(run["errors"][axes]), np.float64).reshape(-1)
+        ax.scatter(yaw_abs[known], 100 * e[known], s=7, alpha=0.35, color=c, lw=0)
+        binned = run["yaw"][f"gte_{axes}"]
         for (lo, hi), m, n in zip(binned["bins"], binned["means"], binned["counts"]):
             if n:
-                ax.plot([lo, hi], [100 * m, 100 * m], "-", color=c, lw=2.5)
-                ax.annotate(f"{100 * m:.2f}\n(n={n})", ((lo + hi) / 2, 100 * m), fontsize=6, ha="center",
-                            va="bottom", color=c)
-        ax.plot([], [], "-", color=c, lw=2.5,
-                label=f"{label + ': ' if label else ''}bin means, balanced {100 * binned['balanced']:.2f} %")
-    ax.set(xlabel="|yaw| (degrees)", ylabel=ylabel, xlim=(0, max(90, float(yaw_abs.max(initial=0)) + 1)))
+                ax.plot([lo, hi], [m, m], "-", color=c, lw=2.5)
+                ax.annotate(f"{m:.2f}\n(n={n})", ((lo + hi) / 2, m), fontsize=6, ha="center", va="bottom", color=c)
+        ax.plot([], [], "-", color=c, lw=2.5, label=f"{label}: bin means, balanced {binned['balanced']:.2f} %")
+    ax.set(xlabel="|yaw| (degrees)", ylabel=f"GTE {axes} (%)",
+           xlim=(0, max(90, float(yaw_abs[known].max(initial=0)) + 1)))
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -135,19 +135,20 @@ def landmarks_3d_plotly(landmarks, scheme: str | LandmarkScheme, *, name: str = 
     return fig
 
 
-def _point_errors(pred: np.ndarray, gt: np.ndarray, eye_corners) -> tuple[np.ndarray, np.ndarray]:
+def _point_errors(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme) -> tuple[np.ndarray, np.ndarray]:
     """Per-landmark 3D error in pixels and in percent of the 3D interocular distance."""
     err = np.linalg.norm(pred - gt, axis=-1)
-    iod = np.linalg.norm(gt[eye_corners[0]] - gt[eye_corners[1]])
+    i, j = scheme.outer_eye_corners
+    iod = np.linalg.norm(gt[i] - gt[j])
     return err, 100 * err / iod if iod > 0 else np.full_like(err, np.nan)
 
 
-def _compare_traces(pred, gt, scheme, eye_corners, scene="scene", colorbar_x=None):
+def _compare_traces(pred, gt, scheme, scene="scene", colorbar_x=None):
     """Traces for prediction vs ground truth: GT lines + points, error segments, prediction
     lines + points coloured by per-landmark error (% interocular)."""
     import plotly.graph_objects as go
 
-    err_px, err_pct = _point_errors(pred, gt, eye_corners)
+    err_px, err_pct = _point_errors(pred, gt, scheme)
     traces = _lines_trace(gt, scheme, GT_COLOUR, "ground truth", width=3, scene=scene, opacity=0.6)
     traces.append(go.Scatter3d(
         x=gt[:, 0], y=gt[:, 1], z=gt[:, 2], mode="markers", name="ground truth", scene=scene,
@@ -171,8 +172,7 @@ def _compare_traces(pred, gt, scheme, eye_corners, scene="scene", colorbar_x=Non
     return traces
 
 
-def compare_3d_plotly(pred, gt, scheme: str | LandmarkScheme, *, title: str | None = None,
-                      eye_corners=(36, 45), height: int = 520):
+def compare_3d_plotly(pred, gt, scheme: str | LandmarkScheme, *, title: str | None = None, height: int = 520):
     """Prediction vs ground truth, (N, 3) each, as one interactive 3D point cloud: ground
     truth in green, prediction coloured by its per-landmark 3D error (% of the interocular
     distance), a red segment from each truth to its prediction. Hover: index, name, error."""
@@ -180,7 +180,7 @@ def compare_3d_plotly(pred, gt, scheme: str | LandmarkScheme, *, title: str | No
 
     scheme = get_scheme(scheme)
     p, g = _numpy(pred).astype(np.float64), _numpy(gt).astype(np.float64)
-    fig = go.Figure(_compare_traces(p, g, scheme, eye_corners))
+    fig = go.Figure(_compare_traces(p, g, scheme))
     fig.update_layout(scene=front_scene(), margin=dict(l=0, r=0, t=40 if title else 10, b=0), height=height,
                       title=title, legend=dict(x=0, y=1, font=dict(size=10)), **PLOTLY_LAYOUT)
     return fig
@@ -205,7 +205,7 @@ def _face_window(img: np.ndarray, pts: np.ndarray, extend: float = 0.3):
 
 
 def image_and_3d_plotly(image, landmarks, scheme: str | LandmarkScheme, *, gt=None, image_plane: bool = True,
-                        plane_side: int = 64, title: str | None = None, eye_corners=(36, 45), height: int = 460):
+                        plane_side: int = 64, title: str | None = None, height: int = 460):
     """The image plane and the 3D points side by side, so that z is understandable.
 
     Left: the image (around the face) with the landmarks (x, y). Right: the same landmarks in
@@ -257,7 +257,7 @@ def image_and_3d_plotly(image, landmarks, scheme: str | LandmarkScheme, *, gt=No
                                    hovertemplate="%{text}<br>x=%{x:.1f} y=%{y:.1f} z=%{z:.1f}<extra></extra>"),
                       1, 2)
     else:
-        for tr in _compare_traces(lm, g, scheme, eye_corners, colorbar_x=1.0):
+        for tr in _compare_traces(lm, g, scheme, colorbar_x=1.0):
             fig.add_trace(tr, 1, 2)
     fig.update_xaxes(visible=False, row=1, col=1)
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", row=1, col=1)
