@@ -22,7 +22,7 @@ from fa3d.data.synthetic import SyntheticFaces  # noqa: E402
 from fa3d.app.face_boxes import DlibHogDetector, FaceDetectorUnavailable, HaarDetector, YuNetDetector  # noqa: E402
 
 SAMPLES = ROOT.parent / "shared" / "real-samples"
-YAW_BINS = [(0, 30), (30, 60), (60, 90)]
+from fa3d.metrics import YAW_BINS  # noqa: E402
 
 
 def found(detections, landmarks) -> tuple[bool, int]:

@@ -67,11 +67,6 @@ def disk_heatmaps(points: torch.Tensor, size, radius) -> torch.Tensor:
     return (dy.square()[..., :, None] + dx.square()[..., None, :] <= r2).float()
 
 
-def heatmap_confidence(heatmaps: torch.Tensor) -> torch.Tensor:
-    """Peak value of each map: (..., H, W) -> (...)."""
-    return heatmaps.flatten(-2).amax(-1)
-
-
 def _peak_offset(left: torch.Tensor, mid: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """Vertex of the parabola through (-1, left), (0, mid), (1, right); 0 where it is not a peak."""
     curvature = left - 2 * mid + right
@@ -89,8 +84,8 @@ def decode_heatmaps(heatmaps: torch.Tensor, floor: float = 1e-3) -> torch.Tensor
     clamped before the log so noise in the tails cannot blow up the fit, and the
     result stays within ±0.5 px of the argmax (the pixel nearest to a sampled
     peak is its argmax), so a peak centred outside the map decodes to its edge.
-    Flat, zero or negative maps return the argmax (use :func:`heatmap_confidence`
-    to spot them).
+    Flat, zero or negative maps return the argmax (their peak value,
+    ``heatmaps.flatten(-2).amax(-1)``, spots them).
 
     Args:
         heatmaps: (..., H, W) with H, W >= 3, e.g. (B, N, H, W).

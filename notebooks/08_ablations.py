@@ -205,7 +205,7 @@ def score(run_dir, test_sigma=None):
     if test_sigma is not None:
         cascade.heatmap_sigma = test_sigma
     return {"pred": z_errors(predict_crops(cascade, crops["image"], "z")[..., 2]),
-            "z_gt_heatmap": z_errors(z_at(cascade, gt[..., :2]))}
+            "gt_heatmaps": z_errors(z_at(cascade, gt[..., :2]))}
 
 
 def paired(a, b):
@@ -306,7 +306,7 @@ for seed in SEEDS:
 
 # %%
 ref = "paper: RGB + heatmaps, p=0.5"
-mean_over_seeds = {name: {k: np.mean([scores[(name, s)][k] for s in SEEDS], 0) for k in ("pred", "z_gt_heatmap")}
+mean_over_seeds = {name: {k: np.mean([scores[(name, s)][k] for s in SEEDS], 0) for k in ("pred", "gt_heatmaps")}
                    for name in VARIANTS}
 results = {}
 rows = ["| variant | GTE z, predicted heatmaps (%) | GTE z, GT heatmaps (%) | Δ vs paper (pred.) | spread between seeds |",
@@ -316,9 +316,9 @@ for name in VARIANTS:
     d, ci = paired(m["pred"], mean_over_seeds[ref]["pred"])
     run_means = [float(scores[(name, s)]["pred"].mean()) for s in SEEDS]
     spread = float(np.std(run_means, ddof=1)) if len(SEEDS) > 1 else float("nan")
-    results[name] = {"gte_z": float(m["pred"].mean()), "gte_z_gt_heatmaps": float(m["z_gt_heatmap"].mean()),
+    results[name] = {"gte_z": float(m["pred"].mean()), "gte_z_gt_heatmaps": float(m["gt_heatmaps"].mean()),
                      "delta_vs_paper": d, "delta_ci95": ci, "seed_spread": spread, "per_seed": run_means}
-    rows.append(f"| {name} | {m['pred'].mean():.2f} | {m['z_gt_heatmap'].mean():.2f} | "
+    rows.append(f"| {name} | {m['pred'].mean():.2f} | {m['gt_heatmaps'].mean():.2f} | "
                 + ("—" if name == ref else f"{d:+.2f} ± {ci:.2f}") + " | "
                 + ("—" if len(SEEDS) == 1 else f"{spread:.2f}") + " |")
 rows.append(f"| mean-shape baseline | {baseline_z.mean():.2f} | {baseline_z.mean():.2f} | | |")
@@ -330,7 +330,7 @@ ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
 names = list(VARIANTS)
 x = np.arange(len(names))
 for k, (key, label, c) in enumerate((("pred", "heatmaps from the 2D stage (test time)", "#0072B2"),
-                                      ("z_gt_heatmap", "heatmaps from the ground truth (oracle)", "#E69F00"))):
+                                      ("gt_heatmaps", "heatmaps from the ground truth (oracle)", "#E69F00"))):
     vals = [mean_over_seeds[n][key].mean() for n in names]
     err = [1.96 * mean_over_seeds[n][key].std(ddof=1) / np.sqrt(len(gt)) for n in names]
     ax1.bar(x + (k - 0.5) * 0.38, vals, 0.38, yerr=err, capsize=3, color=c, label=label)
