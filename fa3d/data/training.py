@@ -145,7 +145,7 @@ def face_height(bbox: torch.Tensor) -> torch.Tensor:
     """The height (float32, crop pixels) of face boxes (..., 4) x1, y1, x2, y2 warped into the crop:
     what sets the detection targets' disk radius (:func:`fa3d.heatmaps.disk_radius`), in training and
     in validation alike."""
-    return (bbox[..., 3] - bbox[..., 1]).float()
+    return (bbox[..., 3].double() - bbox[..., 1].double()).float()   # in float64, then rounded once
 
 
 def collate_sources(samples: list[dict]) -> dict:
