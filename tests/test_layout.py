@@ -139,3 +139,13 @@ def test_module_says_its_job(path):
     doc = ast.get_docstring(ast.parse(path.read_text()))
     if path.name != "__main__.py":
         assert doc and doc.splitlines()[0].strip(), f"{path}: no module docstring stating its job"
+
+
+@pytest.mark.parametrize("old", ["fa3d.detect", "fa3d.pretrained", "fa3d.viz", "fa3d.losses"])
+def test_a_moved_module_names_its_new_place(old):
+    import importlib
+
+    import fa3d
+    with pytest.raises(ImportError, match=f"{old} has moved: import {fa3d.MOVED[old].split()[0]}"):
+        importlib.import_module(old)
+    assert importlib.import_module(fa3d.MOVED[old].split()[0])
