@@ -26,7 +26,7 @@ from .data.splits import default_scheme, test_dataset
 from .data.transforms import face_box, face_crop_matrix, unwarp_landmarks
 from .env import resolve_device
 from .files import atomic_write
-from .metrics import METRIC_KEYS, PUBLISHED_AFLW2000, score
+from .metrics import METRIC_KEYS, PUBLISHED_300W, PUBLISHED_AFLW2000, score
 from .models import Cascade
 from .precision import choose_precision
 from .predict import predict_faces
@@ -44,7 +44,7 @@ def evaluate_dataset(cascade: Cascade, dataset, mean_shape: torch.Tensor, image_
     ``image_size``: the preset's crop side. Returns {"model": score, "baseline": score,
     "pred": (V,N,3), "gt": (V,N,3), "baseline_pred": (V,N,3), "yaw": (V,) degrees, "ids"}: every
     number of each, computed once, by :func:`fa3d.metrics.score` (per-face errors, the summary in
-    percent, the yaw bins, with 68 points the AFLW2000-3D protocol); landmarks in image pixels. Test-time
+    percent, the yaw bins, with 68 points the AFLW2000-3D and 300-W protocols); landmarks in image pixels. Test-time
     augmentation, off by default as in the paper's tables: ``flip`` (mirroring) and ``scales`` (crop
     scales, e.g. :data:`fa3d.predict.MULTI_SCALE`), see :func:`fa3d.predict.predict_faces`.
     The crop is the evaluation crop of :class:`~fa3d.data.transforms.CenterCrop3D`, around each face's
@@ -66,7 +66,8 @@ def evaluate_dataset(cascade: Cascade, dataset, mean_shape: torch.Tensor, image_
     if not preds:
         raise ValueError("evaluation dataset is empty")
     pred, base, gt, yaw = torch.cat(preds), torch.cat(bases), torch.cat(gts), torch.tensor(yaws)
-    return {"model": score(pred, gt, yaw), "baseline": score(base, gt, yaw), "pred": pred.float(), "gt": gt.float(),
+    return {"model": score(pred, gt, yaw, ids=ids), "baseline": score(base, gt, yaw, ids=ids), "pred": pred.float(),
+            "gt": gt.float(),
             "baseline_pred": base.float(), "yaw": yaw, "ids": ids}
 
 
@@ -109,6 +110,23 @@ def format_protocol_table(rows: dict[str, dict], published: dict[str, float] | N
     return "\n".join(lines)
 
 
+def format_w300_table(rows: dict[str, dict], published: dict[str, dict] | None = None) -> str:
+    """The 300-W table: per group of faces (:func:`fa3d.metrics.w300_groups`) and method, NME (% of the 2D
+    outer-eye-corner distance), failure rate (% of faces above 10 %) and AUC up to 8 %. ``rows``: {method:
+    score's "w300"}; ``published``: {method: {group: NME}}, shown below as others' numbers."""
+    head = f"{'faces':<16}{'method':<32}{'NME':>8}{'failures':>10}{'AUC 8%':>8}{'faces':>7}"
+    lines = ["300-W protocol: NME in % of the outer-eye-corner distance (2D, 68 points)", head, "-" * len(head)]
+    for group in next(iter(rows.values())):
+        for name, w300 in rows.items():
+            m = w300[group]
+            lines.append(f"{group:<16}{name:<32}{_cell(m['nme']):>8}{_cell(m['failure_rate']):>10}"
+                         f"{m['auc']:>8.3f}{m['num_images']:>7}")
+        for name, by_group in (published or {}).items():
+            if group in by_group:
+                lines.append(f"{group:<16}{name + ' (published)':<32}{by_group[group]:>8.2f}")
+    return "\n".join(lines)
+
+
 def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_images: int | None = None,
                  batch_size: int = 32, progress: bool = True, write: bool = True,
                  bases=None, out_dir=None, flip: bool = False, scales=(1.0,)) -> dict:
@@ -144,7 +162,13 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
         table += "\n\n" + format_protocol_table({name: protocol["model"], "mean-shape baseline": protocol["baseline"]},
                                                 published)
         metrics["protocol"] = protocol
-    elif default_scheme(data) == "68":  # the files hold 68 points, the model predicts fewer
+    if "w300" in res["model"] and parse_spec(data)[0] == "folder":   # 2D .pts faces: 300-W's own protocol
+        rows = {name: res["model"]["w300"], "mean-shape baseline": res["baseline"]["w300"]}
+        table += "\n\n" + format_w300_table(rows, PUBLISHED_300W)
+        metrics["w300"] = {k: {g: {**m, "nme": round(m["nme"], 4), "failure_rate": round(m["failure_rate"], 4),
+                                   "auc": round(m["auc"], 4)} for g, m in res[k]["w300"].items()}
+                           for k in ("model", "baseline")}
+    if "protocol" not in res["model"] and default_scheme(data) == "68":  # the files hold 68 points, the model fewer
         table += (f"\n(no AFLW2000-3D protocol table: the model predicts {run.preset.num_landmarks} points "
                   "and the protocol needs 68; train with --scheme 68)")
     path = out_dir / METRICS_NAME

@@ -34,6 +34,15 @@ YAW_BINS = ((0, 30), (30, 60), (60, 90))
 #: Published AFLW2000-3D balanced NME (%, mean of the three yaw-bin means), as their papers report them:
 #: 3D-FAN (Bulat & Tzimiropoulos, ICCV 2017), 3DDFA-V2 (Guo et al., ECCV 2020), SynergyNet (Wu et al., 3DV 2021).
 PUBLISHED_AFLW2000 = {"3D-FAN": 3.76, "3DDFA-V2": 3.51, "SynergyNet": 3.41}
+#: The 300-W protocol (Sagonas et al., IMAVIS 2016): NME by the 2D outer-eye-corner distance, the failure
+#: rate above 10 % of it, and the AUC of its cumulative error curve up to 8 % (the same limit for every model).
+W300_FAILURE_AT, W300_AUC_LIMIT = 0.10, 0.08
+#: 300-W's named test subsets, by the folders of its official layout (lfpw/, helen/ with trainset/ and testset/,
+#: ibug/, afw/; data_scripts/prepare_ibug_300w.py). Faces from any other folder are never in them.
+W300_SUBSETS = {"common": ("lfpw/testset", "helen/testset"), "challenging": ("ibug",),
+                "full": ("lfpw/testset", "helen/testset", "ibug")}
+#: Published 300-W NME (%, by the outer-eye-corner distance), as their papers report them.
+PUBLISHED_300W = {"Wood et al. 2021, synthetic faces only": {"common": 3.09}}
 
 
 def _points(x) -> tuple[torch.Tensor, bool]:
@@ -214,13 +223,45 @@ def failure_rate(errors, threshold: float) -> float:
     return float((_errors(errors) > threshold).double().mean())
 
 
+def nme_eyes(pred, gt, scheme=None) -> torch.Tensor:
+    """300-W's NME, (B,) fraction: the mean 2D point error divided by the 2D distance between the
+    ground-truth outer eye corners (unlike :func:`gte`, 2D even where the ground truth has z)."""
+    pred, gt, single = _pair(pred, gt)
+    err = (pred[..., :2] - gt[..., :2]).norm(dim=-1).mean(-1)
+    return _out(err / interocular_distance(gt, scheme, "xy"), single)
+
+
 def face_errors(pred, gt, scheme=None) -> dict[str, torch.Tensor]:
     """Every per-face error, (B,) fractions: GTE on each axis set of :data:`ERROR_AXES` ("xy", "xyz",
-    "x", "y", "z"), "cvgtce" and "nme_bbox"."""
+    "x", "y", "z"), "cvgtce", "nme_bbox" and "nme_eyes"."""
     out = {a: gte(pred, gt, a, scheme) for a in ERROR_AXES}
     out["cvgtce"] = cvgtce(pred, gt, scheme)
     out["nme_bbox"] = nme_bbox(pred, gt)
+    out["nme_eyes"] = nme_eyes(pred, gt, scheme)
     return out
+
+
+def w300_groups(ids) -> dict[str, list[int]]:
+    """Which faces each row of the 300-W table holds, from face ids ``<folder>/<name>``: "all", then
+    300-W's named subsets (:data:`W300_SUBSETS`) where the official layout's folders are present, else one
+    row per folder (so a validation split of training folders is never labelled "common")."""
+    folders = [str(i).rpartition("/")[0] for i in ids]
+    groups = {"all": list(range(len(folders)))}
+    named = {name: [k for k, f in enumerate(folders) if f in members] for name, members in W300_SUBSETS.items()}
+    if any(named.values()):
+        return {**groups, **{name: faces for name, faces in named.items() if faces}}
+    per_folder = {f: [k for k, g in enumerate(folders) if g == f] for f in sorted(set(folders))}
+    return {**groups, **per_folder} if len(per_folder) > 1 else groups
+
+
+def w300_protocol(errors, groups: dict[str, list[int]]) -> dict[str, dict]:
+    """The 300-W table from :func:`nme_eyes` errors (V,): per group of :func:`w300_groups`, "nme" and
+    "failure_rate" in percent, "auc" in [0, 1] (:data:`W300_FAILURE_AT`, :data:`W300_AUC_LIMIT`), "num_images"."""
+    errors = _errors(errors)
+    return {name: {"nme": 100 * float(errors[faces].mean()),
+                   "failure_rate": 100 * failure_rate(errors[faces], W300_FAILURE_AT),
+                   "auc": auc(errors[faces], W300_AUC_LIMIT), "num_images": len(faces)}
+            for name, faces in groups.items() if faces}
 
 
 def _binned_percent(errors, yaw) -> dict:
@@ -231,7 +272,7 @@ def _binned_percent(errors, yaw) -> dict:
             "mean": 100 * binned["mean"]}
 
 
-def score(pred, gt, yaw_deg=None, scheme=None) -> dict:
+def score(pred, gt, yaw_deg=None, scheme=None, ids=None) -> dict:
     """Every number of one set of predictions, computed once: ``fa3d evaluate`` prints and writes
     them, the report and its figures draw from them.
 
@@ -242,7 +283,8 @@ def score(pred, gt, yaw_deg=None, scheme=None) -> dict:
     "yaw_known": how many faces have a yaw; when some do, "yaw": {"gte_<axes>", "nme_bbox"}:
     :func:`yaw_binned_nme` of their errors in percent (:data:`YAW_BINS`); with 68 points,
     "protocol": the AFLW2000-3D protocol in percent: "nme" over all faces, per |yaw| bin "means"
-    and "counts", "balanced" (mean of the non-empty bin means), "yaw_known", "num_images"}.
+    and "counts", "balanced" (mean of the non-empty bin means), "yaw_known", "num_images"; with 68
+    points and face ``ids`` (``<folder>/<name>``), "w300": :func:`w300_protocol` per :func:`w300_groups`}.
     """
     pred, gt, _ = _pair(pred, gt)
     errors = face_errors(pred, gt, scheme)
@@ -261,6 +303,8 @@ def score(pred, gt, yaw_deg=None, scheme=None) -> dict:
         out["protocol"] = {"nme": 100 * float(_errors(errors["nme_bbox"]).mean()), "bins": [list(b) for b in YAW_BINS],
                            "counts": binned["counts"], "means": binned["means"], "balanced": binned["balanced"],
                            "yaw_known": out["yaw_known"], "num_images": n}
+        if ids is not None:
+            out["w300"] = w300_protocol(errors["nme_eyes"], w300_groups(ids))
     return out
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from fa3d.metrics import (auc, ced, cvgtce, failure_rate, gte, interocular_distance, nme_bbox, score,
-                          similarity_align, summarize, yaw_binned_nme)
+from fa3d.metrics import (W300_AUC_LIMIT, auc, ced, cvgtce, failure_rate, gte, interocular_distance, nme_bbox,
+                          nme_eyes, score, similarity_align, summarize, w300_groups, w300_protocol, yaw_binned_nme)
 
 
 def _face(seed=0, n=68):
@@ -162,3 +162,42 @@ def test_score_computes_every_number_once():
     assert "protocol" not in score(pred[:, :66], gt[:, :66])  # the 66-point scheme: no protocol
     with pytest.raises(ValueError, match="scheme"):  # the eye corners come from the scheme of N points
         interocular_distance(gt[:, :10])
+
+
+def test_300w_nme_is_2d_by_the_outer_eye_corners():
+    gt = torch.zeros(68, 3)
+    gt[36, :2], gt[45, :2] = torch.tensor([0.0, 0.0]), torch.tensor([40.0, 0.0])
+    gt[45, 2] = 30.0   # a z on the eye corner: the 300-W normaliser stays 2D (40 px), GTE's is 3D (50 px)
+    pred = gt.clone()
+    pred[:, 0] += 2.0  # every point 2 px off in x: NME 2 / 40
+    pred[:, 2] += 100.0  # z is not part of 300-W's error
+    assert float(nme_eyes(pred, gt)) == pytest.approx(2 / 40)
+    assert float(gte(pred, gt, "xy")) == pytest.approx(2 / 50)
+
+
+def test_300w_table_rows_name_the_official_subsets_only():
+    official = ["lfpw/testset/a", "helen/testset/b", "ibug/c", "afw/d", "lfpw/trainset/e"]
+    assert w300_groups(official) == {"all": [0, 1, 2, 3, 4], "common": [0, 1], "challenging": [2], "full": [0, 1, 2]}
+    # a validation split of the training folders is never labelled "common": one row per folder instead
+    assert w300_groups(["lfpw-train/a", "afw/b", "helen-train/c", "afw/d"]) == {
+        "all": [0, 1, 2, 3], "afw": [1, 3], "helen-train": [2], "lfpw-train": [0]}
+    assert w300_groups(["a", "b"]) == {"all": [0, 1]}
+
+
+def test_300w_protocol_hand_computed():
+    errors = torch.tensor([0.02, 0.04, 0.12, 0.06])
+    table = w300_protocol(errors, {"all": [0, 1, 2, 3], "two": [0, 2]})
+    assert table["all"]["nme"] == pytest.approx(6.0) and table["all"]["failure_rate"] == pytest.approx(25.0)
+    # AUC to 8 %: the mean of max(0, 0.08 - e) / 0.08 = (0.06 + 0.04 + 0 + 0.02) / 4 / 0.08
+    assert table["all"]["auc"] == pytest.approx(0.12 / 4 / W300_AUC_LIMIT)
+    assert table["two"] == {"nme": pytest.approx(7.0), "failure_rate": pytest.approx(50.0),
+                            "auc": pytest.approx(0.06 / 2 / 0.08), "num_images": 2}
+
+
+def test_score_carries_the_300w_table_with_ids():
+    gt = torch.rand(3, 68, 3) * 100
+    out = score(gt + 1.0, gt, ids=["ibug/a", "lfpw/testset/b", "helen/testset/c"])
+    assert set(out["w300"]) == {"all", "common", "challenging", "full"}
+    assert out["w300"]["common"]["num_images"] == 2
+    assert torch.allclose(out["errors"]["nme_eyes"], nme_eyes(gt + 1.0, gt).to(out["errors"]["nme_eyes"].dtype))
+    assert "w300" not in score(gt + 1.0, gt)

@@ -186,3 +186,24 @@ def test_evaluate_and_predict_take_test_time_scales(tiny_run, tmp_path, capsys):
     assert main(["predict", "--run", str(tiny_run), str(img), "--bbox", "10", "10", "80", "80", "--scales",
                  "0.9,1,1.1", "--overwrite"]) == 0
     assert json.loads((tmp_path / "f.landmarks.json").read_text())["faces"][0]["scales"] == [0.9, 1.0, 1.1]
+
+
+@shipped
+def test_evaluate_prints_the_300w_table_with_the_official_subsets(tmp_path, capsys):
+    """A folder in 300-W's official layout (faces written by fa3d): common, challenging and full rows,
+    the training folder in none of them, the published row labelled as others' number."""
+    from fa3d.data.writers import write_pts
+    faces = SyntheticFaces(5, image_size=128, scheme="68", seed=4)
+    for k, folder in enumerate(["lfpw/testset", "helen/testset", "ibug", "lfpw/trainset", "afw"]):
+        item = faces[k]
+        write_image(tmp_path / "300w" / folder / f"face{k}.png", item["image"])
+        write_pts(tmp_path / "300w" / folder / f"face{k}.pts", item["landmarks"][:, :2])
+    assert main(["evaluate", "--run", "pretrained", "--data", f"folder:{tmp_path / '300w'}", "--out",
+                 str(tmp_path / "out"), "--no-progress"]) == 0
+    table = capsys.readouterr().out.split("300-W protocol")[1]
+    rows = [line.split() for line in table.splitlines()[3:] if line.strip() and not line.startswith("wrote")]
+    assert [(r[0], r[-1]) for r in rows if r[1] == "fa3d"] == [("all", "5"), ("common", "2"), ("challenging", "1"),
+                                                                 ("full", "3")]
+    assert any(r[0] == "common" and "(published)" in r for r in rows)
+    w300 = json.loads((tmp_path / "out" / "metrics.json").read_text())["w300"]
+    assert w300["model"]["full"]["num_images"] == 3 and w300["model"]["all"]["nme"] < w300["baseline"]["all"]["nme"]
