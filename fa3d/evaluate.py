@@ -149,7 +149,7 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
     dataset = test_dataset(data, run.checkpoint, bases)
     res = evaluate_dataset(run.cascade, dataset, run.mean_shape, run.image_size, batch_size=batch_size,
                            max_images=max_images, device=dev, progress=progress, flip=flip, scales=scales)
-    model, baseline = _rounded(res["model"]["summary"]), _rounded(res["baseline"]["summary"])
+    model, baseline = json_numbers(res["model"]["summary"]), json_numbers(res["baseline"]["summary"])
     scales = [float(x) for x in scales]
     name = (f"fa3d {run.preset.name}" + (" + flip" if flip else "")
             + (f" + {len(scales)} scales" if scales != [1.0] else "") + ("" if run.finished else " (unfinished)"))
@@ -158,16 +158,14 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
                "stages": list(run.config.stages), "finished": run.finished, "flip": flip, "scales": scales}
     if "protocol" in res["model"]:
         published = PUBLISHED_AFLW2000 if parse_spec(data)[0] == "aflw2000" else None
-        protocol = {k: _rounded_protocol(res[k]["protocol"]) for k in ("model", "baseline")}
+        protocol = {k: json_numbers(res[k]["protocol"]) for k in ("model", "baseline")}
         table += "\n\n" + format_protocol_table({name: protocol["model"], "mean-shape baseline": protocol["baseline"]},
                                                 published)
         metrics["protocol"] = protocol
     if "w300" in res["model"] and parse_spec(data)[0] == "folder":   # 2D .pts faces: 300-W's own protocol
         rows = {name: res["model"]["w300"], "mean-shape baseline": res["baseline"]["w300"]}
         table += "\n\n" + format_w300_table(rows, PUBLISHED_300W)
-        metrics["w300"] = {k: {g: {**m, "nme": round(m["nme"], 4), "failure_rate": round(m["failure_rate"], 4),
-                                   "auc": round(m["auc"], 4)} for g, m in res[k]["w300"].items()}
-                           for k in ("model", "baseline")}
+        metrics["w300"] = {k: json_numbers(res[k]["w300"]) for k in ("model", "baseline")}
     if "protocol" not in res["model"] and default_scheme(data) == "68":  # the files hold 68 points, the model fewer
         table += (f"\n(no AFLW2000-3D protocol table: the model predicts {run.preset.num_landmarks} points "
                   "and the protocol needs 68; train with --scheme 68)")
@@ -179,16 +177,13 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
             "evaluation": res, "dataset": dataset, "data": data, "run_dir": run_dir, "scheme": run.scheme}
 
 
-def _rounded_protocol(summary: dict) -> dict:
-    """score's "protocol" rounded to 4 decimals, NaN -> None (JSON has no NaN)."""
-    def r(v):
-        return None if math.isnan(v) else round(float(v), 4)
-    return {**summary, "nme": r(summary["nme"]), "means": [r(v) for v in summary["means"]],
-            "balanced": r(summary["balanced"])}
-
-
-def _rounded(summary: dict) -> dict:
-    """Metrics rounded to 4 decimals (the JSON and the printed table agree to the digits shown)."""
-    out = {k: (round(float(summary[k]), 4) if not math.isnan(float(summary[k])) else None) for k in METRIC_KEYS}
-    out["num_images"] = int(summary["num_images"])
-    return out
+def json_numbers(numbers, digits: int | None = 4):
+    """A (nested) dict or list of numbers for JSON: NaN -> None (JSON has no NaN), floats rounded to ``digits``
+    decimals (None: kept), so that metrics.json and the printed tables agree to the digits shown."""
+    if isinstance(numbers, dict):
+        return {k: json_numbers(v, digits) for k, v in numbers.items()}
+    if isinstance(numbers, (list, tuple)):
+        return [json_numbers(v, digits) for v in numbers]
+    if not isinstance(numbers, float):
+        return numbers
+    return None if math.isnan(numbers) else numbers if digits is None else round(numbers, digits)

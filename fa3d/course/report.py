@@ -30,6 +30,7 @@ import torch
 from . import viz
 from ..data.readers import parse_spec
 from ..data.schemes import get_scheme
+from ..evaluate import json_numbers
 from ..metrics import PUBLISHED_AFLW2000
 from ..runs import read_log
 
@@ -298,15 +299,4 @@ def _write_text_files(out: _ReportFolder, numbers: dict, title: str, notes: list
         out.paths[key] = out.path(key)
         out.paths[key].write_text(writer(numbers, out.figures, title, notes))
     out.paths["json"] = out.path("json")
-    out.paths["json"].write_text(json.dumps(_json_safe(numbers), indent=2) + "\n")
-
-
-def _json_safe(x):
-    """NaN -> None (JSON has no NaN), recursively."""
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    return x
+    out.paths["json"].write_text(json.dumps(json_numbers(numbers, digits=None), indent=2) + "\n")

@@ -29,14 +29,3 @@ from .figures import (ERROR_AXES, ERROR_COLOUR, GROUP_COLOURS, GT_COLOUR, PRED_C
                       show_prediction, stage_grid, training_curves, z_network_blocks, z_network_figure)
 from .plotly3d import (PLOTLY_LAYOUT, compare_3d_plotly, front_scene, image_and_3d_plotly, landmarks_3d_plotly,
                        setup_notebook, use_plotly_renderer, write_offline_html)
-
-__all__ = [
-    "draw_landmarks", "show_face", "face_grid", "show_prediction", "prediction_gallery",
-    "show_heatmap", "cascade_stages", "stage_grid", "draw_stages",
-    "training_curves",
-    "image_errors", "ced_figure", "error_vs_yaw",
-    "z_network_blocks", "z_network_figure",
-    "landmarks_3d_matplotlib", "landmarks_3d_plotly", "compare_3d_plotly", "image_and_3d_plotly", "front_scene",
-    "use_plotly_renderer", "setup_notebook", "write_offline_html",
-    "GROUP_COLOURS", "GT_COLOUR", "PRED_COLOUR", "ERROR_COLOUR", "ERROR_AXES", "PLOTLY_LAYOUT",
-]
