@@ -23,11 +23,11 @@ import torch
 
 from ..data.item import landmark_box
 from ..data.readers import read_image
-from .face_boxes import get_detector
 from ..env import resolve_device
 from ..precision import choose_precision
 from ..predict import predict_faces
 from ..runs import load_run, resolve_run
+from .face_boxes import get_detector
 
 #: Re-crops of a detector's box: it is framed unlike the landmark boxes the cascade was trained on
 #: (Haar's box holds the forehead and cuts the jaw), so the face is cropped again around the landmarks

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .aligner import BoxError, FaceAligner, check_box
 from ..data.readers import DatasetFormatError, read_image
 from ..files import atomic_write
 from ..runs import PRETRAINED_NAME
+from .aligner import BoxError, FaceAligner, check_box
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 OUTPUT_TAG = ".landmarks"   # <stem>.landmarks.json / .jpg: never taken for an input image

@@ -19,19 +19,19 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..app.release import export_release, is_kernel
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.splits import test_dataset
 from ..data.training import center_crops, random_batch
-from .demo import QUICK_DEMO
 from ..env import in_colab, resolve_device
 from ..files import atomic_write
 from ..metrics import summarize
 from ..models import STAGES, Cascade, StageLoss, get_preset
 from ..predict import predict_crops
-from ..app.release import export_release, is_kernel
 from ..runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, TrainConfig, load_run, made_by_this_fa3d, same_settings
 from ..schedules import get_schedule, make_optimizer
 from ..train import optimizer_step, train as train_run
+from .demo import QUICK_DEMO
 
 
 def _ram_gib() -> float | None:

@@ -21,17 +21,17 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import heatmaps as hm
-from . import viz
-from .report import write_run_report
 from ..data.readers import ThreeDFAW
-from ..data.writers import export_3dfaw_layout
 from ..data.synthetic import SyntheticFaces
 from ..data.transforms import Augment3D
+from ..data.writers import export_3dfaw_layout
 from ..evaluate import evaluate_run
 from ..models import get_preset
 from ..runs import CHECKPOINT_NAME, LOG_NAME, TrainConfig, is_reusable
 from ..schedules import get_schedule
 from ..train import train as train_run
+from . import viz
+from .report import write_run_report
 
 
 def _save(fig: Figure, path: Path) -> Path:

@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import viz
 from ..data.readers import parse_spec
 from ..data.schemes import get_scheme
 from ..evaluate import json_numbers
 from ..metrics import PUBLISHED_AFLW2000
 from ..runs import read_log
+from . import viz
 
 #: Bulat & Tzimiropoulos 2016 on **3DFAW** (their Tables 2 and 3), percent. References, not ours.
 PAPER_3DFAW = {

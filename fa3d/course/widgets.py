@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from . import viz
 from ..data.schemes import LandmarkScheme, get_scheme
 from ..env import in_jupyter_kernel
+from . import viz
 
 
 def resolve_interactive(interactive: bool | None = None) -> bool:
