@@ -95,7 +95,7 @@ def _cmd_evaluate(args) -> int:
     out = args.out or ("pretrained-evaluation" if is_pretrained(args.run) else None)
     result = evaluate_run(args.run, args.data, device=args.device, max_images=args.max_images,
                           batch_size=args.batch_size, progress=not args.no_progress, bases=args.bases, out_dir=out,
-                          flip=args.flip, scales=args.scales)
+                          flip=args.flip, scales=args.scales, split=args.split)
     report = write_run_report(result)
     print(result["table"])
     print(f"wrote {result['metrics_path']}")
@@ -207,7 +207,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="where metrics.json and the report go (default: RUN_DIR; for pretrained: pretrained-evaluation)")
     p.add_argument("--data", default="synthetic",
                    help="synthetic[:N] (the run's test faces), 3dfaw:DIR (valid split), aflw2000:DIR, folder:DIR, ... "
-                        "(the folder a run trained on: its held-out test faces)")
+                        "(the folder a run trained on: its held-out test faces), 300w:DIR (300-W, split by photo)")
+    p.add_argument("--split", default=None, choices=("validation", "locked", "test", "all"),
+                   help="300w: and folder: data: score one part of the split by photo (validation: for decisions; "
+                        "locked: read once, at the end; test: 300-W's official test folders) or all (default); "
+                        "faces from photos the run trained on are never scored")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--bases", default=None, metavar="DIR", help="3DMM bases for 300wlp data (default: the run's)")

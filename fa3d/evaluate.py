@@ -129,7 +129,7 @@ def format_w300_table(rows: dict[str, dict], published: dict[str, dict] | None =
 
 def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_images: int | None = None,
                  batch_size: int = 32, progress: bool = True, write: bool = True,
-                 bases=None, out_dir=None, flip: bool = False, scales=(1.0,)) -> dict:
+                 bases=None, out_dir=None, flip: bool = False, scales=(1.0,), split: str | None = None) -> dict:
     """``fa3d evaluate``: score RUN_DIR (or ``"pretrained"``, the shipped model) on ``data`` (see
     :func:`fa3d.data.splits.test_dataset`), with the mean-shape baseline; writes metrics.json into
     ``out_dir`` (default RUN_DIR; the shipped model needs one). Returns {"metrics", "baseline",
@@ -138,7 +138,9 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
     needs for the report; metrics in percent with keys gte_xy, gte_xyz, gte_x, gte_y, gte_z, cvgtce
     (None where not computable), num_images; with 68 points also the AFLW2000-3D protocol
     (metrics.json "protocol"). ``bases``: 3DMM bases for 300W-LP.
-    ``flip``, ``scales``: test-time augmentation, see :func:`evaluate_dataset`."""
+    ``flip``, ``scales``: test-time augmentation, see :func:`evaluate_dataset`. ``split``: which part of
+    data split by photo to score ("validation", "locked", "test", "all"; see :func:`fa3d.data.splits.test_dataset`:
+    faces from photos the run trained on are never scored)."""
     dev = resolve_device(device)
     if write and out_dir is None and is_pretrained(run_dir):
         raise ValueError("the shipped model's folder is part of fa3d: pass an output folder for its metrics "
@@ -146,7 +148,7 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
     run_dir = resolve_run(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     run = load_run(run_dir, dev)
-    dataset = test_dataset(data, run.checkpoint, bases)
+    dataset = test_dataset(data, run.checkpoint, bases, split)
     res = evaluate_dataset(run.cascade, dataset, run.mean_shape, run.image_size, batch_size=batch_size,
                            max_images=max_images, device=dev, progress=progress, flip=flip, scales=scales)
     model, baseline = json_numbers(res["model"]["summary"]), json_numbers(res["baseline"]["summary"])
@@ -154,7 +156,7 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
     name = (f"fa3d {run.preset.name}" + (" + flip" if flip else "")
             + (f" + {len(scales)} scales" if scales != [1.0] else "") + ("" if run.finished else " (unfinished)"))
     table = format_table({name: model, "mean-shape baseline": baseline})
-    metrics = {**model, "baseline": baseline, "data": data, "preset": run.preset.name,
+    metrics = {**model, "baseline": baseline, "data": data, "split": split, "preset": run.preset.name,
                "stages": list(run.config.stages), "finished": run.finished, "flip": flip, "scales": scales}
     if "protocol" in res["model"]:
         published = PUBLISHED_AFLW2000 if parse_spec(data)[0] == "aflw2000" else None
@@ -162,7 +164,7 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
         table += "\n\n" + format_protocol_table({name: protocol["model"], "mean-shape baseline": protocol["baseline"]},
                                                 published)
         metrics["protocol"] = protocol
-    if "w300" in res["model"] and parse_spec(data)[0] == "folder":   # 2D .pts faces: 300-W's own protocol
+    if "w300" in res["model"] and parse_spec(data)[0] in ("folder", "300w"):   # 2D .pts faces: 300-W's own protocol
         rows = {name: res["model"]["w300"], "mean-shape baseline": res["baseline"]["w300"]}
         table += "\n\n" + format_w300_table(rows, PUBLISHED_300W)
         metrics["w300"] = {k: json_numbers(res[k]["w300"]) for k in ("model", "baseline")}

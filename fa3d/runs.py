@@ -23,6 +23,7 @@ import fa3d
 
 from .checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from .data.schemes import SCHEMES
+from .data.splits import data_terms
 from .data.synthetic import LEVERS
 from .data.transforms import AUGMENTS
 from .files import atomic_write
@@ -135,8 +136,12 @@ def checkpoint_path(run: str | Path) -> Path:
     return run / CHECKPOINT_NAME if run.is_dir() else run
 
 
-def write_config(run_dir: Path, cfg: TrainConfig, preset: Preset, schedule: TrainSchedule) -> None:
-    text = json.dumps({"config": cfg.to_dict(), "preset": preset.to_dict(), "schedule": schedule.to_dict()}, indent=2)
+def write_config(run_dir: Path, cfg: TrainConfig, preset: Preset, schedule: TrainSchedule,
+                 history: list[dict] | None = None) -> None:
+    """RUN_DIR/config.json: the run's config, preset and schedule, and the data it learned from with
+    their terms (:func:`data_history`)."""
+    text = json.dumps({"config": cfg.to_dict(), "preset": preset.to_dict(), "schedule": schedule.to_dict(),
+                       **({"data_history": history} if history is not None else {})}, indent=2)
     atomic_write(Path(run_dir) / CONFIG_NAME, text + "\n")
 
 
@@ -225,7 +230,7 @@ def load_init_from(cascade: Cascade, init_from: str, preset: Preset, stages) -> 
     """Start ``cascade`` from another run's weights (``TrainConfig.init_from``); returns the
     subnets loaded. A subnet whose configuration differs from that run's (an ablation, e.g.
     ``z.inputs``) keeps its fresh initialisation, which is only allowed when this run trains it."""
-    path = checkpoint_path(init_from)
+    path = checkpoint_path(resolve_run(init_from))
     init = load_checkpoint(path)
     theirs = Preset.from_dict(init["preset"])   # fields added to the configs since that run get their defaults
     if (theirs.image_size, theirs.num_landmarks) != (preset.image_size, preset.num_landmarks):
@@ -243,6 +248,20 @@ def load_init_from(cascade: Cascade, init_from: str, preset: Preset, stages) -> 
                              f"this run's ({getattr(theirs, name)} vs {getattr(preset, name)}), "
                              f"and this run does not train it")
     return loaded
+
+
+def data_history(cfg: TrainConfig) -> tuple[list[dict], list[str]]:
+    """What a run learned from, through ``init_from`` too: ([{"data": SPEC, "terms": [...]}, ...] oldest
+    first, the sorted photo ids its ``init_from`` run trained on). Every checkpoint and config.json
+    carries the history, so a run trained on research-terms data says so, and
+    :func:`fa3d.app.release.export_release` refuses it."""
+    history, photos = [], []
+    if cfg.init_from:
+        init = load_checkpoint(checkpoint_path(resolve_run(cfg.init_from)))
+        history = init.get("data_history") or [{"data": init["config"]["data"],
+                                                 "terms": data_terms(init["config"]["data"])}]
+        photos = list(init.get("trained_photos") or [])
+    return history + [{"data": cfg.data, "terms": data_terms(cfg.data)}], photos
 
 
 def made_by_this_fa3d(saved: dict) -> bool:

@@ -25,9 +25,9 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoint import get_rng_state, save_checkpoint, set_rng_state
-from .data.readers import parse_spec
+from .data.readers import parse_spec, source_specs
 from .data.schemes import get_scheme
-from .data.splits import open_splits, require_depth
+from .data.splits import open_splits, require_depth, trained_photos
 from .data.training import (CachedDataset, TrainCrops, center_crops, cheap_landmarks, collate_sources, epoch_order,
                             mean_shape)
 from .data.transforms import AUGMENTS, Augment3D
@@ -35,8 +35,8 @@ from .env import resolve_device
 from .metrics import gte
 from .models import STAGES, Cascade, Preset, StageLoss, get_preset, override_preset
 from .precision import autocast, choose_precision, grad_scaler
-from .runs import (CHECKPOINT_NAME, GPU_WORKERS, LOG_NAME, TrainConfig, append_log, build_cascade, resolve_train_run,
-                   state_dicts, trim_log, validation_warning, write_config)
+from .runs import (CHECKPOINT_NAME, GPU_WORKERS, LOG_NAME, TrainConfig, append_log, build_cascade, data_history,
+                   resolve_train_run, state_dicts, trim_log, validation_warning, write_config)
 from .schedules import TrainSchedule, get_schedule, make_lr_scheduler, make_optimizer, stage_plan
 
 
@@ -55,6 +55,8 @@ class Run:
     workers: int
     progress: bool
     precision: str = "fp32"     # what cfg.precision resolved to on this device (fa3d.precision)
+    history: list = None        # the data it learned from and their terms (fa3d.runs.data_history)
+    trained_photos: list = None  # photo ids of its real training faces, its init_from run's included
 
     @property
     def run_dir(self) -> Path:
@@ -68,7 +70,8 @@ class Run:
                 "stage": stage, "epoch": epoch, "step": step, "stage_done": done, "finished": finished,
                 "rng": get_rng_state(), "config": self.cfg.to_dict(), "preset": self.preset.to_dict(),
                 "schedule": self.schedule.to_dict(), "scheme": self.cfg.scheme, "mean_shape": self.mean_shape,
-                "precision": self.precision, "scaler": scaler.state_dict() if scaler is not None else None})
+                "precision": self.precision, "scaler": scaler.state_dict() if scaler is not None else None,
+                "data_history": self.history, "trained_photos": self.trained_photos})
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, on_step=None) -> Path:
@@ -130,7 +133,13 @@ def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
                                        levers=cfg.synthetic_levers)
     if "z" in cfg.stages:
         require_depth(train_set, cfg.data)
-    if cfg.cache if cfg.cache is not None else parse_spec(cfg.data)[0] == "synthetic":   # rendered once, not per epoch
+    if ckpt and "data_history" in ckpt:   # resuming: as recorded when the run began
+        history, photos = ckpt["data_history"], ckpt["trained_photos"]
+    else:
+        history, photos = data_history(cfg)
+        photos = sorted(set(photos) | set(trained_photos(train_set)))
+    if cfg.cache if cfg.cache is not None else any(parse_spec(s)[0] == "synthetic" for s in source_specs(cfg.data)):
+        # rendered once, not per epoch
         train_set = CachedDataset(train_set, "rendering train faces", progress, workers)
     if len(valid_set) > cfg.num_valid:  # per-epoch validation on at most num_valid faces, evenly spaced
         valid_set = torch.utils.data.Subset(
@@ -144,14 +153,15 @@ def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
     on_device = cfg.device_augment if cfg.device_augment is not None else on_gpu
     crops = TrainCrops(train_set, augment, cfg.seed, schedule.z_gt_heatmap_prob, on_device=on_device)
     precision, why = choose_precision(cfg.precision, device)
-    run = Run(cfg, d, device, preset, schedule, cascade, crops, valid, mshape, workers, progress, precision)
+    run = Run(cfg, d, device, preset, schedule, cascade, crops, valid, mshape, workers, progress, precision,
+              history, photos)
     if d.main:
         print(f"precision: {precision} ({why})", flush=True)
         run.run_dir.mkdir(parents=True, exist_ok=True)
         if ckpt is None:  # a fresh run (with overwrite=True if there was one: the user asked to replace it)
             (run.run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
             (run.run_dir / LOG_NAME).write_text("")
-        write_config(run.run_dir, cfg, preset, schedule)
+        write_config(run.run_dir, cfg, preset, schedule, history)
     return run
 
 

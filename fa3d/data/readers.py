@@ -13,6 +13,10 @@ Formats (what is on disk):
   (``landmarks_3d/<subset>/<name>.csv``, 68 rows ``x,y,z`` in fa3d's pixels), 3D.
 * **iBUG .pts**: ``version: 1`` / ``n_points: N`` / ``{`` / N rows ``x y`` / ``}``,
   1-based (MATLAB) pixel coordinates.
+* **300-W**: ``.pts`` pairs in the official download's layout (``lfpw/trainset``, ``lfpw/testset``,
+  ``helen/trainset``, ``helen/testset``, ``afw/``, ``ibug/``) or in folders named per source
+  (``lfpw-train/``, ``helen-train/``, ``afw/``); a photo with several faces has one pair per face,
+  ``<photo>_<k>``. :func:`photo_id` names the photo a face comes from, the same in either layout.
 
 Pixels: every MATLAB-made annotation (``.pts``, ``pt3d_68``, ``pt2d``, ``pts_2d``) is 1-based
 (the top-left pixel's centre is (1, 1)); fa3d's pixels are 0-based, so readers subtract 1
@@ -37,6 +41,7 @@ This module only reads. The writers of the same formats live in ``fa3d.data.writ
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 from typing import Iterable
@@ -357,6 +362,33 @@ def to_scheme(lm: np.ndarray, scheme: LandmarkScheme, path) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- datasets
 
+#: Folders of 300-W's official layout that name a part of a source, not the source: lfpw/trainset -> lfpw-train.
+_PART_FOLDERS = {"trainset": "train", "testset": "test"}
+
+
+def photo_id(image_path) -> str:
+    """``<source>/<photo>``: which photo a face's image comes from, so that all faces of one photo can be
+    kept on one side of a split and a run's training photos recognised under any dataset spec.
+
+    ``<source>`` is the image's folder, lower-cased, with 300-W's ``<name>/trainset`` and
+    ``<name>/testset`` read as ``<name>-train`` and ``<name>-test`` (their file names repeat:
+    ``lfpw/trainset/image_0001`` and ``lfpw/testset/image_0001`` are different photos).
+    ``<photo>`` is the file's stem without a face index ``_<k>`` where the rest still holds a digit
+    (HELEN's ``100032540_1``, AFW's ``1051618982_1``, iBUG's ``image_003_1``), else the stem
+    (LFPW's ``image_0001`` is a photo, not face 1 of ``image``).
+
+    >>> photo_id("300w/lfpw/testset/image_0001.png"), photo_id("300w-train/helen-train/100040721_2.jpg")
+    ('lfpw-test/image_0001', 'helen-train/100040721')
+    """
+    path = Path(image_path)
+    source = path.parent.name.lower()
+    if source in _PART_FOLDERS:
+        source = f"{path.parent.parent.name.lower()}-{_PART_FOLDERS[source]}"
+    stem, sep, last = path.stem.rpartition("_")
+    photo = stem if sep and last.isdigit() and any(c.isdigit() for c in stem) else path.stem
+    return f"{source}/{photo}"
+
+
 def _require_dir(path, what: str) -> Path:
     path = Path(path)
     if not path.is_dir():
@@ -448,6 +480,10 @@ class _FaceFolder(Dataset):
             raise DatasetFormatError(ann_path, fault)
         item = face_item(image, _item_landmarks(lm, ann_path), pose=pose, id=sid)
         return self.transform(item) if self.transform is not None else item
+
+    def photo_id(self, index: int) -> str:
+        """The photo face ``index`` comes from (:func:`photo_id` of its image path)."""
+        return photo_id(self.samples[index][1])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} faces, scheme={self.scheme.name!r}, root={str(self.root)!r})"
@@ -597,7 +633,27 @@ DATASET_SPECS = {
     "aflw2000": "aflw2000:DIR      AFLW2000-3D (DIR/*.jpg + *.mat)",
     "300wlp": "300wlp:DIR        300W-LP (DIR/<subset>/*.jpg + *.mat); 3D with prepared landmarks or bases=DIR",
     "folder": "folder:DIR        images + iBUG .pts files",
+    "300w": "300w:DIR          300-W (.pts pairs; official layout or per-source folders): split by photo",
 }
+
+
+def source_specs(spec: str) -> list[str]:
+    """The sources of a mixed SPEC, ``SOURCE+SOURCE+...`` (e.g. ``synthetic:2000+300w:data/300w``),
+    each a SPEC of one dataset; a plain SPEC is its own single source. A ``+`` splits only where a
+    known kind follows it, so folder names may hold one.
+
+    >>> source_specs("synthetic:2000+300w:data/300w+plus")
+    ['synthetic:2000', '300w:data/300w+plus']
+    """
+    parts = _split_sources(spec)
+    for part in parts:
+        parse_spec(part)
+    return parts
+
+
+def _split_sources(spec: str) -> list[str]:
+    kinds = "|".join(sorted(DATASET_SPECS, key=len, reverse=True))
+    return [p.strip() for p in re.split(rf"\+(?=\s*(?:{kinds})\s*(?::|\+|$))", spec, flags=re.IGNORECASE)]
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -610,6 +666,9 @@ def parse_spec(spec: str) -> tuple[str, str]:
     """
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
+    if len(_split_sources(spec)) > 1:
+        raise ValueError(f"{spec!r} mixes several datasets; here one dataset SPEC is needed "
+                         "(fa3d.data.readers.source_specs splits a mix)")
     if kind not in DATASET_SPECS:
         known = "\n  ".join(DATASET_SPECS.values())
         raise ValueError(f"unknown dataset spec {spec!r}; expected one of:\n  {known}")
@@ -626,7 +685,7 @@ def open_dataset(spec: str, **kw) -> Dataset:
         from .synthetic import SyntheticFaces  # lazy: rendering code is only needed here
         size = int(arg) if arg else kw.pop("size", 1000)
         return SyntheticFaces(size, **kw)
-    classes = {"3dfaw": ThreeDFAW, "aflw2000": AFLW2000_3D, "300wlp": W300LP, "folder": PtsFolder}
+    classes = {"3dfaw": ThreeDFAW, "aflw2000": AFLW2000_3D, "300wlp": W300LP, "folder": PtsFolder, "300w": PtsFolder}
     if not arg:
         raise ValueError(f"dataset spec {spec!r} needs a folder: {DATASET_SPECS[kind]}")
     return classes[kind](arg, **kw)

@@ -10,14 +10,26 @@ Honest splits (no face is both tuned on and scored):
 * **one folder** (aflw2000, 300wlp, folder): a seeded shuffle holds out ``num_valid`` faces for
   validation and as many again for test (each at most a fifth of the folder). ``fa3d evaluate``
   on the folder a run trained on scores only that test part; on any other folder, every face.
+* **300-W** (``300w:DIR``): split once, by photo (:func:`photo_part`): a hash of each face's
+  :func:`~fa3d.data.readers.photo_id` puts about 70 % of the photos in **train**, 15 % in
+  **validation** (every decision is measured there) and 15 % in **locked** (scored once, at the
+  end), whatever the seed or ``num_valid``; all faces of a photo fall on one side. The official
+  layout's test folders (``lfpw/testset``, ``helen/testset``, ``ibug``) are **test**, never trained on.
+* **a mix** (``synthetic:2000+300w:DIR``, :func:`~fa3d.data.readers.source_specs`): each source
+  split as above, its train parts trained on together and its validation parts validated together.
+
+Whatever SPEC names the faces, ``fa3d evaluate`` never scores a face from a photo that the run
+trained on (through ``init_from`` too): the checkpoint records those photos (:func:`trained_photos`).
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
 
-from .readers import PtsFolder, open_dataset, parse_spec
+from .readers import PtsFolder, open_dataset, parse_spec, source_specs
+from .schemes import get_scheme
 from .training import cheap_landmarks
 
 #: The validation faces of a synthetic run use this offset on the seed, so that
@@ -27,24 +39,105 @@ SYNTHETIC_VALID_SEED_OFFSET = 10_000
 SYNTHETIC_TEST_SEED_OFFSET = 20_000
 
 
+#: The parts of 300-W's training photos (:func:`photo_part`), with the share of photos each gets.
+PHOTO_PARTS = {"train": 0.70, "validation": 0.15, "locked": 0.15}
+#: What ``fa3d evaluate --split`` can score: a part, the official test folders, or every face not trained on.
+EVALUATION_SPLITS = ("validation", "locked", "test", "all")
+#: Sources (:func:`~fa3d.data.readers.photo_id`) that are 300-W's official test folders.
+TEST_SOURCES = ("lfpw-test", "helen-test", "ibug")
+
+
+#: The terms each kind of data comes under; a run trained on it (or started from such a run) inherits them.
+DATA_TERMS = {
+    "synthetic": None,   # fa3d's own procedural faces: MIT, like fa3d
+    "3dfaw": "3DFAW: non-commercial research only",
+    "aflw2000": "AFLW2000-3D (AFLW): non-commercial research only",
+    "300wlp": "300W-LP (300-W's photos, the BFM): non-commercial research only",
+    "300w": "300-W annotations: non-commercial research only; the photos belong to their owners",
+    "folder": "a folder of images and annotations: its owners' terms",
+}
+
+
+def data_terms(spec: str) -> list[str]:
+    """The terms of every source of a SPEC (:data:`DATA_TERMS`); [] for fa3d's synthetic faces alone."""
+    return [DATA_TERMS[parse_spec(s)[0]] for s in source_specs(spec) if DATA_TERMS[parse_spec(s)[0]]]
+
+
+def photo_part(photo: str) -> str:
+    """"train", "validation" or "locked" for a photo id, from a hash of the id alone (the same on every
+    machine, for every seed); "test" for a photo of 300-W's official test folders.
+
+    >>> photo_part("ibug/image_003"), photo_part("afw/1051618982") in PHOTO_PARTS
+    ('test', True)
+    """
+    if photo.split("/")[0] in TEST_SOURCES:
+        return "test"
+    u = int.from_bytes(hashlib.sha256(photo.encode()).digest()[:8], "big") / 2**64
+    edge = 0.0
+    for part, share in PHOTO_PARTS.items():
+        edge += share
+        if u < edge:
+            return part
+    return part
+
+
 class Subset(torch.utils.data.Subset):
-    """torch's Subset that keeps the base dataset's scheme and its image-free ``landmarks(i)``."""
+    """torch's Subset that keeps the base dataset's scheme, its image-free ``landmarks(i)`` and its ``photo_id(i)``."""
 
     def __init__(self, dataset, indices):
         super().__init__(dataset, indices)
         self.scheme = getattr(dataset, "scheme", None)
         if callable(getattr(dataset, "landmarks", None)):
             self.landmarks = lambda i: dataset.landmarks(self.indices[i])
+        if callable(getattr(dataset, "photo_id", None)):
+            self.photo_id = lambda i: dataset.photo_id(self.indices[i])
+
+
+class MixedFaces(torch.utils.data.ConcatDataset):
+    """Faces of several sources as one dataset (a mixed SPEC): each keeps its own items; z is NaN where a
+    source has none (the Z loss leaves those faces out). ``landmarks(i)`` and ``photo_id(i)`` as the
+    sources give them (``photo_id`` None for synthetic faces)."""
+
+    def __init__(self, datasets):
+        super().__init__(datasets)
+        schemes = {get_scheme(d.scheme).name for d in datasets}
+        if len(schemes) > 1:
+            raise ValueError(f"the mixed sources use different landmark schemes ({sorted(schemes)}); give --scheme")
+        self.scheme = get_scheme(datasets[0].scheme)
+
+    def _locate(self, index: int):
+        import bisect
+        k = bisect.bisect_right(self.cumulative_sizes, index)
+        return self.datasets[k], index - (self.cumulative_sizes[k - 1] if k else 0)
+
+    def landmarks(self, index: int) -> torch.Tensor:
+        dataset, i = self._locate(index)
+        return dataset.landmarks(i) if callable(getattr(dataset, "landmarks", None)) else dataset[i]["landmarks"]
+
+    def photo_id(self, index: int) -> str | None:
+        dataset, i = self._locate(index)
+        return dataset.photo_id(i) if callable(getattr(dataset, "photo_id", None)) else None
+
+
+def trained_photos(dataset) -> list[str]:
+    """The sorted photo ids (:func:`~fa3d.data.readers.photo_id`) of a training set's real faces."""
+    if not callable(getattr(dataset, "photo_id", None)):
+        return []
+    return sorted({p for p in (dataset.photo_id(i) for i in range(len(dataset))) if p is not None})
 
 
 def default_scheme(spec: str) -> str:
     """The landmark scheme a run on ``spec`` trains by default: 3DFAW's 66 points for 3DFAW and the
     synthetic faces (the paper's), the 68 iBUG points for AFLW2000-3D and 300W-LP (whose test
     protocol needs all 68), and whatever a folder of ``.pts`` files holds."""
+    sources = source_specs(spec)
+    if len(sources) > 1:   # a mix: the scheme of its first real source
+        real = [s for s in sources if parse_spec(s)[0] != "synthetic"]
+        return default_scheme(real[0]) if real else "3dfaw66"
     kind, arg = parse_spec(spec)
     if kind in ("aflw2000", "300wlp"):
         return "68"
-    if kind == "folder" and arg:
+    if kind in ("folder", "300w") and arg:
         return PtsFolder(arg).scheme.name
     return "3dfaw66"
 
@@ -79,20 +172,32 @@ def held_out(n: int, seed: int, num_valid: int) -> tuple[list[int], list[int], l
     return sorted(order[2 * k:]), sorted(order[:k]), sorted(order[k:2 * k])
 
 
+def photo_split(dataset, parts) -> Subset:
+    """The faces of ``dataset`` (with ``photo_id(i)``) whose photo is in one of ``parts`` (:func:`photo_part`)."""
+    return Subset(dataset, [i for i in range(len(dataset)) if photo_part(dataset.photo_id(i)) in parts])
+
+
 def open_splits(spec: str, *, scheme: str, seed: int, num_train: int, num_valid: int, synthetic_size: int,
                 bases=None, levers=None):
     """(train dataset, valid dataset) for a dataset SPEC (see the module docstring). Synthetic:
-    ``num_train`` and ``num_valid`` faces rendered at ``synthetic_size`` px. ``bases``: the 3DMM
-    bases folder that gives 300W-LP its depth (see :class:`fa3d.data.readers.W300LP`); ``levers``:
-    the synthetic faces' scene and camera levers (None: all, see :data:`fa3d.data.synthetic.LEVERS`)."""
-    kind, _ = parse_spec(spec)
+    ``num_train`` faces (``synthetic:N`` in a mix: N) and ``num_valid`` rendered at ``synthetic_size`` px.
+    ``bases``: the 3DMM bases folder that gives 300W-LP its depth (see :class:`fa3d.data.readers.W300LP`);
+    ``levers``: the synthetic faces' scene and camera levers (None: all, see :data:`fa3d.data.synthetic.LEVERS`)."""
+    sources = source_specs(spec)
+    if len(sources) > 1:
+        splits = [open_splits(s, scheme=scheme, seed=seed, num_train=num_train, num_valid=num_valid,
+                              synthetic_size=synthetic_size, bases=bases, levers=levers) for s in sources]
+        return MixedFaces([t for t, _ in splits]), MixedFaces([v for _, v in splits])
+    kind, arg = parse_spec(spec)
     if kind == "synthetic":
-        return (open_dataset("synthetic", size=num_train, image_size=synthetic_size, scheme=scheme, seed=seed,
-                             **_levers(levers)),
+        return (open_dataset("synthetic", size=int(arg) if arg else num_train, image_size=synthetic_size,
+                             scheme=scheme, seed=seed, **_levers(levers)),
                 synthetic_valid(num_valid, synthetic_size, scheme, seed, levers))
     if kind == "3dfaw":
         return open_dataset(spec, split="train", scheme=scheme), open_dataset(spec, split="valid", scheme=scheme)
     full = _open(spec, scheme, bases)
+    if kind == "300w":
+        return photo_split(full, ("train",)), photo_split(full, ("validation",))
     train, valid, _ = held_out(len(full), seed, num_valid)
     return Subset(full, train), Subset(full, valid)
 
@@ -102,13 +207,21 @@ def _same_folder(a: str, b: str) -> bool:
     return ka == kb and bool(da) and Path(da).expanduser().resolve() == Path(db).expanduser().resolve()
 
 
-def test_dataset(spec: str, ckpt: dict, bases=None):
+def test_dataset(spec: str, ckpt: dict, bases=None, split: str | None = None):
     """The faces ``fa3d evaluate --data SPEC`` scores for a run's checkpoint dict: ``synthetic[:N]``
     the run's test faces (N of them, default its ``num_valid``); ``3dfaw:DIR`` its valid split; the
     folder the run trained on, its held-out test part (an error if the folder was too small to
-    hold one out); any other folder, every face."""
+    hold one out); any other folder, every face. ``split`` (faces with photo ids: ``300w:``,
+    ``folder:``): only the faces of one :func:`photo_part` ("validation", "locked", "test") or
+    "all"; None: "all", except the held-out test part of the folder a run trained on by a seeded shuffle.
+    Faces from photos the run trained on (``ckpt["trained_photos"]``) are left out in every case."""
     cfg, scheme = ckpt["config"], ckpt["scheme"]
+    if len(source_specs(spec)) > 1:
+        raise ValueError(f"evaluate one dataset at a time, not the mix {spec!r}")
     kind, arg = parse_spec(spec)
+    if split is not None and (split not in EVALUATION_SPLITS or kind not in ("300w", "folder")):
+        raise ValueError(f"--split {split}: " + (f"choose from {', '.join(EVALUATION_SPLITS)}"
+                         if split not in EVALUATION_SPLITS else "only 300w: and folder: data are split by photo"))
     if kind == "synthetic":
         image_size = cfg.get("synthetic_size") or 2 * ckpt["preset"]["image_size"]
         return synthetic_test(int(arg) if arg else cfg["num_valid"], image_size, scheme, cfg["seed"],
@@ -116,19 +229,27 @@ def test_dataset(spec: str, ckpt: dict, bases=None):
     if kind == "3dfaw":
         return open_dataset(spec, split="valid", scheme=scheme)
     full = _open(spec, scheme, bases if bases is not None else cfg.get("bases"))
-    if not _same_folder(spec, cfg["data"]):
-        return full
-    _, _, test = held_out(len(full), cfg["seed"], cfg["num_valid"])
-    if not test:
-        raise ValueError(f"the run trained on every face of {spec} ({len(full)} faces: too few to hold out test "
-                         "faces, which needs at least 5); evaluate it on another folder")
-    return Subset(full, test)
+    keep = list(range(len(full)))
+    if split is None and any(_same_folder(spec, s) and parse_spec(s)[0] != "300w" for s in source_specs(cfg["data"])):
+        _, _, keep = held_out(len(full), cfg["seed"], cfg["num_valid"])
+        if not keep:
+            raise ValueError(f"the run trained on every face of {spec} ({len(full)} faces: too few to hold out test "
+                             "faces, which needs at least 5); evaluate it on another folder")
+    trained = set(ckpt.get("trained_photos") or ())
+    if split not in (None, "all") or trained:
+        keep = [i for i in keep if full.photo_id(i) not in trained
+                and split in (None, "all", photo_part(full.photo_id(i)))]
+        if not keep:
+            raise ValueError(f"no face of {spec} is left to score" + (f" in its {split} part" if split else "")
+                             + (f" ({len(trained)} photos the run trained on are left out)" if trained else ""))
+    return full if len(keep) == len(full) else Subset(full, keep)
 
 
 def require_depth(dataset, spec: str) -> None:
-    """The Z stage needs z: a ValueError naming the data when its first face has none (2D-only data)."""
-    lm = dataset.landmarks(0) if cheap_landmarks(dataset) else dataset[0]["landmarks"]
-    if torch.isnan(lm[:, 2]).any():
+    """The Z stage needs z: a ValueError naming the data when no source's first face has any (2D-only data)."""
+    sources = dataset.datasets if isinstance(dataset, MixedFaces) else [dataset]
+    firsts = [d.landmarks(0) if cheap_landmarks(d) else d[0]["landmarks"] for d in sources if len(d)]
+    if all(torch.isnan(lm[:, 2]).any() for lm in firsts):
         raise ValueError(f"{spec} has no depth (z is unknown), so the Z stage cannot train on it. For 300W-LP "
                          "give the 3DMM bases (--bases DIR, or prepare it with data_scripts/prepare_300w_lp.py "
                          "--bases DIR); or train only the 2D stages with --stages detection,regression,joint")

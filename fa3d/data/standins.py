@@ -110,3 +110,30 @@ def write_standins(out_dir, *, num_300wlp: int = 24, num_aflw2000: int = 8, imag
     return {"300W-LP.zip": _zip_folder(staging / "300W_LP", out / "300W-LP.zip"),
             "AFLW2000-3D.zip": _zip_folder(staging / "AFLW2000", out / "AFLW2000-3D.zip"),
             "bases": bases, "faces": staging}
+
+
+#: The official 300-W download's folders (``data_scripts/prepare_ibug_300w.py``): training folders, then the test ones.
+W300_FOLDERS = ("afw", "helen/trainset", "lfpw/trainset", "helen/testset", "lfpw/testset", "ibug")
+
+
+def write_300w_standins(out_dir, num_faces: int = 60, *, image_size: int = 128, seed: int = 0,
+                        folders=W300_FOLDERS) -> Path:
+    """A 300-W stand-in in the official layout: synthetic faces (68 points, 2D) as ``.jpg`` + iBUG ``.pts``
+    pairs spread over ``folders``, named as 300-W names them: every third photo holds two faces
+    (``<photo>_1``, ``<photo>_2``: one photo, two faces); LFPW's ``image_NNNN`` one face each, the same
+    names in its trainset and testset (different photos). Returns ``out_dir``. No 300-W file is used."""
+    from .writers import write_pts
+    out = Path(out_dir)
+    faces = SyntheticFaces(num_faces, image_size=image_size, scheme="68", seed=seed)
+    photo, face = 0, 1
+    for i in range(num_faces):
+        folder = folders[i * len(folders) // num_faces]
+        if folder.startswith("lfpw"):
+            name = f"image_{i:04d}"
+        else:
+            name = f"{1000 + photo}_{face}"
+            photo, face = (photo, 2) if face == 1 and photo % 3 == 0 else (photo + 1, 1)
+        item = faces[i]
+        write_image(out / folder / f"{name}.jpg", item["image"])
+        write_pts(out / folder / f"{name}.pts", item["landmarks"][:, :2])
+    return out
