@@ -17,10 +17,12 @@ Licence: non-commercial research use only (the images keep their original
 
 Usage:
     python data_scripts/prepare_ibug_300w.py afw.zip helen.zip lfpw.zip ibug.zip --out data/300w
-    # then: fa3d.data.readers.open_dataset("folder:data/300w"), and
-    #   fa3d evaluate --run RUN --data folder:data/300w   prints the 300-W table (common = LFPW test +
-    #   HELEN test, challenging = iBUG, full = both; NME by the outer-eye-corner distance, failures
+    # then: fa3d.data.readers.open_dataset("300w:data/300w"), and
+    #   fa3d evaluate --run RUN --data 300w:data/300w --split test   prints the 300-W table (common = LFPW
+    #   test + HELEN test, challenging = iBUG, full = both; NME by the outer-eye-corner distance, failures
     #   above 10 %, AUC to 8 %) from these folder names
+    #   fa3d train --data synthetic:2000+300w:data/300w ...   trains on the training folders' "train" part
+    #   (split by photo: fa3d.data.splits.photo_part), never on the test folders (docs/training.md)
 The archives are only read; --out must be empty (or pass --force).
 """
 import sys

@@ -127,6 +127,13 @@ def format_w300_table(rows: dict[str, dict], published: dict[str, dict] | None =
     return "\n".join(lines)
 
 
+def format_regions(rows: dict[str, dict]) -> str:
+    """Where the error lies: per method, the NME of each group of points (:func:`fa3d.metrics.region_errors`)."""
+    groups = list(next(iter(rows.values())))
+    head = f"{'by region (all faces)':<48}" + "".join(f"{g:>8}" for g in groups)
+    return "\n".join([head] + [f"{name:<48}" + "".join(f"{_cell(m[g]):>8}" for g in groups) for name, m in rows.items()])
+
+
 def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_images: int | None = None,
                  batch_size: int = 32, progress: bool = True, write: bool = True,
                  bases=None, out_dir=None, flip: bool = False, scales=(1.0,), split: str | None = None) -> dict:
@@ -167,7 +174,9 @@ def evaluate_run(run_dir, data: str = "synthetic", *, device: str = "auto", max_
     if "w300" in res["model"] and parse_spec(data)[0] in ("folder", "300w"):   # 2D .pts faces: 300-W's own protocol
         rows = {name: res["model"]["w300"], "mean-shape baseline": res["baseline"]["w300"]}
         table += "\n\n" + format_w300_table(rows, PUBLISHED_300W)
+        table += "\n" + format_regions({name: res["model"]["regions"], "mean-shape baseline": res["baseline"]["regions"]})
         metrics["w300"] = {k: json_numbers(res[k]["w300"]) for k in ("model", "baseline")}
+        metrics["regions"] = {k: json_numbers(res[k]["regions"]) for k in ("model", "baseline")}
     if "protocol" not in res["model"] and default_scheme(data) == "68":  # the files hold 68 points, the model fewer
         table += (f"\n(no AFLW2000-3D protocol table: the model predicts {run.preset.num_landmarks} points "
                   "and the protocol needs 68; train with --scheme 68)")

@@ -231,6 +231,20 @@ def nme_eyes(pred, gt, scheme=None) -> torch.Tensor:
     return _out(err / interocular_distance(gt, scheme, "xy"), single)
 
 
+def region_errors(pred, gt, scheme=None) -> dict[str, torch.Tensor]:
+    """Where a face's error lies: per coarse group of the scheme (jaw, brows, nose, eyes, lips), (B,)
+    fractions: the mean 2D error of the group's points divided by the outer-eye-corner distance (300-W's
+    normaliser, :func:`nme_eyes`; the groups' errors weighted by their point counts give it back)."""
+    pred, gt, single = _pair(pred, gt)
+    s = get_scheme(scheme) if scheme is not None else scheme_for_points(gt.shape[-2])
+    err = (pred[..., :2] - gt[..., :2]).norm(dim=-1) / interocular_distance(gt, s, "xy")[..., None]
+    out = {}
+    for group, parts in s.groups.items():
+        idx = sorted({i for part in parts for i in s.parts[part]})
+        out[group] = _out(err[..., idx].mean(-1), single)
+    return out
+
+
 def face_errors(pred, gt, scheme=None) -> dict[str, torch.Tensor]:
     """Every per-face error, (B,) fractions: GTE on each axis set of :data:`ERROR_AXES` ("xy", "xyz",
     "x", "y", "z"), "cvgtce", "nme_bbox" and "nme_eyes"."""
@@ -284,7 +298,8 @@ def score(pred, gt, yaw_deg=None, scheme=None, ids=None) -> dict:
     :func:`yaw_binned_nme` of their errors in percent (:data:`YAW_BINS`); with 68 points,
     "protocol": the AFLW2000-3D protocol in percent: "nme" over all faces, per |yaw| bin "means"
     and "counts", "balanced" (mean of the non-empty bin means), "yaw_known", "num_images"; with 68
-    points and face ``ids`` (``<folder>/<name>``), "w300": :func:`w300_protocol` per :func:`w300_groups`}.
+    points and face ``ids`` (``<folder>/<name>``), "w300": :func:`w300_protocol` per :func:`w300_groups` and
+    "regions": the mean :func:`region_errors` per group of points, in percent}.
     """
     pred, gt, _ = _pair(pred, gt)
     errors = face_errors(pred, gt, scheme)
@@ -305,6 +320,7 @@ def score(pred, gt, yaw_deg=None, scheme=None, ids=None) -> dict:
                            "yaw_known": out["yaw_known"], "num_images": n}
         if ids is not None:
             out["w300"] = w300_protocol(errors["nme_eyes"], w300_groups(ids))
+            out["regions"] = {g: 100 * float(e.mean()) for g, e in region_errors(pred, gt, scheme).items()}
     return out
 
 

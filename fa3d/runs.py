@@ -11,6 +11,7 @@ asked for: :func:`resolve_run`.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import MISSING, asdict, dataclass, field
@@ -86,8 +87,10 @@ class TrainConfig:
     channels_last: bool | None = None          # None: on CUDA only (measured: no gain for small CPU nets)
     progress: bool = option(True, "no progress bars", flag="--no-progress", action="store_false")
     schedule: dict | None = None               # a TrainSchedule.to_dict() overriding the preset's
-    init_from: str | None = option(None, "start from the subnets trained in another run (or checkpoint; same "
-                                         "crop size), e.g. to add stages", metavar="RUN_DIR")
+    init_from: str | None = option(None, "start from the subnets trained in another run (a RUN_DIR, a checkpoint, or "
+                                         "pretrained: the shipped model), e.g. to add stages or fine-tune on real "
+                                         "faces; each subnet whose configuration matches loads, at any crop size",
+                                   metavar="RUN_DIR")
     preset_overrides: dict | None = None       # e.g. {"heatmap_sigma": 6.0, "z": {"inputs": "rgb"}}
     precision: str = option("auto", "autocast precision (default auto: bf16 on GPUs of compute capability 8.0+, "
                                     "fp16 with loss scaling below, e.g. a T4; fp32 on the CPU)", choices=PRECISIONS)
@@ -233,14 +236,15 @@ def load_init_from(cascade: Cascade, init_from: str, preset: Preset, stages) -> 
     path = checkpoint_path(resolve_run(init_from))
     init = load_checkpoint(path)
     theirs = Preset.from_dict(init["preset"])   # fields added to the configs since that run get their defaults
-    if (theirs.image_size, theirs.num_landmarks) != (preset.image_size, preset.num_landmarks):
-        raise ValueError(f"--init-from {init_from}: that run used {theirs.image_size} px crops and "
-                         f"{theirs.num_landmarks} landmarks ({theirs.name} preset), "
-                         f"this one {preset.image_size} px and {preset.num_landmarks} ({preset.name})")
+    if theirs.num_landmarks != preset.num_landmarks:
+        raise ValueError(f"--init-from {init_from}: that run predicts {theirs.num_landmarks} landmarks "
+                         f"({theirs.name} preset), this one {preset.num_landmarks} ({preset.name})")
     trained = {name for stage in stages for name in STAGE_SUBNETS[stage]}
     loaded = []
     for name, state in init["models"].items():
-        if getattr(theirs, name) == getattr(preset, name):
+        # Convolutions do not depend on the crop's size: a quick run starts a medium one (the Z nets
+        # compared by the size they see, ZConfig.input_size)
+        if _same_subnet(theirs, preset, name):
             load_subnet(cascade, name, state, path)
             loaded.append(name)
         elif name not in trained:
@@ -248,6 +252,13 @@ def load_init_from(cascade: Cascade, init_from: str, preset: Preset, stages) -> 
                              f"this run's ({getattr(theirs, name)} vs {getattr(preset, name)}), "
                              f"and this run does not train it")
     return loaded
+
+
+def _same_subnet(a: Preset, b: Preset, name: str) -> bool:
+    if name != "z":
+        return getattr(a, name) == getattr(b, name)
+    return (dataclasses.replace(a.z, input_size=a.z.input_size or a.image_size)
+            == dataclasses.replace(b.z, input_size=b.z.input_size or b.image_size))
 
 
 def data_history(cfg: TrainConfig) -> tuple[list[dict], list[str]]:

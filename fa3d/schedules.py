@@ -87,7 +87,9 @@ def quick_schedule() -> TrainSchedule:
     )
 
 
-SCHEDULES = {"paper": paper_schedule, "quick": quick_schedule}
+#: The medium preset (128 px, the quick networks) keeps the quick schedule: the real-data recipe starts it
+#: from the shipped quick model's weights (docs/training.md).
+SCHEDULES = {"paper": paper_schedule, "quick": quick_schedule, "medium": quick_schedule}
 
 
 def get_schedule(preset_name: str) -> TrainSchedule:

@@ -430,3 +430,27 @@ def test_z_loads_a_preact_resnet_state_dict_with_its_stem_bn(tmp_path):
     torch.save(state, path)
     with pytest.raises(ValueError, match="bn1.weight"):
         load_pretrained(ZRegressor(cfg, 66), str(path))
+
+
+def test_a_medium_z_net_sees_the_crop_at_its_input_size_and_answers_in_crop_pixels():
+    """medium's Z net (ZConfig.input_size 64 at 128 px) given a quick Z net's weights answers, on a 128 px
+    crop, exactly twice what the quick one answers on the same crop box-averaged to 64 px."""
+    torch.manual_seed(0)
+    quick, medium = Cascade.from_preset(get_preset("quick", 68)).eval(), Cascade.from_preset(get_preset("medium", 68)).eval()
+    medium.z.load_state_dict(quick.z.state_dict())
+    images = torch.randint(0, 256, (2, 3, 128, 128), dtype=torch.uint8)
+    at = torch.rand(2, 68, 2) * 100 + 14
+    with torch.no_grad():
+        out = medium(images, z_xy=at)
+        small = quick(F.avg_pool2d(images.float(), 2) / 255.0, z_xy=resize_points(at, 128, 64))
+    assert out["z_input"].shape == (2, 68, 64, 64)
+    torch.testing.assert_close(out["z_input"], small["z_input"])
+    torch.testing.assert_close(out["z"], 2 * small["z"], rtol=1e-4, atol=1e-4)
+
+
+def test_init_from_starts_a_medium_run_from_every_subnet_of_a_quick_one():
+    from fa3d.runs import load_init_from
+    medium = Cascade.from_preset(get_preset("medium", 68))
+    assert load_init_from(medium, "pretrained", get_preset("medium", 68), ["detection"]) == ["detection", "regression", "z"]
+    with pytest.raises(ValueError, match="predicts 68 landmarks"):
+        load_init_from(Cascade.from_preset(get_preset("medium", 66)), "pretrained", get_preset("medium", 66), ["z"])

@@ -23,6 +23,7 @@ import dataclasses
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..heatmaps import decode_heatmaps, gaussian_heatmaps, resize_points
 from .detection import DetectionNet
@@ -86,7 +87,8 @@ class Cascade(nn.Module):
             detection_xy (B,N,2) their decoded peaks;
             heatmaps (B,N,S,S) [upto >= regression];
             xy (B,N,2) from the last 2D subnet run (argmax decoding: no gradient);
-            z_input (B,N,S,S) and z (B,N) the Z net's raw output [upto == z];
+            z_input (B,N,s,s) (s: ``ZConfig.input_size``, default S) and z (B,N) the Z net's raw
+            output in crop pixels [upto == z];
             landmarks (B,N,3): xy and z centred to zero mean per face (like the ground
             truth; 0 before the Z net runs).
         """
@@ -110,10 +112,20 @@ class Cascade(nn.Module):
         at = out["xy"]
         if z_xy is not None:
             at = z_xy[..., :2] if z_gt_heatmap is None else torch.where(z_gt_heatmap[:, None, None], z_xy[..., :2], at)
-        z_input = gaussian_heatmaps(at, S, self.heatmap_sigma).to(x.dtype)
+        zs = self.z.config.input_size or S            # ZConfig.input_size: the Z net may see a smaller crop
+        if S % zs:
+            raise ValueError(f"the Z net's input size {zs} must divide the crop's side {S}")
+        if zs == S:
+            x_z, z_input = x, gaussian_heatmaps(at, S, self.heatmap_sigma)
+        else:   # a box average (exact for the crop's pixel grid) and the Gaussians at the same scale
+            x_z = F.avg_pool2d(x, S // zs)
+            z_input = gaussian_heatmaps(resize_points(at, S, zs), zs, self.heatmap_sigma * zs / S)
+        z_input = z_input.to(x.dtype)
         if self.channels_last:
             z_input = z_input.contiguous(memory_format=torch.channels_last)
-        z = self.z(x, z_input).float()
+        z = self.z(x_z, z_input).float()
+        if zs != S:
+            z = z * (S / zs)   # the Z net's pixels -> crop pixels
         out.update(z_input=z_input, z=z,
                    landmarks=torch.cat([out["xy"], (z - z.mean(-1, keepdim=True))[..., None]], -1))
         return out

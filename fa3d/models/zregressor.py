@@ -41,6 +41,11 @@ class ZConfig:
     # What the first convolution sees. The paper: the RGB crop stacked with the N heatmaps.
     # "rgb" and "heatmaps" are its ablations (notebook 08): the other input is not used at all.
     inputs: str = "rgb+heatmaps"
+    # The side (px) of the crop and heatmaps the Z net sees; None: the crop's own side (the paper).
+    # Smaller (a divisor of the crop's side, e.g. 64 at 128 px): the crop is box-averaged down and the
+    # Gaussians rendered there, and z comes back in crop pixels. Our choice for the medium preset: depth
+    # needs far less detail than x, y do, and at full size the Z net would take most of a face's time.
+    input_size: int | None = None
 
     def __post_init__(self):
         if self.inputs not in Z_INPUTS:
