@@ -419,7 +419,7 @@ def test_parse_spec():
     assert parse_spec("3dfaw:/data/3dfaw") == ("3dfaw", "/data/3dfaw")
     assert parse_spec(" AFLW2000 :C:/data") == ("aflw2000", "C:/data")  # only the first ":" splits
     assert parse_spec("synthetic") == ("synthetic", "")
-    assert {parse_spec(f"{k}:x")[0] for k in DATASET_SPECS} == {"synthetic", "3dfaw", "aflw2000", "300wlp", "folder"}
+    assert {parse_spec(f"{k}:x")[0] for k in DATASET_SPECS} == {"synthetic", "3dfaw", "aflw2000", "300wlp", "folder", "300w"}
     with pytest.raises(ValueError, match="imagenet:x") as e:
         parse_spec("imagenet:x")
     assert all(line in str(e.value) for line in DATASET_SPECS.values())

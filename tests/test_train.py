@@ -218,7 +218,7 @@ def test_init_from_continues_from_another_runs_weights(tmp_path):
     assert not torch.equal(det["z.fc.weight"], z["z.fc.weight"])
 
 
-def test_init_from_with_an_ablated_z_net_and_wrong_sizes(tmp_path):
+def test_init_from_with_an_ablated_z_net_another_crop_size_and_wrong_landmarks(tmp_path):
     train(tiny_config(tmp_path / "det", stages=("detection",), max_steps=1))
     rgb = tiny_config(tmp_path / "rgb", stages=("z",), max_steps=1, init_from=str(tmp_path / "det"),
                       preset_overrides={"heatmap_sigma": 1.5, "z": {"inputs": "rgb"}})
@@ -230,9 +230,15 @@ def test_init_from_with_an_ablated_z_net_and_wrong_sizes(tmp_path):
     with pytest.raises(ValueError, match="detection subnetwork is configured differently"):
         train(tiny_config(tmp_path / "bad", stages=("regression",), max_steps=1, init_from=str(tmp_path / "det"),
                           preset_overrides={"detection": {"width": 16}}))
-    with pytest.raises(ValueError, match="px crops"):
+    # convolutions do not depend on the crop's size: a 128 px run starts from the 64 px run's 2D subnets,
+    # and its Z net (seeing 128 px, not 64) trains from scratch
+    train(tiny_config(tmp_path / "big", stages=("z",), max_steps=1, init_from=str(tmp_path / "det"),
+                      preset_overrides={"image_size": 128}, synthetic_size=128))
+    det, big = _weights(tmp_path / "det"), _weights(tmp_path / "big")
+    assert all(torch.equal(det[k], big[k]) for k in det if k.startswith(("detection.", "regression.")))
+    with pytest.raises(ValueError, match="predicts 66 landmarks"):
         train(tiny_config(tmp_path / "bad2", stages=("z",), max_steps=1, init_from=str(tmp_path / "det"),
-                          preset_overrides={"image_size": 128}))
+                          scheme="68"))
 
 
 def test_init_from_a_checkpoint_written_before_a_preset_field_existed(tmp_path):
