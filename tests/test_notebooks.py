@@ -90,6 +90,22 @@ def _check_08(m):
     assert paper["gte_z"] < 0.7 * m["baseline_gte_z"]
 
 
+def _check_09(m):
+    # 300-W (in the tests: fa3d's stand-ins in its layout): split by photo, a run fine-tuned on synthetic + 300-W
+    # that trained on its train part only, never scored on a photo it trained on, and refused for release
+    assert m["straddling_photos"] == 0 and m["faces_per_part"]["train"] > 0 and m["faces_per_part"]["validation"] > 0
+    assert m["trained_photos"] > 0 and m["trained_photos_outside_train"] == 0 and m["trained_photos_are_train_part"]
+    assert m["scored_trained_overlap"] == 0 and m["all_split_scored"] == m["num_faces"] - m["train_part_faces"]
+    assert m["export_refused"] and m["export_message_names_research"] and m["shipped_exports"]
+    assert m["same_synthetic_test_faces"] and m["z_net_kept"]
+    assert m["z_loss_vs_known_mse"] < 1e-9 and m["z_loss_grad_without_z"] == 0.0
+    assert m["augment_eye_order_kept"] == m["augment_crops"]
+    rows = [m["shipped_validation"], m["finetuned_validation"], m["mean_shape_validation"]]
+    assert all(_finite(r["nme"], r["failures"], r["auc"], *r["regions"].values()) for r in rows)
+    assert all(_finite(*m[k]["means"], m[k]["balanced"]) for k in ("synthetic_yaw_before", "synthetic_yaw_after"))
+    assert m["shipped_validation"]["nme"] < m["mean_shape_validation"]["nme"]
+
+
 CHECKS = {
     "00_overview": _check_00,
     "01_data": _check_01,
@@ -100,6 +116,7 @@ CHECKS = {
     "06_explore_3d": _check_06,
     "07_full_training": _check_07,
     "08_ablations": _check_08,
+    "09_real_faces": _check_09,
 }
 
 #: The notebooks with code exercises (nbgrader solution regions, `make assignments`).

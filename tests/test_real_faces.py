@@ -155,3 +155,21 @@ def test_300w_training_faces_split_by_photo_about_70_15_15():
     assert len(full) == 2012 and set(parts) == set(PHOTO_PARTS)
     for part, share in PHOTO_PARTS.items():
         assert abs(parts[part] / len(full) - share) < 0.04, parts
+
+
+def test_every_augmentation_applies_to_a_2d_face_and_its_z_stays_unknown(w300):
+    """A real face (z NaN) through the photo augmentation: x, y move with the image (a flip permutes the
+    points with the 68-point mirror), z stays NaN and never leaks into x, y."""
+    from fa3d.data.schemes import get_scheme
+    from fa3d.data.transforms import AUGMENTS, Augment3D
+    face = open_dataset(f"300w:{w300}")[0]
+    augment = Augment3D(64, AUGMENTS["photo"], get_scheme("68"))
+    flips = 0
+    for k in range(12):
+        out = augment(face, torch.Generator().manual_seed(k))
+        assert out["image"].shape == (3, 64, 64) and out["image"].dtype == torch.uint8
+        assert torch.isfinite(out["landmarks"][:, :2]).all() and torch.isnan(out["landmarks"][:, 2]).all()
+        # the right eye's outer corner (36) stays left of the left eye's (45) in the image, flipped or not
+        assert out["landmarks"][36, 0] < out["landmarks"][45, 0]
+        flips += int(torch.det(augment.sample_matrix(face["bbox"], torch.Generator().manual_seed(k))[:, :2]) < 0)
+    assert 0 < flips < 12

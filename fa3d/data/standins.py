@@ -132,7 +132,8 @@ def write_300w_standins(out_dir, num_faces: int = 60, *, image_size: int = 128, 
             name = f"image_{i:04d}"
         else:
             name = f"{1000 + photo}_{face}"
-            photo, face = (photo, 2) if face == 1 and photo % 3 == 0 else (photo + 1, 1)
+            same_folder_next = folders[(i + 1) * len(folders) // num_faces] == folder if i + 1 < num_faces else False
+            photo, face = (photo, 2) if face == 1 and photo % 3 == 0 and same_folder_next else (photo + 1, 1)
         item = faces[i]
         write_image(out / folder / f"{name}.jpg", item["image"])
         write_pts(out / folder / f"{name}.pts", item["landmarks"][:, :2])
