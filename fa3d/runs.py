@@ -58,7 +58,8 @@ class TrainConfig:
     an option of ``fa3d train``: ``--num-train`` for ``num_train`` unless ``flag`` says otherwise."""
     out: str = option(help="RUN_DIR: checkpoint.pt, log.jsonl, config.json")
     preset: str = option("quick", "network sizes and training schedule (default: quick)", choices=PRESETS)
-    data: str = option("synthetic", "dataset SPEC (default: synthetic; see fa3d.data.readers.open_dataset)")
+    data: str = option("synthetic", "dataset SPEC (default: synthetic; see fa3d.data.readers.open_dataset), or a "
+                                    "mix such as synthetic:2000+300w:DIR (real 2D faces are left out of the Z loss)")
     stages: tuple[str, ...] = option(STAGES, f"comma-separated, in order (default: {','.join(STAGES)})")
     seed: int = option(0, "seed of the data, its order and the initial weights (default: 0)")
     device: str = option("auto", "auto (cuda if available), cpu, cuda, cuda:1, ...")

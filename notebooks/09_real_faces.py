@@ -57,7 +57,7 @@ device = course.setup(seed=0)   # prints device, memory, versions; seeds everyth
 # %% tags=["parameters"]
 W300_DIR = None              # a prepared 300-W folder (your download, research terms); None: fa3d's stand-ins
 W300_ARCHIVES = []           # e.g. ["afw.zip", "helen.zip", "lfpw.zip", "ibug.zip"]: prepared into W300_DIR (or data/300w)
-NUM_STANDINS = 90            # stand-in faces written when W300_DIR is None
+NUM_STANDINS = 180           # stand-in faces written when W300_DIR is None (half in the official test folders)
 NUM_SYNTHETIC = 60           # synthetic 3D training faces in the mix; thousands for a real run
 NUM_SYNTHETIC_TEST = 150     # synthetic test faces for the error by yaw (the shipped model's test seed)
 MAX_STEPS = 20               # optimiser steps per stage of the fine-tuning run; None: the quick schedule's epochs
