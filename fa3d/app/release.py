@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data.splits import data_terms
 from ..runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, PRETRAINED_DIR
 
 #: What a release checkpoint keeps of a training checkpoint (no optimiser, scheduler or RNG state).
@@ -43,11 +44,12 @@ def export_release(run_dir, out_dir, overwrite: bool = False, *, float16: bool =
     ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME)
     if not ckpt.get("finished"):
         raise ValueError(f"{run_dir}: the run has not finished all its stages; train it to the end first")
-    terms = sorted({t for entry in ckpt.get("data_history") or [] for t in entry["terms"]})
-    if terms or ckpt["config"]["data"].split(":")[0].strip().lower() != "synthetic":
+    terms = sorted({t for entry in ckpt.get("data_history") or [] for t in entry["terms"]}
+                   | set(data_terms(ckpt["config"]["data"])))   # a run written before data_history: its own data
+    if terms:
         raise ValueError(f"{run_dir}: the run learned from data other than fa3d's synthetic faces "
-                         f"({'; '.join(terms) or ckpt['config']['data']}); fa3d ships only models trained on its "
-                         "own synthetic faces (MIT), so it cannot be exported as the shipped model or a ready-made run")
+                         f"({'; '.join(terms)}); fa3d ships only models trained on its own synthetic faces (MIT), "
+                         "so it cannot be exported as the shipped model or a ready-made run")
     if (out_dir / CHECKPOINT_NAME).exists() and not overwrite:
         raise FileExistsError(f"{out_dir / CHECKPOINT_NAME} already exists; pass --overwrite to replace it")
     release = {k: ckpt[k] for k in RELEASE_KEYS if k in ckpt}

@@ -23,6 +23,7 @@ trained on (through ``init_from`` too): the checkpoint records those photos (:fu
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 from pathlib import Path
 
@@ -106,7 +107,6 @@ class MixedFaces(torch.utils.data.ConcatDataset):
         self.scheme = get_scheme(datasets[0].scheme)
 
     def _locate(self, index: int):
-        import bisect
         k = bisect.bisect_right(self.cumulative_sizes, index)
         return self.datasets[k], index - (self.cumulative_sizes[k - 1] if k else 0)
 
