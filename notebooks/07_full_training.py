@@ -74,7 +74,6 @@ OUT_DIR = "outputs/notebooks"
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -503,20 +502,14 @@ course.show_source(fa3d.data.pose.pose_from_3ddfa)
 # %%
 SCRIPTS = Path(fa3d.__file__).resolve().parents[1] / "data_scripts"
 have_scripts = (SCRIPTS / "prepare_300w_lp.py").is_file()
-RECIPE_DIR = Path(OUT_DIR) / "07_recipe"                 # this notebook's own folder
-RECIPE_MARK = RECIPE_DIR / ".made-by-notebook-07"        # ... which only this marker proves
+RECIPE_DIR = Path(OUT_DIR) / "07_recipe"                 # this notebook's own folder (course.own_folder)
 LP_DIR, AFLW_DIR = RECIPE_DIR / "data" / "300wlp", RECIPE_DIR / "data" / "aflw2000"
 RECIPE_RUN = RECIPE_DIR / "runs" / "300wlp-quick"
 if not have_scripts:
     print(f"{SCRIPTS} is missing: fa3d is installed without a checkout. Clone the repository for the data "
           f"scripts (git clone {fa3d.REPO_URL}) and run this notebook from it; §6's stand-in run is skipped.")
 else:
-    if RECIPE_DIR.exists():
-        if not RECIPE_MARK.is_file():
-            raise FileExistsError(f"{RECIPE_DIR} exists but was not made by this notebook; move it or change OUT_DIR")
-        shutil.rmtree(RECIPE_DIR)
-    RECIPE_DIR.mkdir(parents=True)
-    RECIPE_MARK.touch()
+    course.own_folder(RECIPE_DIR, "07")                   # emptied on every run, and only if this notebook made it
     standins = write_standins(RECIPE_DIR / "standins")   # 24 + 8 synthetic faces, 128 px, seed 0
     for name, path in standins.items():
         print(f"{name:>16}: {path}")

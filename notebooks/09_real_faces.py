@@ -69,7 +69,6 @@ OUT_DIR = "outputs/notebooks"
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -134,14 +133,7 @@ GROUPS = ("jaw", "brows", "nose", "eyes", "lips")
 # > 300-W photos: keep the executed notebook to yourself (never commit or publish it), as the terms ask.
 
 # %%
-NB_DIR = Path(OUT_DIR) / "09_real_faces"           # this notebook's own folder, emptied on every run
-NB_MARK = NB_DIR / ".made-by-notebook-09"          # ... which only this marker proves
-if NB_DIR.exists():
-    if not NB_MARK.is_file():
-        raise FileExistsError(f"{NB_DIR} exists but was not made by this notebook; move it or change OUT_DIR")
-    shutil.rmtree(NB_DIR)
-NB_DIR.mkdir(parents=True)
-NB_MARK.touch()
+NB_DIR = course.own_folder(Path(OUT_DIR) / "09_real_faces", "09")   # this notebook's own folder, emptied on every run
 
 SCRIPTS = Path(fa3d.__file__).resolve().parents[1] / "data_scripts"
 if W300_ARCHIVES:            # your zips: prepared once with the repository's data script

@@ -128,3 +128,15 @@ def test_the_committed_ready_made_runs_are_current(name):
     cfg = course.course_config(name, "anywhere")
     assert same_settings(ckpt["config"], cfg.to_dict())
     assert ckpt["finished"]
+
+
+def test_a_notebooks_own_folder_is_emptied_only_when_it_made_it(tmp_path):
+    folder = course.own_folder(tmp_path / "nb", "09")
+    (folder / "old.txt").write_text("from the last run")
+    assert list(course.own_folder(tmp_path / "nb", "09").iterdir()) == [folder / ".made-by-notebook-09"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("the user's")
+    with pytest.raises(FileExistsError, match="not made by notebook 09"):
+        course.own_folder(mine, "09")
+    assert (mine / "keep.txt").read_text() == "the user's"

@@ -81,6 +81,20 @@ def show_source(obj) -> None:
         print(source)
 
 
+def own_folder(folder, notebook: str) -> Path:
+    """A fresh, empty ``folder`` for one notebook's files, emptied on every run: only a folder that carries
+    this notebook's marker file (``.made-by-notebook-<notebook>``) is ever deleted, never a user's."""
+    folder = Path(folder)
+    mark = folder / f".made-by-notebook-{notebook}"
+    if folder.exists():
+        if not mark.is_file():
+            raise FileExistsError(f"{folder} exists but was not made by notebook {notebook}; move it or change OUT_DIR")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    mark.touch()
+    return folder
+
+
 def largest_batch_that_fits(batch_size: int, fits) -> int:
     """The largest of batch_size, batch_size/2, batch_size/4, ... (at least 1) for which
     ``fits(b)`` is true; 0 when not even 1 fits."""
