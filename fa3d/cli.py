@@ -208,7 +208,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--data", default="synthetic",
                    help="synthetic[:N] (the run's test faces), 3dfaw:DIR (valid split), aflw2000:DIR, folder:DIR, ... "
                         "(the folder a run trained on: its held-out test faces), 300w:DIR (300-W, split by photo)")
-    p.add_argument("--split", default=None, choices=("validation", "locked", "test", "all"),
+    p.add_argument("--split", default=None,   # checked by fa3d.data.splits.test_dataset (EVALUATION_SPLITS)
                    help="300w: and folder: data: score one part of the split by photo (validation: for decisions; "
                         "locked: read once, at the end; test: 300-W's official test folders) or all (default); "
                         "faces from photos the run trained on are never scored")

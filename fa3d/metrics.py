@@ -227,8 +227,12 @@ def nme_eyes(pred, gt, scheme=None) -> torch.Tensor:
     """300-W's NME, (B,) fraction: the mean 2D point error divided by the 2D distance between the
     ground-truth outer eye corners (unlike :func:`gte`, 2D even where the ground truth has z)."""
     pred, gt, single = _pair(pred, gt)
-    err = (pred[..., :2] - gt[..., :2]).norm(dim=-1).mean(-1)
-    return _out(err / interocular_distance(gt, scheme, "xy"), single)
+    return _out(_point_errors_eyes(pred, gt, scheme).mean(-1), single)
+
+
+def _point_errors_eyes(pred, gt, scheme) -> torch.Tensor:
+    """(B, N) 2D point errors divided by the ground truth's outer-eye-corner distance."""
+    return (pred[..., :2] - gt[..., :2]).norm(dim=-1) / interocular_distance(gt, scheme, "xy")[..., None]
 
 
 def region_errors(pred, gt, scheme=None) -> dict[str, torch.Tensor]:
@@ -237,7 +241,7 @@ def region_errors(pred, gt, scheme=None) -> dict[str, torch.Tensor]:
     normaliser, :func:`nme_eyes`; the groups' errors weighted by their point counts give it back)."""
     pred, gt, single = _pair(pred, gt)
     s = get_scheme(scheme) if scheme is not None else scheme_for_points(gt.shape[-2])
-    err = (pred[..., :2] - gt[..., :2]).norm(dim=-1) / interocular_distance(gt, s, "xy")[..., None]
+    err = _point_errors_eyes(pred, gt, s)
     out = {}
     for group, parts in s.groups.items():
         idx = sorted({i for part in parts for i in s.parts[part]})

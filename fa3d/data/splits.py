@@ -61,7 +61,8 @@ DATA_TERMS = {
 
 def data_terms(spec: str) -> list[str]:
     """The terms of every source of a SPEC (:data:`DATA_TERMS`); [] for fa3d's synthetic faces alone."""
-    return [DATA_TERMS[parse_spec(s)[0]] for s in source_specs(spec) if DATA_TERMS[parse_spec(s)[0]]]
+    terms = [DATA_TERMS[parse_spec(source)[0]] for source in source_specs(spec)]
+    return [t for t in terms if t]
 
 
 def photo_part(photo: str) -> str:
@@ -79,7 +80,7 @@ def photo_part(photo: str) -> str:
         edge += share
         if u < edge:
             return part
-    return part
+    return part   # u within rounding of 1: the last part
 
 
 class Subset(torch.utils.data.Subset):

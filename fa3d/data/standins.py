@@ -125,15 +125,16 @@ def write_300w_standins(out_dir, num_faces: int = 60, *, image_size: int = 128, 
     from .writers import write_pts
     out = Path(out_dir)
     faces = SyntheticFaces(num_faces, image_size=image_size, scheme="68", seed=seed)
-    photo, face = 0, 1
-    for i in range(num_faces):
-        folder = folders[i * len(folders) // num_faces]
+    where = [folders[i * len(folders) // num_faces] for i in range(num_faces)]
+    photo, second = 0, False
+    for i, folder in enumerate(where):
         if folder.startswith("lfpw"):
             name = f"image_{i:04d}"
         else:
-            name = f"{1000 + photo}_{face}"
-            same_folder_next = folders[(i + 1) * len(folders) // num_faces] == folder if i + 1 < num_faces else False
-            photo, face = (photo, 2) if face == 1 and photo % 3 == 0 and same_folder_next else (photo + 1, 1)
+            name = f"{1000 + photo}_{2 if second else 1}"
+            # the next face is this photo's second when the photo is every third one and the folder goes on
+            second = not second and photo % 3 == 0 and i + 1 < num_faces and where[i + 1] == folder
+            photo += not second
         item = faces[i]
         write_image(out / folder / f"{name}.jpg", item["image"])
         write_pts(out / folder / f"{name}.pts", item["landmarks"][:, :2])
