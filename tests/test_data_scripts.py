@@ -193,10 +193,18 @@ def test_prepare_ibug_split_archive(tmp_path, scripts, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["300w.zip.001", "300w.zip.002", "full.zip", "out", "src"]
 
 
-def test_known_checksums_are_not_invented(scripts):
-    for name in ("prepare_aflw2000_3d", "prepare_300w_lp", "prepare_ibug_300w"):
-        for value in scripts[name].KNOWN_SHA256.values():
-            assert value is None or (len(value) == 64 and int(value, 16) >= 0)
+def test_a_known_checksum_is_enforced_without_sha256_on_the_command_line(tmp_path, scripts, monkeypatch, capsys):
+    """No archive's checksum is published (KNOWN_SHA256 holds None for each, nothing invented); where one
+    is filled in, a wrong archive is refused and the right one is reported as verified."""
+    prepare = scripts["prepare_aflw2000_3d"]
+    assert set(prepare.KNOWN_SHA256) == {"AFLW2000-3D.zip"}
+    z = _aflw_zip(tmp_path, n=1)
+    monkeypatch.setitem(prepare.KNOWN_SHA256, "AFLW2000-3D.zip", "0" * 64)
+    assert prepare.main([str(z), "--out", str(tmp_path / "refused")]) == 1
+    assert "SHA-256 mismatch" in capsys.readouterr().err and not (tmp_path / "refused").exists()
+    monkeypatch.setitem(prepare.KNOWN_SHA256, "AFLW2000-3D.zip", hashlib.sha256(z.read_bytes()).hexdigest())
+    assert prepare.main([str(z), "--out", str(tmp_path / "ok")]) == 0
+    assert "(verified)" in capsys.readouterr().out
 
 
 def test_scripts_help_runs_as_a_command():

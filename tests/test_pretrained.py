@@ -19,14 +19,12 @@ from fa3d.data.synthetic import SyntheticFaces
 from fa3d.data.transforms import warp_landmarks
 from fa3d.data.writers import write_image
 from fa3d.runs import load_run
+from needs import REAL_SAMPLES, needs_path
 
 REPO = Path(__file__).resolve().parents[1]
-PHOTOS = REPO.parent / "shared" / "real-samples" / "photos-68"
+PHOTOS = REAL_SAMPLES / "photos-68"
 TINY = ["--preset", "quick", "--num-train", "16", "--num-valid", "6", "--synthetic-size", "64",
         "--max-steps", "1", "--device", "cpu", "--no-progress", "--scheme", "68"]
-shipped = pytest.mark.skipif(not (runs.PRETRAINED_DIR / "checkpoint.pt").is_file(),
-                             reason="this checkout has no shipped model (make pretrained builds it)")
-
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
@@ -101,7 +99,6 @@ def test_predict_rejects_a_negative_refine(tiny_run, tmp_path, capsys):
     assert "--refine" in capsys.readouterr().err and not (tmp_path / "f.landmarks.json").exists()
 
 
-@shipped
 def test_the_shipped_model_is_small_synthetic_only_and_68_points_in_3d():
     ckpt = load_checkpoint(runs.PRETRAINED_DIR / "checkpoint.pt")
     size_mb = (runs.PRETRAINED_DIR / "checkpoint.pt").stat().st_size / 2**20
@@ -110,7 +107,6 @@ def test_the_shipped_model_is_small_synthetic_only_and_68_points_in_3d():
     assert "z" in ckpt["config"]["stages"] and (runs.PRETRAINED_DIR / "MODEL.md").is_file()
 
 
-@shipped
 def test_predict_without_run_uses_the_shipped_model(tmp_path):
     item = SyntheticFaces(1, image_size=192, scheme="68", seed=11)[0]
     img = write_image(tmp_path / "face.png", item["image"])
@@ -123,7 +119,6 @@ def test_predict_without_run_uses_the_shipped_model(tmp_path):
     assert (lm[:, :2] - item["landmarks"][:, :2]).norm(dim=1).mean() < 0.5 * iod   # on the face, not anywhere
 
 
-@shipped
 def test_evaluate_pretrained_writes_outside_the_package(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     before = sorted(p.name for p in runs.PRETRAINED_DIR.iterdir())
@@ -132,12 +127,10 @@ def test_evaluate_pretrained_writes_outside_the_package(tmp_path, monkeypatch):
     assert sorted(p.name for p in runs.PRETRAINED_DIR.iterdir()) == before
 
 
-@shipped
-@pytest.mark.skipif(not PHOTOS.is_dir(), reason="needs ../shared/real-samples")
 def test_fa3d_predict_einstein_writes_3d_landmarks_near_the_annotation(tmp_path):
     """The issue's check: the shipped model on a real photograph, with the face box given (OpenCV's
     Haar detector misses this grey, slightly turned face): the annotation's own box, as a user draws it."""
-    gt = torch.as_tensor(read_pts(PHOTOS / "einstein.pts"))[:, :2]
+    gt = torch.as_tensor(read_pts(needs_path(PHOTOS / "einstein.pts", "../shared/real-samples/photos-68")))[:, :2]
     box = [f"{v:.1f}" for v in (*gt.min(0).values.tolist(), *gt.max(0).values.tolist())]
     assert main(["predict", str(PHOTOS / "einstein.jpg"), "--bbox", *box, "--out", str(tmp_path), "--device", "cpu"]) == 0
     doc = json.loads((tmp_path / "einstein.landmarks.json").read_text())
@@ -188,7 +181,6 @@ def test_evaluate_and_predict_take_test_time_scales(tiny_run, tmp_path, capsys):
     assert json.loads((tmp_path / "f.landmarks.json").read_text())["faces"][0]["scales"] == [0.9, 1.0, 1.1]
 
 
-@shipped
 def test_evaluate_prints_the_300w_table_with_the_official_subsets(tmp_path, capsys):
     """A folder in 300-W's official layout (faces written by fa3d): common, challenging and full rows,
     the training folder in none of them, the published row labelled as others' number."""

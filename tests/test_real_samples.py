@@ -1,10 +1,9 @@
 """Conventions checked on REAL files: ../shared/real-samples (AFLW2000-3D and 300W-LP .mat files, the BFM
 68-landmark bases, photographs with .pts). Skipped where that folder is absent (a user's fresh clone);
-CI has it. The folder is read-only: anything that writes works on a copy in tmp_path."""
+CI has it, and fails if it is not there. The folder is read-only: anything that writes works on a copy in tmp_path."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,10 +15,14 @@ from fa3d.data.pose import FLIP_Y, face_normal, pose_from_rotation
 from fa3d.data.readers import AFLW2000_3D, W300LP, PtsFolder, image_size, landmarks_from_mat
 from fa3d.metrics import similarity_align
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/real-samples is not here (a fresh clone)")
+from needs import REAL_SAMPLES as SAMPLES, needs_path
 AFLW = SAMPLES / "aflw2000-3d"
 BASES = SAMPLES / "bfm68"
+
+
+@pytest.fixture(autouse=True)
+def _real_samples_here():
+    needs_path(SAMPLES, "../shared/real-samples")
 
 
 @pytest.fixture(scope="module")

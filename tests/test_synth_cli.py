@@ -1,5 +1,4 @@
 """`fa3d synth` writes real-format files that the 3DFAW reader reads back exactly."""
-import pytest
 import torch
 
 from fa3d.cli import main
