@@ -21,12 +21,8 @@ from needs import REAL_SAMPLES, needs_path
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REAL_SAMPLES / "photos-68"
-TINY = ["--preset", "quick", "--num-train", "16", "--num-valid", "6", "--synthetic-size", "64",
-        "--max-steps", "1", "--device", "cpu", "--no-progress", "--scheme", "68"]
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run():
     """The shipped model (committed with fa3d): its landmarks are on the face."""
     return "pretrained"
 
@@ -97,6 +93,46 @@ def test_detected_faces_are_refined_and_carry_the_detector(run, faces):
     (face,) = fa.predict(faces[1]["image"])
     assert face.source == "stub" and face.score == 0.9 and face.refine_steps == 2 and face.box == _box(faces[1])
     assert fa.predict([torch.zeros(3, 50, 50, dtype=torch.uint8)], [[]]) == [[]]   # no box: no face
+
+
+def test_empty_and_missing_images_are_named_errors(run):
+    fa = FaceAligner(run, "cpu")
+    for empty in (np.zeros((0, 0, 3), np.uint8), np.zeros((5, 0), np.uint8), torch.zeros(3, 0, 8, dtype=torch.uint8)):
+        with pytest.raises(ValueError, match="image is empty"):
+            fa.predict(empty, [(0, 0, 4, 4)])
+    for nothing in (None, 5):
+        with pytest.raises(ValueError, match=f"got {type(nothing).__name__}"):
+            fa.predict(nothing)
+
+
+class _Boxes:
+    """A detector that finds the given boxes in every image."""
+    name = "stub"
+
+    def __init__(self, *boxes):
+        self.boxes = boxes
+
+    def __call__(self, image):
+        return [detect.Detection(b, 0.9 - 0.1 * i) for i, b in enumerate(self.boxes)]
+
+
+def test_a_detector_box_that_is_not_a_box_is_skipped_and_said(run, faces):
+    said = []
+    fa = FaceAligner(run, "cpu", detector=_Boxes((900, 900, 950, 950), _box(faces[0]), (5, 5, 5, 9)), log=said.append)
+    (face,) = fa.predict(faces[0]["image"])
+    assert face.score == pytest.approx(0.8) and len(said) == 2
+    assert "wholly outside" in said[0] and "image 0" in said[0] and "empty or inverted" in said[1]
+
+
+def test_fa3d_predict_on_a_folder_skips_a_bad_detector_box_and_does_the_rest(run, faces, tmp_path, monkeypatch, capsys):
+    import fa3d.app.aligner as aligner_mod
+    for i in range(2):
+        write_image(tmp_path / f"face{i}.png", faces[i]["image"])
+    monkeypatch.setattr(aligner_mod, "get_detector", lambda name, log: _Boxes((900, 900, 950, 950), _box(faces[0])))
+    assert main(["predict", "--run", run, str(tmp_path), "--device", "cpu", "--refine", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("wholly outside") == 2 and "face0.png" in out and "face1.png" in out
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["face0.landmarks.json", "face1.landmarks.json"]
 
 
 # ----------------------------------------------------------------------------- detectors and the cache

@@ -104,3 +104,56 @@ def test_exif_orientation_is_ignored_with_a_warning_for_datasets_and_applied_for
         stored = read_image(tmp_path / "phone.jpg")
     assert stored.shape == (3, 10, 20)
     assert read_image(tmp_path / "phone.jpg", exif_transpose=True).shape == (3, 20, 10)
+
+
+def _non_utf8_pts(folder):
+    write_image(folder / "a.png", torch.zeros(3, 64, 64, dtype=torch.uint8))
+    (folder / "a.pts").write_bytes(b"version: 1\nn_points: 68\n{\n\xff\xfe 1 2\n}\n")
+    return lambda: PtsFolder(folder)[0], folder / "a.pts", "not a UTF-8 text file"
+
+
+def _two_images_one_id(folder):
+    for suffix in (".png", ".jpg"):
+        write_image(folder / f"a{suffix}", torch.zeros(3, 64, 64, dtype=torch.uint8))
+    write_pts(folder / "a.pts", _face())
+    return lambda: PtsFolder(folder), folder / "a", "two images share the id 'a'"
+
+
+def _float_image(folder):
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.float32)).save(folder / "f.tif")
+    return lambda: read_image(folder / "f.tif"), folder / "f.tif", "floating-point images are not supported"
+
+
+def _sixteen_bit_out_of_range(folder):
+    folder.mkdir(parents=True)
+    Image.fromarray(np.full((8, 8), 70000, np.int32)).save(folder / "i.tif")   # mode "I": 32-bit integers
+    return lambda: read_image(folder / "i.tif"), folder / "i.tif", "values outside 0..65535"
+
+
+def _pose_para_of_the_wrong_size(folder):
+    from fa3d.data.readers import AFLW2000_3D
+    from fa3d.data.writers import write_aflw2000_3d_mat
+    write_image(folder / "image00001.jpg", torch.zeros(3, 64, 64, dtype=torch.uint8))
+    lm = np.concatenate([_face(), np.zeros((68, 1), np.float32)], 1)
+    write_aflw2000_3d_mat(folder / "image00001.mat", lm, extra={"Pose_Para": np.zeros((1, 6))})
+    return lambda: AFLW2000_3D(folder)[0], folder / "image00001.mat", "'Pose_Para' has 6 values, expected 7"
+
+
+def _unreadable_image_header(folder):
+    from fa3d.data.readers import image_size
+    folder.mkdir(parents=True)
+    (folder / "x.jpg").write_bytes(b"this is not a JPEG header at all")
+    return lambda: image_size(folder / "x.jpg"), folder / "x.jpg", "cannot read the image header"
+
+
+@pytest.mark.parametrize("make", [_non_utf8_pts, _two_images_one_id, _float_image, _sixteen_bit_out_of_range,
+                                  _pose_para_of_the_wrong_size, _unreadable_image_header],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_reader_faults_name_the_file_and_the_problem(tmp_path, make):
+    read, path, problem = make(tmp_path / "data")
+    before = sorted((p.name, p.read_bytes()) for p in (tmp_path / "data").iterdir())
+    with pytest.raises(DatasetFormatError) as e:
+        read()
+    assert problem in str(e.value) and str(path) in str(e.value), str(e.value)
+    assert sorted((p.name, p.read_bytes()) for p in (tmp_path / "data").iterdir()) == before   # nothing touched

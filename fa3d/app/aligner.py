@@ -76,11 +76,17 @@ def as_image(image, name: str = "image") -> torch.Tensor:
             raise ValueError(f"{name}: expected a uint8 (H, W, 3) RGB or (H, W) grey array, "
                              f"got {image.dtype} {image.shape}")
         image = np.repeat(image[..., None], 3, 2) if image.ndim == 2 else image[..., :3]
-        return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()  # a copy: the caller keeps theirs
+        return _not_empty(torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous(), name)
     if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.dim() == 3 and image.shape[0] == 3:
-        return image
+        return _not_empty(image, name)
     raise ValueError(f"{name}: expected an image path, a PIL image, a uint8 (H, W, 3) array or a uint8 "
                      f"(3, H, W) tensor, got {type(image).__name__} {getattr(image, 'shape', '')}")
+
+
+def _not_empty(image: torch.Tensor, name: str) -> torch.Tensor:
+    if image.shape[1] == 0 or image.shape[2] == 0:
+        raise ValueError(f"{name}: the image is empty ({image.shape[2]} x {image.shape[1]} pixels)")
+    return image
 
 
 def check_box(box, width: int, height: int, name: str = "image") -> tuple[float, float, float, float]:
@@ -174,29 +180,46 @@ class FaceAligner:
             return next(self.iter_predict([images], None if boxes is None else [boxes]))[1]
         return [faces for _, faces in self.iter_predict(images, boxes)]
 
-    def iter_predict(self, images: Iterable, boxes=None) -> Iterator[tuple[torch.Tensor, list[Face]]]:
+    def iter_predict(self, images: Iterable, boxes=None, names=None) -> Iterator[tuple[torch.Tensor, list[Face]]]:
         """(image tensor, faces) per image, in order, reading and predicting ``batch_size`` faces'
-        worth of images at a time (a folder of thousands is never all in memory)."""
-        images = list(images) if not isinstance(images, torch.Tensor) else list(images.unbind(0))
+        worth of images at a time (a folder of thousands is never all in memory). ``names``: what
+        messages call each image (default: its path, else "image i"). A given box that is not a box
+        is a :class:`BoxError`; a detector's box that is not (empty, or wholly outside the image) is
+        skipped, said through ``log``."""
+        if isinstance(images, torch.Tensor):
+            images = list(images.unbind(0))
+        elif images is None or isinstance(images, (str, bytes)) or not isinstance(images, Iterable):
+            raise ValueError(f"images: expected an image (path, PIL image, array or tensor) or a sequence of "
+                             f"them, got {type(images).__name__}")
+        images = list(images)
         if boxes is not None and len(boxes) != len(images):
             raise ValueError(f"boxes: one entry per image expected, got {len(boxes)} for {len(images)} images")
         group, faces_in_group = [], 0
         for i, image in enumerate(images):
-            name = str(image) if isinstance(image, (str, Path)) else f"image {i}"
+            name = names[i] if names is not None else str(image) if isinstance(image, (str, Path)) else f"image {i}"
             tensor = as_image(image, name)
             H, W = tensor.shape[-2:]
             given = None if boxes is None else boxes[i]
             if given is not None:    # found: (box, score, source) per face
                 found = [(check_box(b, W, H, name), None, "given") for b in given]
             else:
-                source = getattr(self.detector, "name", "detector")
-                found = [(check_box(d.box, W, H, name), float(d.score), source) for d in self.detector(tensor)]
+                found = self._detected(tensor, name)
             group.append((tensor, found))
             faces_in_group += len(found)
             if faces_in_group >= self.batch_size:
                 yield from self._align_group(group)
                 group, faces_in_group = [], 0
         yield from self._align_group(group)
+
+    def _detected(self, image: torch.Tensor, name: str) -> list:
+        """The detector's faces as (box, score, source), leaving out (and saying) boxes that are not boxes."""
+        source, found = getattr(self.detector, "name", "detector"), []
+        for d in self.detector(image):
+            try:
+                found.append((check_box(d.box, image.shape[2], image.shape[1], name), float(d.score), source))
+            except BoxError as err:
+                self.log(f"skipped a face the {source} detector gave: {err}")
+        return found
 
     @torch.no_grad()
     def _align_group(self, group):
