@@ -218,7 +218,7 @@ def train_stage(run: Run, stage: str, start_epoch: int = 0, ckpt: dict | None = 
 
 
 class NonFiniteLossError(ArithmeticError):
-    """The training loss became NaN or inf; the message names the stage, epoch and step."""
+    """The training loss or its gradients became NaN or inf; the message names the stage, epoch and step."""
 
 
 NON_FINITE_ADVICE = ("the run stopped before this step changed the weights, and its folder keeps the checkpoint of "
@@ -243,7 +243,7 @@ def train_one_epoch(model: nn.Module, opt, sched, loader, device, max_steps: int
         loss = optimizer_step(model, opt, prepare(batch) if prepare else batch, precision, scaler)
         if loss is None:
             stage, epoch, epochs, before = where or ("?", "?", "?", 0)
-            raise NonFiniteLossError(f"training loss is not finite at stage {stage}, epoch {epoch}/{epochs}, step "
+            raise NonFiniteLossError(f"training loss or its gradients not finite at stage {stage}, epoch {epoch}/{epochs}, step "
                                      f"{before + len(losses) + 1} (precision {precision}); {NON_FINITE_ADVICE}")
         sched.step()
         losses.append(loss.item())
@@ -259,25 +259,35 @@ def optimizer_step(model: nn.Module, opt: torch.optim.Optimizer, batch: dict, pr
     """One training step of a :class:`~fa3d.models.StageLoss` (or its DDP wrapper) on a batch
     already on its device, under ``precision``'s autocast (None: what "auto" picks for the device),
     with ``scaler`` (a GradScaler; fp16) scaling the loss. Returns the loss, or None when it is
-    NaN or inf (then nothing is stepped)."""
+    NaN or inf, or the gradients are (then nothing is stepped)."""
     device = batch["image"].device
     precision = precision or choose_precision("auto", device)[0]
     with autocast(precision, device):
         loss, _ = model(batch["image"], batch["landmarks"], batch["face_height"], batch["z_gt_heatmap"])
-    finite = torch.isfinite(loss.detach()).float()
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)  # every process stops together
-    if not finite:
+    if not _everywhere(torch.isfinite(loss.detach())):
         return None
     opt.zero_grad(set_to_none=True)
     if scaler is not None and scaler.is_enabled():
         scaler.scale(loss).backward()
         scaler.step(opt)      # skipped (and the scale lowered) when the fp16 gradients overflowed
         scaler.update()
-    else:
-        loss.backward()
-        opt.step()
+        return loss
+    loss.backward()
+    grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    # a finite loss can still have NaN/inf gradients (e.g. a sqrt at 0): never step on them
+    if grads and not _everywhere(torch.isfinite(torch.nn.utils.get_total_norm(grads))):
+        opt.zero_grad(set_to_none=True)
+        return None
+    opt.step()
     return loss
+
+
+def _everywhere(flag: torch.Tensor) -> bool:
+    """``flag`` (a bool scalar) holds on every process (under DDP, all stop together)."""
+    flag = flag.float()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return bool(flag)
 
 
 @torch.no_grad()

@@ -85,7 +85,57 @@ def test_a_nan_loss_stops_the_run_naming_where_and_keeps_the_last_checkpoint(tmp
             "4", "--synthetic-size", "64", "--device", "cpu", "--no-progress", "--stages", "detection",
             "--batch-size", "4", "--epochs-scale", "0.25"]
     assert main(argv) == 3
-    assert "stopped: training loss is not finite" in capsys.readouterr().err
+    assert "stopped: training loss or its gradients not finite" in capsys.readouterr().err
+
+
+class _NaNGradient(torch.autograd.Function):
+    """The identity forward, NaN backward: a finite loss whose gradients are not."""
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+class _Linear(torch.nn.Module):
+    """StageLoss's call signature on one weight: loss = mean(w * image)."""
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(3))
+
+    def forward(self, image, landmarks, face_height, z_gt_heatmap):
+        loss = (self.w * image).mean()
+        return (_NaNGradient.apply(loss) if landmarks.isnan().any() else loss), {}
+
+
+def test_a_finite_loss_with_nan_gradients_changes_no_weight(tmp_path, monkeypatch):
+    from fa3d.train import optimizer_step
+    model = _Linear()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    batch = {"image": torch.ones(2, 3), "landmarks": torch.zeros(2, 1), "face_height": torch.ones(2),
+             "z_gt_heatmap": torch.zeros(2, dtype=torch.bool)}
+    assert optimizer_step(model, opt, batch, "fp32") is not None and not torch.equal(model.w, torch.ones(3))
+    before = model.w.detach().clone()
+    poisoned = {**batch, "landmarks": torch.full((2, 1), float("nan"))}
+    assert optimizer_step(model, opt, poisoned, "fp32") is None
+    assert torch.equal(model.w, before) and model.w.grad is None
+
+    # in a run: it stops there, naming the step, and the checkpoint is the last finished epoch's
+    real_forward, calls = StageLoss.forward, {"n": 0}
+
+    def nan_gradients(self, *args, **kw):
+        loss, out = real_forward(self, *args, **kw)
+        calls["n"] += torch.is_grad_enabled()
+        return (_NaNGradient.apply(loss) if calls["n"] == 3 else loss), out
+
+    monkeypatch.setattr(StageLoss, "forward", nan_gradients)
+    with pytest.raises(NonFiniteLossError, match=r"gradients not finite at stage detection, epoch 2/2, step 3"):
+        train(tiny_config(tmp_path / "nan", stages=("detection",)))
+    ckpt = load_checkpoint(tmp_path / "nan" / "checkpoint.pt")
+    assert (ckpt["stage"], ckpt["epoch"], ckpt["step"]) == ("detection", 0, 2)
+    assert all(torch.isfinite(v).all() for v in ckpt["models"]["detection"].values() if v.is_floating_point())
 
 
 def test_validation_that_is_not_finite_is_said_plainly():

@@ -199,6 +199,45 @@ def test_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, m
     assert [r["train_loss"] for r in read_log(tmp_path / "resumed")] == pytest.approx([r["train_loss"] for r in log])
 
 
+def test_resume_at_a_stage_boundary_on_a_finished_run_and_past_stray_log_lines(tmp_path):
+    """Killed in the first step after a stage ended: resumed, it starts the next stage (not the
+    finished one again) and ends as an uninterrupted run; log lines the checkpoint does not hold
+    (written after it) are dropped; resuming a finished run changes nothing."""
+    cfg = lambda out: tiny_config(out, stages=("detection", "regression"))  # noqa: E731
+    train(cfg(tmp_path / "full"))
+
+    def crash(stage, epoch, step):
+        if (stage, epoch, step) == ("regression", 0, 1):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg(tmp_path / "cut"), on_step=crash)
+    ckpt = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    assert (ckpt["stage"], ckpt["epoch"], ckpt["stage_done"]) == ("detection", 1, True)
+    with open(tmp_path / "cut" / "log.jsonl", "a") as f:      # as if killed after a log line, before its checkpoint
+        f.write('{"stage": "regression", "epoch": 0, "train_loss": 99.0}\n')
+    train(cfg(tmp_path / "cut"), resume=True)
+    full, cut = read_log(tmp_path / "full"), read_log(tmp_path / "cut")
+    assert [(r["stage"], r["epoch"]) for r in cut] == [(r["stage"], r["epoch"]) for r in full] == \
+        [("detection", 0), ("detection", 1), ("regression", 0), ("regression", 1)]
+    assert [r["train_loss"] for r in cut] == pytest.approx([r["train_loss"] for r in full])
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-6) for k in a)
+
+    files = {p.name: p.read_bytes() for p in (tmp_path / "full").iterdir()}
+    assert train(cfg(tmp_path / "full"), resume=True) == tmp_path / "full" / "checkpoint.pt"
+    assert {p.name: p.read_bytes() for p in (tmp_path / "full").iterdir()} == files
+
+
+def test_a_checkpoint_of_a_newer_format_is_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(ckpt_mod, "FORMAT_VERSION", ckpt_mod.FORMAT_VERSION + 1)
+    newer = save_checkpoint(tmp_path / "newer.pt", {"epoch": 1})
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match=r"newer.pt: written by a newer fa3d .*checkpoint format "
+                                              rf"{ckpt_mod.FORMAT_VERSION + 1}\)"):
+        load_checkpoint(newer)
+
+
 def test_overwrite_replaces_a_run_and_missing_resume_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(tiny_config(tmp_path / "none"), resume=True)
