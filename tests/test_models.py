@@ -120,12 +120,56 @@ def test_quick_cascade_forward(quick):
     assert lm.shape == (2, N, 3) and lm.dtype == torch.float32 and torch.isfinite(lm).all()
     assert torch.equal(lm[..., :2], decode_heatmaps(out["heatmaps"]))
     assert lm[..., :2].min() >= 0 and lm[..., :2].max() <= S - 1
-    # the forward's intermediates are the paper's chain, step by step
-    torch.testing.assert_close(out["detection_maps"], torch.sigmoid(out["detection_logits"]))
-    assert torch.equal(out["detection_xy"], resize_points(decode_heatmaps(out["detection_maps"]), S // 4, S))
-    assert torch.equal(out["z_input"], gaussian_heatmaps(lm[..., :2], S, preset.heatmap_sigma))
-    torch.testing.assert_close(lm[..., 2], out["z"] - out["z"].mean(-1, keepdim=True))
     torch.testing.assert_close(lm[..., 2].mean(-1), torch.zeros(2), atol=1e-5, rtol=0)
+
+
+class _OnePixelPeaks(nn.Module):
+    """A subnet stand-in whose maps (B, N, s, s) are +10 at one pixel per landmark and -10 elsewhere
+    (as logits) or 1 and 0 (as heatmaps); it records what it was given."""
+    def __init__(self, size, peaks, logits):
+        super().__init__()
+        self.size, self.peaks, self.logits, self.seen = size, peaks, logits, []
+
+    def forward(self, *inputs):
+        self.seen.append(inputs)
+        B = inputs[0].shape[0]
+        low, high = (-10.0, 10.0) if self.logits else (0.0, 1.0)
+        maps = torch.full((B, len(self.peaks), self.size, self.size), low)
+        for n, (col, row) in enumerate(self.peaks):
+            maps[:, n, row, col] = high
+        return maps
+
+
+class _ConstantZ(nn.Module):
+    def __init__(self, z, input_size=None):
+        super().__init__()
+        self.config, self.z, self.seen = ZConfig(input_size=input_size), torch.tensor(z), []
+
+    def forward(self, x, heatmaps):
+        self.seen.append((x, heatmaps))
+        return self.z.expand(x.shape[0], -1)
+
+
+def test_the_cascade_chain_on_stand_in_subnets_gives_hand_worked_landmarks():
+    """S = 64: the detection maps are 16 x 16, so the peak at column 3, row 5 is at crop pixel
+    ((3 + 0.5) * 4 - 0.5, (5 + 0.5) * 4 - 0.5) = (13.5, 21.5); the regression's peaks are the
+    landmarks' x, y; z (4, -2) is centred to (3, -3); the Z input is the Gaussians at x, y (1 at the peak)."""
+    detection = _OnePixelPeaks(16, [(3, 5), (10, 2)], logits=True)
+    regression = _OnePixelPeaks(64, [(20, 30), (50, 7)], logits=False)
+    z = _ConstantZ([4.0, -2.0])
+    cascade = Cascade(detection, regression, z, heatmap_sigma=2.0, num_landmarks=2)
+    images = torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
+    out = cascade(images)
+    assert out["detection_xy"].tolist() == [[[13.5, 21.5], [41.5, 9.5]]]
+    (x, maps), = regression.seen                              # the regression net sees the image and sigmoid(logits)
+    assert x.shape == (1, 3, 64, 64) and maps[0, 0, 5, 3] == pytest.approx(1 / (1 + math.exp(-10)))
+    assert out["landmarks"].tolist() == [[[20.0, 30.0, 3.0], [50.0, 7.0, -3.0]]]
+    (_, heat), = z.seen
+    assert heat[0, 0, 30, 20] == 1.0 and heat[0, 1, 7, 50] == 1.0
+    assert heat[0, 0, 30, 22] == pytest.approx(math.exp(-4 / (2 * 2.0 ** 2)))   # 2 px away at sigma 2
+    # a Z net that sees the crop at 32 px answers in its own pixels: twice that in crop pixels
+    half = Cascade(detection, regression, _ConstantZ([4.0, -2.0], input_size=32), 2.0, 2)(images)
+    assert half["landmarks"][0, :, 2].tolist() == [6.0, -6.0] and half["z_input"].shape == (1, 2, 32, 32)
 
 
 def test_cascade_forward_stops_early_and_renders_z_input_at_given_points(quick):
@@ -418,14 +462,15 @@ def test_z_loads_a_preact_resnet_state_dict_with_its_stem_bn(tmp_path):
     torch.testing.assert_close(model.bn1.running_mean, state["bn1.running_mean"])
     torch.testing.assert_close(model.layer3[0].conv2.weight, state["layer3.0.conv2.weight"])
     assert model.fc.out_features == 66 and model.fc.weight.std().item() < 0.05   # new layer: N(0, 0.01)
-    # the stem's BN-ReLU is in the forward: a stem without it would ignore bn1's statistics
+    # the stem's BN-ReLU is in the forward: with bn1's scale and shift at 0, whatever comes in, the
+    # stem gives zeros, so two different inputs give one answer (without them in the forward they would not)
     model.eval()
-    x, heat = torch.randn(1, 3, 64, 64), torch.rand(1, 66, 64, 64)
+    x, heat = torch.randn(2, 3, 64, 64), torch.rand(2, 66, 64, 64)
     with torch.no_grad():
-        h = model.maxpool(F.relu(model.bn1(model.conv1(torch.cat([x, heat], 1)))))
-        h = model.layer4(model.layer3(model.layer2(model.layer1(h))))
-        by_hand = model.fc(F.relu(model.norm(h)).mean(dim=(2, 3)))
-        torch.testing.assert_close(model(x, heat), by_hand)
+        assert not torch.allclose(*model(x, heat))
+        model.bn1.weight.zero_()
+        model.bn1.bias.zero_()
+        torch.testing.assert_close(*model(x, heat))
     del state["bn1.weight"]                                     # a stem without BN (fa3d 0.1's layout)
     torch.save(state, path)
     with pytest.raises(ValueError, match="bn1.weight"):

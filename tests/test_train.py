@@ -19,7 +19,7 @@ from fa3d.models.losses import StageLoss
 from fa3d.models import Cascade, get_preset, z_loss
 from fa3d.runs import RunDirError, TrainConfig, read_log
 from fa3d.models import STAGES
-from fa3d.schedules import StageSchedule, TrainSchedule, get_schedule, stage_plan
+from fa3d.schedules import StageSchedule, TrainSchedule, get_schedule, make_lr_scheduler, stage_plan
 from fa3d.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def test_lr_decays_geometrically_between_end_points():
     epochs, per_epoch, total, per_rank = plan.epochs, plan.steps_per_epoch, plan.total_steps, plan.batch_per_process
     assert (epochs, per_epoch, total, per_rank) == (10, 10, 100, 8)
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=s.z.lr_start)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, (s.z.lr_end / s.z.lr_start) ** (1 / (total - 1)))
+    sched = make_lr_scheduler(opt, s.z, total)
     lrs = []
     for _ in range(total):
         lrs.append(sched.get_last_lr()[0])
@@ -175,6 +175,9 @@ def test_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, m
     full = train(tiny_config(tmp_path / "full"))
     log = read_log(tmp_path / "full")
     assert [(r["stage"], r["epoch"]) for r in log] == [(s, e) for s in STAGES for e in (0, 1)]
+    # each epoch logs the rate it started at: 1e-3 down to 1e-4 over 4 steps (8 faces, batch 4, 2 epochs),
+    # so the second epoch starts after 2 of the 3 decay steps: 1e-3 * 0.1 ** (2 / 3)
+    assert [r["lr"] for r in log] == pytest.approx([1e-3, 1e-3 * 0.1 ** (2 / 3)] * len(STAGES), rel=1e-9)
     assert load_checkpoint(full)["finished"]
 
     def crash(stage, epoch, step):  # killed in the middle of the joint stage's second epoch
