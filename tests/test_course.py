@@ -41,6 +41,7 @@ def test_pick_batch_sizes_measures_on_the_gpu():
     assert 1 <= paper["z"] <= get_schedule("paper").z.batch_size
 
 
+@pytest.mark.slow
 def test_ensure_run_trains_what_is_missing_then_reuses_it(tmp_path, capsys):
     run = course.ensure_run("regression", tmp_path, num_train=16, epochs_scale=0.01, progress=False)
     assert run == course.course_run_dir("regression", tmp_path)
@@ -63,6 +64,7 @@ def _tiny_chain(out):
     return course.ensure_run("regression", out, num_train=16, epochs_scale=0.01, progress=False)
 
 
+@pytest.mark.slow
 def test_ready_made_runs_export_small_and_install_as_they_were_trained(tmp_path, monkeypatch, capsys):
     trained = tmp_path / "trained"
     run = _tiny_chain(trained)
@@ -97,6 +99,7 @@ def test_ready_made_runs_export_small_and_install_as_they_were_trained(tmp_path,
             assert torch.allclose(v.float(), w.float(), rtol=1e-3, atol=1e-4), (name, k)
 
 
+@pytest.mark.slow
 def test_ready_made_run_is_used_only_for_the_same_settings_and_fa3d(tmp_path, monkeypatch, capsys):
     trained = tmp_path / "trained"
     _tiny_chain(trained)

@@ -50,6 +50,7 @@ def test_all_files_written(synthetic_report):
     assert (out / "plotly.min.js").stat().st_size > 1_000_000 and paths["face_3d"].stat().st_size < 200_000
 
 
+@pytest.mark.slow
 def test_face_3d_page_draws_a_3d_scene_offline_in_a_real_browser(synthetic_report, tmp_path):
     from headless_browser import plotly_scene_drawn, render
 

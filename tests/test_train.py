@@ -306,6 +306,7 @@ def test_preset_overrides_reject_unknown_fields():
         override_preset(quick, {"z": {"inputs": "depth"}})
 
 
+@pytest.mark.slow
 def test_ddp_under_torchrun_with_gloo(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
