@@ -20,7 +20,7 @@ AFLW = SAMPLES / "aflw2000-3d"
 BASES = SAMPLES / "bfm68"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")   # before the module's other fixtures, which read it
 def _real_samples_here():
     needs_path(SAMPLES, "../shared/real-samples")
 
