@@ -9,7 +9,7 @@
   recipe, docs/training.md): twice the pixels per landmark, Gaussians of the same size
   relative to the face (sigma 6 px), and a Z net that sees the crop at 64 px (``ZConfig.input_size``),
   exactly what the quick Z net sees, so a quick run's weights all start a medium one
-  (``--init-from pretrained``). About 40 ms a face and its mirror on one CPU thread.
+  (``--init-from pretrained``). About 45-50 ms a face and its mirror on one CPU thread (docs/training.md).
 
 Add a field here (e.g. a training schedule) rather than branching in code.
 """
