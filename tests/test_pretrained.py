@@ -1,5 +1,6 @@
 """The shipped model (fa3d/weights/synthetic68): found by name, exported weights-only, used by predict
-and evaluate without writing into fa3d; and predict's re-cropping around its own landmarks."""
+and evaluate without writing into fa3d; and predict's re-cropping around its own landmarks. The photo test
+needs ../shared: it skips where that is absent and fails under CI (tests/needs.py)."""
 from __future__ import annotations
 
 import json

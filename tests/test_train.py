@@ -171,6 +171,26 @@ def _weights(run_dir) -> dict:
     return {f"{m}.{k}": v for m, sd in models.items() for k, v in sd.items()}
 
 
+def _killed_at(where):
+    """An ``on_step`` that kills the run at (stage, epoch, step), as Ctrl-C would."""
+    def crash(stage, epoch, step):
+        if (stage, epoch, step) == where:
+            raise KeyboardInterrupt
+    return crash
+
+
+def _same_run(full, resumed):
+    """A resumed run ends as the uninterrupted one: the same epochs logged once, losses and weights
+    (bitwise equal on CPU in practice; allclose leaves room for non-deterministic kernels)."""
+    a_log, b_log = read_log(full), read_log(resumed)
+    assert [(r["stage"], r["epoch"]) for r in b_log] == [(r["stage"], r["epoch"]) for r in a_log]
+    assert [r["train_loss"] for r in b_log] == pytest.approx([r["train_loss"] for r in a_log])
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-6), k
+
+
 def test_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, monkeypatch):
     full = train(tiny_config(tmp_path / "full"))
     log = read_log(tmp_path / "full")
@@ -180,26 +200,14 @@ def test_killed_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path, m
     assert [r["lr"] for r in log] == pytest.approx([1e-3, 1e-3 * 0.1 ** (2 / 3)] * len(STAGES), rel=1e-9)
     assert load_checkpoint(full)["finished"]
 
-    def crash(stage, epoch, step):  # killed in the middle of the joint stage's second epoch
-        if (stage, epoch, step) == ("joint", 1, 3):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(tmp_path / "resumed"), on_step=crash)
+    with pytest.raises(KeyboardInterrupt):   # killed in the middle of the joint stage's second epoch
+        train(tiny_config(tmp_path / "resumed"), on_step=_killed_at(("joint", 1, 3)))
     interrupted = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
     assert (interrupted["stage"], interrupted["epoch"], interrupted["finished"]) == ("joint", 0, False)
     with pytest.raises(RunDirError, match="--resume"):  # never clobber a run by accident
         train(tiny_config(tmp_path / "resumed"))
     train(tiny_config(tmp_path / "resumed"), resume=True)
-
-    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "resumed")
-    assert a.keys() == b.keys()
-    for k in a:
-        # bitwise equal on CPU in practice; allclose leaves room for non-deterministic kernels
-        assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-6), k
-    assert [(r["stage"], r["epoch"]) for r in read_log(tmp_path / "resumed")] == \
-        [(r["stage"], r["epoch"]) for r in log]
-    assert [r["train_loss"] for r in read_log(tmp_path / "resumed")] == pytest.approx([r["train_loss"] for r in log])
+    _same_run(tmp_path / "full", tmp_path / "resumed")
 
 
 def test_resume_at_a_stage_boundary_on_a_finished_run_and_past_stray_log_lines(tmp_path):
@@ -208,24 +216,16 @@ def test_resume_at_a_stage_boundary_on_a_finished_run_and_past_stray_log_lines(t
     (written after it) are dropped; resuming a finished run changes nothing."""
     cfg = lambda out: tiny_config(out, stages=("detection", "regression"))  # noqa: E731
     train(cfg(tmp_path / "full"))
-
-    def crash(stage, epoch, step):
-        if (stage, epoch, step) == ("regression", 0, 1):
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        train(cfg(tmp_path / "cut"), on_step=crash)
+        train(cfg(tmp_path / "cut"), on_step=_killed_at(("regression", 0, 1)))
     ckpt = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
     assert (ckpt["stage"], ckpt["epoch"], ckpt["stage_done"]) == ("detection", 1, True)
     with open(tmp_path / "cut" / "log.jsonl", "a") as f:      # as if killed after a log line, before its checkpoint
         f.write('{"stage": "regression", "epoch": 0, "train_loss": 99.0}\n')
     train(cfg(tmp_path / "cut"), resume=True)
-    full, cut = read_log(tmp_path / "full"), read_log(tmp_path / "cut")
-    assert [(r["stage"], r["epoch"]) for r in cut] == [(r["stage"], r["epoch"]) for r in full] == \
+    _same_run(tmp_path / "full", tmp_path / "cut")
+    assert [(r["stage"], r["epoch"]) for r in read_log(tmp_path / "cut")] == \
         [("detection", 0), ("detection", 1), ("regression", 0), ("regression", 1)]
-    assert [r["train_loss"] for r in cut] == pytest.approx([r["train_loss"] for r in full])
-    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
-    assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-6) for k in a)
 
     files = {p.name: p.read_bytes() for p in (tmp_path / "full").iterdir()}
     assert train(cfg(tmp_path / "full"), resume=True) == tmp_path / "full" / "checkpoint.pt"
