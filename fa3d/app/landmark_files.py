@@ -121,7 +121,8 @@ def predict_files(run_dir=PRETRAINED_NAME, images=(), *, bbox=None, out_dir=None
                 log(f"skipped: {err}")
                 results[img] = None
         boxes = None if bbox is None else [[tuple(map(float, bbox))]] * len(chunk)
-        for (img, _), (image, faces) in zip(chunk, aligner.iter_predict([im for _, im in chunk], boxes, [str(img) for img, _ in chunk])):
+        names = [str(img) for img, _ in chunk]
+        for (img, _), (image, faces) in zip(chunk, aligner.iter_predict([im for _, im in chunk], boxes, names)):
             if not faces:
                 log(f"{img}: no face found by the {aligner.detector.name} detector; pass --bbox x1 y1 x2 y2")
                 results[img] = None
