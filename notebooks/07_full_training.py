@@ -620,18 +620,18 @@ if have_scripts:
 # | joint | 3 × (detection + regression) |
 # | z | detection + regression (frozen, counted for every sample) + 3 × Z |
 #
-# FLOPs become hours only through two **assumptions**, both stated in the code: the GPU's peak rate (the
-# vendor's dense mixed-precision figure: bf16 on an H100, fp16 on Colab's T4, the precision fa3d picks on
-# each) and the share of that peak a training loop of convolutional nets really sustains (35 % here, a
-# typical value; data loading, evaluation and checkpoints come on top).
+# FLOPs become hours only through two numbers, both stated in the code: the GPU's peak rate (the
+# vendor's data-sheet figure, dense mixed precision: bf16 on an H100 SXM, fp16 on Colab's T4, the precision
+# fa3d picks on each) and an **assumption**, the share of that peak a training loop of convolutional nets
+# really sustains (35 % here, a typical value; data loading, evaluation and checkpoints come on top).
 
 # %%
 from torch.utils.flop_counter import FlopCounterMode
 
 from fa3d.models import Cascade, get_preset
 
-H100_BF16_TFLOPS = 790     # assumption: vendor peak of an H100, dense bf16 (no sparsity)
-T4_FP16_TFLOPS = 65        # assumption: vendor peak of a T4, dense fp16 tensor cores
+H100_BF16_TFLOPS = 989     # NVIDIA's H100 data sheet: dense bf16 (no sparsity), SXM (the PCIe card: 756)
+T4_FP16_TFLOPS = 65        # NVIDIA's T4 data sheet: mixed-precision fp16 tensor cores
 UTILISATION = 0.35         # assumption: share of the peak that conv-net training sustains
 TRAIN_STEP_FORWARDS = 3    # forward + backward ≈ 3 forward passes
 
