@@ -76,7 +76,8 @@ def as_image(image, name: str = "image") -> torch.Tensor:
             raise ValueError(f"{name}: expected a uint8 (H, W, 3) RGB or (H, W) grey array, "
                              f"got {image.dtype} {image.shape}")
         image = np.repeat(image[..., None], 3, 2) if image.ndim == 2 else image[..., :3]
-        return _not_empty(torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous(), name)
+        copy = np.array(image, dtype=np.uint8)   # a copy: the caller keeps theirs
+        return _not_empty(torch.from_numpy(copy).permute(2, 0, 1).contiguous(), name)
     if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.dim() == 3 and image.shape[0] == 3:
         return _not_empty(image, name)
     raise ValueError(f"{name}: expected an image path, a PIL image, a uint8 (H, W, 3) array or a uint8 "
