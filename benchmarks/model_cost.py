@@ -25,12 +25,18 @@ PAPER_EXPECTED = {"detection": "80.1 / 58.2 M", "regression": "~23 / 3.4 M", "z"
 def subnets(preset, device="cpu"):
     """name -> (module, example inputs at batch 1) for the three subnetworks of ``preset``."""
     S, N = preset.image_size, preset.num_landmarks
+    zs = preset.z.input_size or S    # the Z net may see the crop smaller (the medium preset: 64 px)
     with torch.device(device):
         images = torch.zeros(1, 3, S, S)
+        detection = DetectionNet(preset.detection, N)
+        features = detection.backbone.stride4_channels
+        regression_inputs = (images, torch.zeros(1, N, S // 4, S // 4))
+        if preset.regression.detection_features:
+            regression_inputs += (torch.zeros(1, features, S // 4, S // 4),)
         return {
-            "detection": (DetectionNet(preset.detection, N), (images,)),
-            "regression": (RegressionNet(preset.regression, N), (images, torch.zeros(1, N, S // 4, S // 4))),
-            "z": (ZRegressor(preset.z, N), (images, torch.zeros(1, N, S, S))),
+            "detection": (detection, (images,)),
+            "regression": (RegressionNet(preset.regression, N, features), regression_inputs),
+            "z": (ZRegressor(preset.z, N), (torch.zeros(1, 3, zs, zs), torch.zeros(1, N, zs, zs))),
         }
 
 

@@ -75,7 +75,9 @@ def _cmd_train(args) -> int:
         for name in STAGES:
             schedule.stage(name).batch_size = args.batch_size
         cfg.schedule = schedule.to_dict()
-    overrides = {"heatmap_sigma": args.heatmap_sigma, "z": {"inputs": args.z_inputs} if args.z_inputs else None}
+    overrides = {"heatmap_sigma": args.heatmap_sigma, "z": {"inputs": args.z_inputs} if args.z_inputs else None,
+                 "regression": ({"detection_features": args.regression_features == "detection"}
+                                if args.regression_features else None)}
     cfg.preset_overrides = {k: v for k, v in overrides.items() if v is not None} or None
     try:
         path = train(cfg, resume=args.resume, overwrite=args.overwrite)
@@ -170,6 +172,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="std of the Gaussian heatmaps in crop px (default: the preset's, 6 paper / 3 quick)")
     p.add_argument("--z-inputs", default=None, choices=Z_INPUTS,
                    help="what the Z regressor sees (default rgb+heatmaps, the paper's; the others are ablations)")
+    p.add_argument("--regression-features", default=None, choices=("detection", "none"),
+                   help="what the regression net stacks with the detection maps besides the pooled crop: the detection "
+                        "net's stride-4 features (the paper's 'image features'; default of the paper and medium presets) "
+                        "or none (the quick preset; the real-data recipe's first steps)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start afresh even if RUN_DIR holds a run")
 

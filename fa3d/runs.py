@@ -248,11 +248,25 @@ def load_init_from(cascade: Cascade, init_from: str, preset: Preset, stages) -> 
         if _same_subnet(theirs, preset, name):
             load_subnet(cascade, name, state, path)
             loaded.append(name)
+        elif _adds_detection_features(theirs, preset, name):
+            # the feature stem is new and starts at zero: the regression net computes what theirs did
+            torch.nn.init.zeros_(cascade.regression.feature_stem.weight)
+            missing, unexpected = cascade.regression.load_state_dict(state, strict=False)
+            if unexpected or set(missing) != {"feature_stem.weight"}:
+                raise CheckpointError(path, f"its regression weights do not fit this run's regression network "
+                                            f"(missing {missing}, unexpected {unexpected})")
+            loaded.append(name)
         elif name not in trained:
             raise ValueError(f"--init-from {init_from}: its {name} subnetwork is configured differently from "
                              f"this run's ({getattr(theirs, name)} vs {getattr(preset, name)}), "
                              f"and this run does not train it")
     return loaded
+
+
+def _adds_detection_features(a: Preset, b: Preset, name: str) -> bool:
+    """Whether subnet ``name`` of ``b`` is ``a``'s regression net with the detection features added."""
+    return (name == "regression" and not a.regression.detection_features and b.regression.detection_features
+            and dataclasses.replace(a.regression, detection_features=True) == b.regression)
 
 
 def _same_subnet(a: Preset, b: Preset, name: str) -> bool:

@@ -79,7 +79,7 @@ from fa3d.data.transforms import CenterCrop3D
 from fa3d.runs import load_run, read_log
 from fa3d.heatmaps import decode_heatmaps, gaussian_heatmaps, resize_points
 from fa3d.metrics import gte
-from fa3d.models import Cascade, RegressionNet, get_preset, normalize_images, num_parameters, regression_loss
+from fa3d.models import Cascade, DetectionNet, RegressionNet, get_preset, normalize_images, num_parameters, regression_loss
 from fa3d.models.detection import BilinearUpsample
 from fa3d.models.regression import Hourglass, PreActBottleneck, residuals
 from fa3d.schedules import StageSchedule, TrainSchedule, get_schedule
@@ -261,6 +261,15 @@ facts["exercise_upsample2_max_diff"] = exercises.check_upsample2(upsample2_exerc
 # residual unit, the hourglass, a residual unit, BN-ReLU (the units are pre-activated, so the network
 # closes with one), a **zero-initialised** 1×1 convolution to $N$ maps, and the final ×4 deconvolution back
 # to $S\times S$.
+#
+# **The paper and fa3d.** The paper says the regression subnetwork takes "the landmark detection
+# heatmaps stacked with image features" (§1) and does not say which features. The quick preset (this
+# notebook's networks and the shipped model) stacks the RGB crop pooled to $S/4$, the cheapest stand-in;
+# it is our choice. The paper and medium presets (`RegressionConfig.detection_features`) also add the
+# detection network's own image features at stride 4 (its `layer1` output: 256 channels for
+# ResNet-152) through a 1×1 convolution that starts at zero, so that a run trained without them can be
+# continued with them and computes the same thing at first. The next cell counts what they cost in
+# the paper-sized net; docs/training.md measures what they bought on real faces.
 
 # %%
 class MyRegressionNet(nn.Module):
@@ -303,14 +312,17 @@ facts.update(quick_params=num_parameters(lib), quick_output_shape=list(out_lib.s
 # %%
 paper = get_preset("paper")
 with torch.device("meta"):
-    paper_net = RegressionNet(paper.regression, paper.num_landmarks)
+    feature_channels = DetectionNet(paper.detection, paper.num_landmarks).backbone.stride4_channels
+    paper_net = RegressionNet(paper.regression, paper.num_landmarks, feature_channels)
     xi = torch.zeros(1, 3, paper.image_size, paper.image_size)
     xd = torch.zeros(1, paper.num_landmarks, paper.image_size // 4, paper.image_size // 4)
+    xf = torch.zeros(1, feature_channels, paper.image_size // 4, paper.image_size // 4)
     with FlopCounterMode(display=False) as flops:
-        y = paper_net(xi, xd)
+        y = paper_net(xi, xd, xf)
 print(f"paper RegressionNet: {num_parameters(paper_net) / 1e6:.2f} M parameters, depth {paper.regression.depth}, "
-      f"{paper.regression.features} channels; {tuple(xi.shape)} + {tuple(xd.shape)} -> {tuple(y.shape)}; "
-      f"{flops.get_total_flops() / 1e9:.1f} GFLOP per image")
+      f"{paper.regression.features} channels; {tuple(xi.shape)} + {tuple(xd.shape)} + detection features "
+      f"{tuple(xf.shape)} -> {tuple(y.shape)}; {flops.get_total_flops() / 1e9:.1f} GFLOP per image "
+      f"(the features' 1×1 convolution: {num_parameters(paper_net.feature_stem) / 1e3:.0f} k parameters)")
 facts.update(paper_params_millions=round(num_parameters(paper_net) / 1e6, 2),
              paper_gflop=round(flops.get_total_flops() / 1e9, 1))
 

@@ -54,6 +54,22 @@ def test_train_options_for_batch_size_and_ablations_reach_the_run(run_dir, tmp_p
     assert json.loads((out / "log.jsonl").read_text().splitlines()[0])["images"] == 3  # one step of 3
 
 
+def test_regression_features_flag_grows_a_run_without_them_into_one_with_them(run_dir, tmp_path):
+    """--regression-features: the quick run has none; a joint step with them starts from its weights
+    (the new 1x1 convolution at zero) and trains it."""
+    assert load_checkpoint(run_dir / "checkpoint.pt")["preset"]["regression"].get("detection_features") is not True
+    out = tmp_path / "grown"
+    assert main(["train", "--out", str(out), *TINY, "--stages", "joint", "--init-from", str(run_dir),
+                 "--regression-features", "detection"]) == 0
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["preset"]["regression"]["detection_features"] is True
+    assert ckpt["models"]["regression"]["feature_stem.weight"].abs().sum() > 0   # it learned
+    off = tmp_path / "off"
+    assert main(["train", "--out", str(off), *TINY, "--preset", "medium", "--stages", "detection",
+                 "--max-steps", "1", "--regression-features", "none"]) == 0
+    assert load_checkpoint(off / "checkpoint.pt")["preset"]["regression"]["detection_features"] is False
+
+
 def test_evaluate_prints_the_table_and_writes_matching_metrics(run_dir, capsys):
     assert main(["evaluate", "--run", str(run_dir), "--data", "synthetic", "--no-progress"]) == 0
     out = capsys.readouterr().out

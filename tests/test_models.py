@@ -14,7 +14,7 @@ from fa3d.heatmaps import decode_heatmaps, disk_heatmaps, gaussian_heatmaps
 from fa3d.data.transforms import unwarp_landmarks
 from fa3d.heatmaps import resize_points
 from fa3d.models import (PRESETS, Cascade, DetectionConfig, DetectionNet, Preset, PretrainedWeightsUnavailable,
-                         RegressionNet, ZConfig, ZRegressor, detection_loss, get_preset,
+                         RegressionNet, ZConfig, ZRegressor, detection_loss, get_preset, override_preset,
                          normalize_images, regression_loss, z_loss)
 from fa3d.models.detection import BilinearUpsample, ResNetBackbone
 from fa3d.models.regression import Hourglass, PreActBottleneck
@@ -29,7 +29,9 @@ def paper_meta():
     preset = get_preset("paper")
     with torch.device("meta"):
         N = preset.num_landmarks
-        return preset, DetectionNet(preset.detection, N), RegressionNet(preset.regression, N), ZRegressor(preset.z, N)
+        detection = DetectionNet(preset.detection, N)
+        regression = RegressionNet(preset.regression, N, detection.backbone.stride4_channels)
+        return preset, detection, regression, ZRegressor(preset.z, N)
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +89,14 @@ def test_paper_regression_hourglass(paper_meta):
     _, _, reg, _ = paper_meta
     assert sum(isinstance(m, Hourglass) for m in reg.modules()) == 4  # 4 pooling levels
     assert reg.stem.in_channels == 3 + 66
+    # §1: "detection heatmaps stacked with image features": ResNet-152's layer1 output, 256 channels at stride 4
+    assert reg.feature_stem.in_channels == 256 and reg.feature_stem.kernel_size == (1, 1)
     ups = [m for m in reg.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert len(ups) == 5 and all(isinstance(m, BilinearUpsample) for m in ups)  # 4 in the hourglass + final ×4
     assert not any(isinstance(m, nn.Upsample) for m in reg.modules())
     x = torch.zeros(1, 3, 384, 384, device="meta")
-    assert reg(x, torch.zeros(1, 66, 96, 96, device="meta")).shape == (1, 66, 384, 384)
+    features = torch.zeros(1, 256, 96, 96, device="meta")
+    assert reg(x, torch.zeros(1, 66, 96, 96, device="meta"), features).shape == (1, 66, 384, 384)
     assert 3.0e6 < sum(p.numel() for p in reg.parameters()) < 3.8e6  # ~3.4 M: the paper-size one-stack hourglass net
 
 
@@ -129,6 +134,7 @@ class _OnePixelPeaks(nn.Module):
     def __init__(self, size, peaks, logits):
         super().__init__()
         self.size, self.peaks, self.logits, self.seen = size, peaks, logits, []
+        self.feature_stem = None   # as a regression net: it takes no detection features
 
     def forward(self, *inputs):
         self.seen.append(inputs)
@@ -161,8 +167,9 @@ def test_the_cascade_chain_on_stand_in_subnets_gives_hand_worked_landmarks():
     images = torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
     out = cascade(images)
     assert out["detection_xy"].tolist() == [[[13.5, 21.5], [41.5, 9.5]]]
-    (x, maps), = regression.seen                              # the regression net sees the image and sigmoid(logits)
+    (x, maps, features), = regression.seen                    # the regression net sees the image and sigmoid(logits)
     assert x.shape == (1, 3, 64, 64) and maps[0, 0, 5, 3] == pytest.approx(1 / (1 + math.exp(-10)))
+    assert features is None
     assert out["landmarks"].tolist() == [[[20.0, 30.0, 3.0], [50.0, 7.0, -3.0]]]
     (_, heat), = z.seen
     assert heat[0, 0, 30, 20] == 1.0 and heat[0, 1, 7, 50] == 1.0
@@ -494,8 +501,47 @@ def test_a_medium_z_net_sees_the_crop_at_its_input_size_and_answers_in_crop_pixe
 
 
 def test_init_from_starts_a_medium_run_from_every_subnet_of_a_quick_one():
+    """The shipped quick model has no detection features; the medium preset's regression net stacks them
+    through a 1x1 conv that starts at zero, so the grown net computes what the medium net without them does."""
     from fa3d.runs import load_init_from
     medium = Cascade.from_preset(get_preset("medium", 68))
+    assert medium.regression.feature_stem is not None
+    torch.nn.init.normal_(medium.regression.feature_stem.weight)   # loading must zero it again
     assert load_init_from(medium, "pretrained", get_preset("medium", 68), ["detection"]) == ["detection", "regression", "z"]
+    plain_preset = override_preset(get_preset("medium", 68), {"regression": {"detection_features": False}})
+    plain = Cascade.from_preset(plain_preset)
+    assert plain.regression.feature_stem is None
+    load_init_from(plain, "pretrained", plain_preset, ["detection"])
+    assert not medium.regression.feature_stem.weight.any()
+    images = torch.randint(0, 256, (2, 3, 128, 128), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(medium.eval()(images)["heatmaps"], plain.eval()(images)["heatmaps"])
     with pytest.raises(ValueError, match="predicts 68 landmarks"):
         load_init_from(Cascade.from_preset(get_preset("medium", 66)), "pretrained", get_preset("medium", 66), ["z"])
+
+
+def test_regression_net_stacks_the_detection_nets_stride4_features():
+    """RegressionConfig.detection_features: the backbone's layer1 output (B, C1, S/4, S/4) enters the
+    hourglass through its own 1x1 conv, which starts at zero and learns (it gets a gradient)."""
+    torch.manual_seed(0)
+    cascade = Cascade.from_preset(get_preset("medium", 68)).eval()
+    images = torch.rand(2, 3, 128, 128)
+    x = normalize_images(images)
+    logits, features = cascade.detection(x, return_features=True)
+    torch.testing.assert_close(logits, cascade.detection(x))
+    assert features.shape == (2, cascade.detection.backbone.stride4_channels, 32, 32)
+    assert cascade.detection.backbone.stride4_channels == 32
+    maps = torch.sigmoid(logits)
+    cascade.regression.head.weight.data.normal_(std=0.1)       # a head at zero hides every input
+    with torch.no_grad():
+        before = cascade.regression(x, maps, features)
+        torch.nn.init.normal_(cascade.regression.feature_stem.weight, std=0.1)
+        after = cascade.regression(x, maps, features)
+    assert torch.isfinite(after).all() and not torch.allclose(before, after)
+    torch.nn.init.zeros_(cascade.regression.feature_stem.weight)
+    cascade.regression(x, maps, features).square().mean().backward()
+    assert cascade.regression.feature_stem.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="detection features"):
+        cascade.regression(x, maps)
+    with pytest.raises(ValueError, match="channels"):
+        RegressionNet(get_preset("medium").regression, 68)

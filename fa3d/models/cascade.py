@@ -2,7 +2,7 @@
 
     images (B,3,S,S) --normalise--> x
     x --DetectionNet--> logits (B,N,S/4,S/4) --sigmoid--> detection maps --decode--> detection_xy
-    (x, maps) --RegressionNet--> heatmaps (B,N,S,S) --decode--> xy
+    (x, maps[, its stride-4 features]) --RegressionNet--> heatmaps (B,N,S,S) --decode--> xy
     (x, Gaussians re-rendered at xy) --ZRegressor--> z
     landmarks = (xy, z - mean z)
 
@@ -65,8 +65,9 @@ class Cascade(nn.Module):
         """A fresh cascade for ``preset`` (ImageNet detection backbone if ``pretrained``)."""
         N = preset.num_landmarks
         detection = dataclasses.replace(preset.detection, pretrained=pretrained or preset.detection.pretrained)
-        return cls(DetectionNet(detection, N), RegressionNet(preset.regression, N), ZRegressor(preset.z, N),
-                   preset.heatmap_sigma, N)
+        detection = DetectionNet(detection, N)
+        regression = RegressionNet(preset.regression, N, detection.backbone.stride4_channels)
+        return cls(detection, regression, ZRegressor(preset.z, N), preset.heatmap_sigma, N)
 
     def to_channels_last(self) -> "Cascade":
         """Weights and every input in channels_last layout (faster convolutions on GPUs)."""
@@ -98,13 +99,17 @@ class Cascade(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         S = int(x.shape[-1])   # int: a constant, not a tensor, when traced (ONNX export)
-        logits = self.detection(x)
+        features = None
+        if self.regression.feature_stem is not None and upto != "detection":
+            logits, features = self.detection(x, return_features=True)
+        else:
+            logits = self.detection(x)
         maps = torch.sigmoid(logits.float())
         out = {"detection_logits": logits, "detection_maps": maps,
                "detection_xy": resize_points(decode_heatmaps(maps.detach()), int(maps.shape[-1]), S)}
         out["xy"] = out["detection_xy"]
         if upto != "detection":
-            out["heatmaps"] = self.regression(x, maps)
+            out["heatmaps"] = self.regression(x, maps, features)
             out["xy"] = decode_heatmaps(out["heatmaps"].detach().float())
         if upto != "z":
             out["landmarks"] = torch.cat([out["xy"], torch.zeros_like(out["xy"][..., :1])], -1)

@@ -83,6 +83,7 @@ class ResNetBackbone(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer1 = self._make_layer(width, layers[0], stride=1)      # stride 4
+        self.stride4_channels = self.inplanes
         self.layer2 = self._make_layer(2 * width, layers[1], stride=2)  # stride 8
         self.layer3 = self._make_layer(4 * width, layers[2], stride=2)  # stride 16
         # Paper §2.1: the last stage keeps stride 1 (torchvision uses 2). Only the stride
@@ -104,15 +105,21 @@ class ResNetBackbone(nn.Module):
         stage += [self.block_class(out, planes) for _ in range(1, blocks)]
         return nn.Sequential(*stage)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+    def forward(self, x: torch.Tensor, return_stride4: bool = False):
+        """The stride-16 features, and with ``return_stride4`` also layer1's (B, stride4_channels, S/4, S/4)."""
+        stride4 = self.layer1(self.maxpool(self.relu(self.bn1(self.conv1(x)))))
+        out = self.layer4(self.layer3(self.layer2(stride4)))
+        return (out, stride4) if return_stride4 else out
 
 
 # ----------------------------------------------------------------------------- the subnetwork
 
 class DetectionNet(nn.Module):
-    """(B, 3, S, S) normalised crops -> (B, N, S/4, S/4) landmark logits (S divisible by 16)."""
+    """(B, 3, S, S) normalised crops -> (B, N, S/4, S/4) landmark logits (S divisible by 16).
+
+    With ``return_features``, also the backbone's stride-4 features (its layer1 output,
+    (B, backbone.stride4_channels, S/4, S/4)): the "image features" the regression net can
+    stack with the maps (``RegressionConfig.detection_features``)."""
 
     def __init__(self, config: DetectionConfig, num_landmarks: int):
         super().__init__()
@@ -126,8 +133,11 @@ class DetectionNet(nn.Module):
         if config.pretrained:
             load_imagenet_backbone(self.backbone, config)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.upsample(self.backbone(images)))
+    def forward(self, images: torch.Tensor, return_features: bool = False):
+        if not return_features:
+            return self.head(self.upsample(self.backbone(images)))
+        out, stride4 = self.backbone(images, return_stride4=True)
+        return self.head(self.upsample(out)), stride4
 
 
 # ----------------------------------------------------------------------------- ImageNet weights

@@ -56,7 +56,7 @@ PRESETS = {
     "paper": Preset(
         name="paper", image_size=384, heatmap_sigma=6.0,
         detection=DetectionConfig(layers=(3, 8, 36, 3), block="bottleneck", width=64),
-        regression=RegressionConfig(features=256, depth=4, num_blocks=1),
+        regression=RegressionConfig(features=256, depth=4, num_blocks=1, detection_features=True),
         z=ZConfig(layers=(3, 24, 36, 3), block="bottleneck", width=64),
     ),
     "quick": Preset(
@@ -70,7 +70,7 @@ PRESETS = {
     "medium": Preset(
         name="medium", image_size=128, heatmap_sigma=6.0,
         detection=DetectionConfig(layers=(1, 1, 1, 1), block="basic", width=32),
-        regression=RegressionConfig(features=64, depth=3, num_blocks=1),
+        regression=RegressionConfig(features=64, depth=3, num_blocks=1, detection_features=True),
         z=ZConfig(layers=(1, 1, 1, 1), block="basic", width=32, input_size=64),
     ),
 }

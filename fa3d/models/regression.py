@@ -7,12 +7,14 @@ the way back up, and a last learned deconvolution that brings the output to the
 input crop's resolution.
 
 Input: the N detection maps (sigmoid of the detection logits, stride 4) stacked
-with the RGB crop average-pooled to stride 4, i.e. 3+N channels at S/4.
+with the RGB crop average-pooled to stride 4, i.e. 3+N channels at S/4, and (with
+``detection_features``) the detection net's own stride-4 image features.
 Output: N heatmaps (B, N, S, S), trained with a pixel-wise L2 loss against
 Gaussians centred on the landmarks.
 
     images (B,3,S,S) --avgpool 4--┐
-    maps   (B,N,S/4,S/4) ---------┴ cat -> conv3×3 -> residual -> hourglass -> residual
+    maps   (B,N,S/4,S/4) ---------┴ cat -> conv3×3 -+-> residual -> hourglass -> residual
+    features (B,F,S/4,S/4) [optional] -> conv1×1 ---┘
         -> BN-ReLU -> conv1×1 to N (S/4) -> deconv ×4 -> heatmaps (B,N,S,S)
 """
 from __future__ import annotations
@@ -31,6 +33,11 @@ class RegressionConfig:
     features: int = 256   # channels inside the hourglass
     depth: int = 4        # pooling levels: the lowest resolution is S/4 / 2^depth
     num_blocks: int = 1   # residual units per hourglass branch
+    # Stack the detection net's stride-4 features (its layer1 output) with the maps, as the paper's
+    # "detection heatmaps stacked with image features" (§2); off: the RGB crop average-pooled to S/4
+    # stands for them (fa3d's runs before 0.5). They enter through their own 1×1 conv, zero at first
+    # (§2.3's new layers), so a run without them starts one with them unchanged (--init-from).
+    detection_features: bool = False
 
 
 class PreActBottleneck(nn.Module):
@@ -90,16 +97,23 @@ class Hourglass(nn.Module):
 
 
 class RegressionNet(nn.Module):
-    """(images (B,3,S,S) normalised, detection maps (B,N,S/4,S/4) in [0,1]) -> heatmaps (B,N,S,S).
+    """(images (B,3,S,S) normalised, detection maps (B,N,S/4,S/4) in [0,1][, detection features
+    (B,feature_channels,S/4,S/4)]) -> heatmaps (B,N,S,S).
 
     S must be divisible by 4 · 2^depth (64 for the paper's depth 4).
     """
 
-    def __init__(self, config: RegressionConfig, num_landmarks: int):
+    def __init__(self, config: RegressionConfig, num_landmarks: int, feature_channels: int = 0):
         super().__init__()
         self.config = config
         C, N = config.features, num_landmarks
         self.stem = nn.Conv2d(3 + N, C, kernel_size=3, padding=1)
+        self.feature_stem = None
+        if config.detection_features:
+            if feature_channels < 1:
+                raise ValueError("RegressionConfig.detection_features needs the detection features' channels")
+            self.feature_stem = nn.Conv2d(feature_channels, C, kernel_size=1, bias=False)
+            nn.init.zeros_(self.feature_stem.weight)
         self.pre = residuals(C, config.num_blocks)
         self.hourglass = Hourglass(config.depth, C, config.num_blocks)
         self.post = residuals(C, config.num_blocks)
@@ -109,8 +123,13 @@ class RegressionNet(nn.Module):
         nn.init.zeros_(self.head.bias)
         self.upsample = BilinearUpsample(N, factor=4)      # back to the crop's resolution
 
-    def forward(self, images: torch.Tensor, detection_maps: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([F.avg_pool2d(images, 4), detection_maps], dim=1)  # (B, 3+N, S/4, S/4)
-        x = self.post(self.hourglass(self.pre(self.stem(x))))
+    def forward(self, images: torch.Tensor, detection_maps: torch.Tensor,
+                features: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.stem(torch.cat([F.avg_pool2d(images, 4), detection_maps], dim=1))  # (B, C, S/4, S/4)
+        if self.feature_stem is not None:
+            if features is None:
+                raise ValueError("this regression net stacks the detection features: pass them")
+            x = x + self.feature_stem(features)
+        x = self.post(self.hourglass(self.pre(x)))
         return self.upsample(self.head(F.relu(self.norm(x))))
 
