@@ -7,6 +7,7 @@ import os
 import socket
 
 import pytest
+import torch
 
 _connect, _getaddrinfo = socket.socket.connect, socket.getaddrinfo
 os.environ["FA3D_OFFLINE"] = "1"   # fa3d itself never tries to fetch (YuNet's model); notebooks' kernels inherit it
@@ -43,3 +44,13 @@ def _getaddrinfo_local_only(host, *args, **kwargs):
 def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", _connect_local_only)
     monkeypatch.setattr(socket, "getaddrinfo", _getaddrinfo_local_only)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_thread")``),
+    then the thread count it had."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

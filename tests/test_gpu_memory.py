@@ -21,13 +21,8 @@ sys.modules["gpu_memory"] = gpu_memory   # dataclasses look their module up ther
 _spec.loader.exec_module(gpu_memory)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convolutions on a shared 2-core machine: one thread is far faster than two fighting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny convolutions on a shared 2-core machine: one thread (conftest.py) is far faster than two fighting
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("device", ["cpu", "meta"])
