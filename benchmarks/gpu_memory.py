@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import math
 import weakref
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ GIB = 2 ** 30
 GPUS = {"T4 16 GB": 15360, "L4 24 GB": 23034, "A100 40 GB": 40960, "A100 80 GB": 81920, "H100 80 GB": 81559}
 HEADROOM_GIB, HEADROOM_FRACTION = 1.5, 0.10   # assumed: CUDA context, cuDNN workspaces, fragmentation
 CUDA_BLOCK = 512                              # the CUDA caching allocator rounds every block up to this
-VALIDATION_BATCH = 64                         # fa3d.train.validate's batch_size
+VALIDATION_BATCH = inspect.signature(fa3d.train.validate).parameters["batch_size"].default   # validate's batch
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 

@@ -50,9 +50,7 @@ def main():
     nme = lambda e: float(e.norm(dim=-1).mean())  # noqa: E731
     print(f"{result['name']} on {len(gt)} faces of {args.data} ({args.split or 'all'}); % of the outer-eye-corner distance")
     print(f"{'region':8s} {'mean x':>8s} {'mean y':>8s} {'NME':>6s}")
-    scheme = get_scheme("68")
-    regions = {group: sorted({i for part in parts for i in scheme.parts[part]}) for group, parts in scheme.groups.items()}
-    for region, points in [("all", list(range(68))), *regions.items()]:
+    for region, points in [("all", list(range(68))), *get_scheme("68").group_points().items()]:
         e = error[:, points]
         print(f"{region:8s} {float(e[..., 0].mean()):8.2f} {float(e[..., 1].mean()):8.2f} {nme(e):6.2f}")
     tangent, outward = outline_directions(gt)

@@ -243,8 +243,7 @@ def region_errors(pred, gt, scheme=None) -> dict[str, torch.Tensor]:
     s = get_scheme(scheme) if scheme is not None else scheme_for_points(gt.shape[-2])
     err = _point_errors_eyes(pred, gt, s)
     out = {}
-    for group, parts in s.groups.items():
-        idx = sorted({i for part in parts for i in s.parts[part]})
+    for group, idx in s.group_points().items():
         out[group] = _out(err[..., idx].mean(-1), single)
     return out
 

@@ -114,6 +114,10 @@ class LandmarkScheme:
         part = self.part_of(index)
         return next(g for g, parts in self.groups.items() if part in parts)
 
+    def group_points(self) -> dict[str, list[int]]:
+        """Coarse group -> the sorted indices of its points, e.g. {"jaw": [0, ..., 16], ...}."""
+        return {g: sorted({i for part in parts for i in self.parts[part]}) for g, parts in self.groups.items()}
+
     def polylines(self) -> list[tuple[str, tuple[int, ...]]]:
         """(part, indices) for drawing; closed parts repeat their first index at the end."""
         lines = []

@@ -34,8 +34,8 @@ class RegressionConfig:
     depth: int = 4        # pooling levels: the lowest resolution is S/4 / 2^depth
     num_blocks: int = 1   # residual units per hourglass branch
     # Stack the detection net's stride-4 features (its layer1 output) with the maps, as the paper's
-    # "detection heatmaps stacked with image features" (§2); off: the RGB crop average-pooled to S/4
-    # stands for them (fa3d's runs before 0.5). They enter through their own 1×1 conv, zero at first
+    # "detection heatmaps stacked with image features" (§1); off: the RGB crop average-pooled to S/4
+    # stands for them (the quick preset and the shipped model). They enter through their own 1×1 conv, zero at first
     # (§2.3's new layers), so a run without them starts one with them unchanged (--init-from).
     detection_features: bool = False
 
