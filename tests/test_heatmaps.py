@@ -48,12 +48,59 @@ def test_decode_noisy_map_stays_near_peak():
     assert err[:, 10:].max() < 1.0  # away from the borders (at a border the fit extrapolates)
 
 
+def _blurred_everywhere(h, sigma):
+    """The reference for the smoothing: the whole map blurred (edges repeated), by convolution."""
+    radius = math.ceil(3 * sigma)
+    x = torch.arange(-radius, radius + 1).float()
+    k = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    t = h.reshape(-1, 1, *h.shape[-2:])
+    t = torch.nn.functional.conv2d(torch.nn.functional.pad(t, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    t = torch.nn.functional.conv2d(torch.nn.functional.pad(t, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
+    return t.reshape(h.shape)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 3.0])
+def test_smoothing_blurs_only_around_the_peak_what_a_whole_map_blur_gives(sigma):
+    g = torch.Generator().manual_seed(2)
+    pts = random_points(48, seed=3)
+    h = gaussian_heatmaps(pts, 48, 2.0) + 0.05 * torch.randn(4, 40, 48, 48, generator=g)
+    local = decode_heatmaps(h, smoothing=sigma)
+    everywhere = decode_heatmaps(_blurred_everywhere(h, sigma))
+    # the same peak wherever the blurred map's maximum lies within 2 px of the raw argmax (nearly always)
+    assert (local - everywhere).norm(dim=-1).median() < 1e-3
+    assert ((local - everywhere).norm(dim=-1) < 1e-3).float().mean() > 0.95
+
+
+@pytest.mark.parametrize("sigma", [1.5, 3.0, 6.0])
+def test_smoothing_keeps_clean_gaussians_exact_and_helps_on_noisy_maps(sigma):
+    pts = 12 + torch.rand(4, 30, 2, generator=torch.Generator().manual_seed(4)) * 39   # 12 px from the borders:
+    # nearer, the blur sees the map's repeated edge pixels and pulls a peak towards the border
+    clean = gaussian_heatmaps(pts, 64, sigma)
+    assert (decode_heatmaps(clean, smoothing=sigma / 2) - pts).norm(dim=-1).max() < 0.02
+    g = torch.Generator().manual_seed(5)
+    noisy = clean + 0.1 * torch.randn(clean.shape, generator=g)
+    raw = (decode_heatmaps(noisy) - pts).norm(dim=-1).mean()
+    smoothed = (decode_heatmaps(noisy, smoothing=sigma / 2) - pts).norm(dim=-1).mean()
+    assert smoothed < 0.8 * raw
+
+
+def test_smoothing_near_and_beyond_the_border_stays_on_the_map():
+    pts = torch.tensor([[[-3.0, 10.0], [0.2, 0.4], [31.0, 31.3], [40.0, -6.0]]])
+    xy = decode_heatmaps(gaussian_heatmaps(pts, 32, 2.0), smoothing=1.0)
+    assert torch.isfinite(xy).all()
+    assert xy.min() >= -0.5 and xy.max() <= 31.5
+    # within 3 sigma of the border the repeated edge pixels pull a peak outwards, by under a pixel
+    assert (xy[0, 1] - pts[0, 1]).norm() < 1.0 and (xy[0, 2] - pts[0, 2]).norm() < 1.0
+
+
 def test_decode_flat_and_zero_maps_are_finite():
     h = torch.zeros(2, 3, 16, 16)
     h[0, 1] = -1.0
     h[1, 2] = 0.5
     xy = decode_heatmaps(h)
     assert torch.isfinite(xy).all() and xy.shape == (2, 3, 2)
+    assert torch.isfinite(decode_heatmaps(h, smoothing=2.0)).all()
     with pytest.raises(ValueError):
         decode_heatmaps(torch.zeros(1, 2, 2))
 
@@ -124,3 +171,6 @@ def test_runs_on_cuda():
     assert h.device.type == d.device.type == xy.device.type == "cuda"
     assert (xy - pts).norm(dim=-1).max() < 0.1
     assert torch.allclose(h.cpu(), gaussian_heatmaps(pts.cpu(), 64, 2.0), atol=1e-6)
+    smoothed = decode_heatmaps(h, smoothing=1.0)
+    assert smoothed.device.type == "cuda"
+    assert torch.allclose(smoothed.cpu(), decode_heatmaps(h.cpu(), smoothing=1.0), atol=1e-4)

@@ -123,8 +123,9 @@ def test_quick_cascade_forward(quick):
     assert out["heatmaps"].shape == (2, N, S, S)
     lm = out["landmarks"]
     assert lm.shape == (2, N, 3) and lm.dtype == torch.float32 and torch.isfinite(lm).all()
-    assert torch.equal(lm[..., :2], decode_heatmaps(out["heatmaps"]))
-    assert lm[..., :2].min() >= 0 and lm[..., :2].max() <= S - 1
+    assert cascade.decode_smoothing == preset.decode_smoothing > 0
+    assert torch.equal(lm[..., :2], decode_heatmaps(out["heatmaps"], smoothing=preset.decode_smoothing))
+    assert lm[..., :2].min() >= -0.5 and lm[..., :2].max() <= S - 0.5
     torch.testing.assert_close(lm[..., 2].mean(-1), torch.zeros(2), atol=1e-5, rtol=0)
 
 

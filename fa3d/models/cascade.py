@@ -54,10 +54,11 @@ class Cascade(nn.Module):
     """The three subnetworks of one preset; :meth:`forward` works in crop pixels."""
 
     def __init__(self, detection: DetectionNet, regression: RegressionNet, z: ZRegressor,
-                 heatmap_sigma: float, num_landmarks: int):
+                 heatmap_sigma: float, num_landmarks: int, decode_smoothing: float = 0.0):
         super().__init__()
         self.detection, self.regression, self.z = detection, regression, z
         self.heatmap_sigma, self.num_landmarks = heatmap_sigma, num_landmarks
+        self.decode_smoothing = decode_smoothing
         self.channels_last = False
 
     @classmethod
@@ -67,7 +68,7 @@ class Cascade(nn.Module):
         detection = dataclasses.replace(preset.detection, pretrained=pretrained or preset.detection.pretrained)
         detection = DetectionNet(detection, N)
         regression = RegressionNet(preset.regression, N, detection.backbone.stride4_channels)
-        return cls(detection, regression, ZRegressor(preset.z, N), preset.heatmap_sigma, N)
+        return cls(detection, regression, ZRegressor(preset.z, N), preset.heatmap_sigma, N, preset.decode_smoothing)
 
     def to_channels_last(self) -> "Cascade":
         """Weights and every input in channels_last layout (faster convolutions on GPUs)."""
@@ -110,7 +111,7 @@ class Cascade(nn.Module):
         out["xy"] = out["detection_xy"]
         if upto != "detection":
             out["heatmaps"] = self.regression(x, maps, features)
-            out["xy"] = decode_heatmaps(out["heatmaps"].detach().float())
+            out["xy"] = decode_heatmaps(out["heatmaps"].detach().float(), smoothing=self.decode_smoothing)
         if upto != "z":
             out["landmarks"] = torch.cat([out["xy"], torch.zeros_like(out["xy"][..., :1])], -1)
             return out

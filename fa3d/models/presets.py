@@ -28,6 +28,9 @@ class Preset:
     image_size: int          # side of the square face crop, px (divisible by 64)
     heatmap_sigma: float     # std of the Gaussian heatmaps, px at image_size
     num_landmarks: int = 66  # N: from the landmark scheme (66 for 3DFAW, 68 for iBUG); every subnet uses it
+    # std (px at image_size) of the blur before the regression heatmaps are decoded (fa3d's choice, after
+    # DARK; heatmaps.decode_heatmaps): half of heatmap_sigma in the presets. 0 for runs saved before it.
+    decode_smoothing: float = 0.0
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     regression: RegressionConfig = field(default_factory=RegressionConfig)
     z: ZConfig = field(default_factory=ZConfig)
@@ -54,7 +57,7 @@ def _tuples(d: dict) -> dict:
 
 PRESETS = {
     "paper": Preset(
-        name="paper", image_size=384, heatmap_sigma=6.0,
+        name="paper", image_size=384, heatmap_sigma=6.0, decode_smoothing=3.0,
         detection=DetectionConfig(layers=(3, 8, 36, 3), block="bottleneck", width=64),
         regression=RegressionConfig(features=256, depth=4, num_blocks=1, detection_features=True),
         z=ZConfig(layers=(3, 24, 36, 3), block="bottleneck", width=64),
@@ -62,13 +65,13 @@ PRESETS = {
     "quick": Preset(
         # sigma 3 px (0.75 px of the stride-4 maps the hourglass works on): with 1.5 px the
         # regression stage learned slower than the detection maps it refines (measured)
-        name="quick", image_size=64, heatmap_sigma=3.0,
+        name="quick", image_size=64, heatmap_sigma=3.0, decode_smoothing=1.5,
         detection=DetectionConfig(layers=(1, 1, 1, 1), block="basic", width=32),
         regression=RegressionConfig(features=64, depth=3, num_blocks=1),
         z=ZConfig(layers=(1, 1, 1, 1), block="basic", width=32),
     ),
     "medium": Preset(
-        name="medium", image_size=128, heatmap_sigma=6.0,
+        name="medium", image_size=128, heatmap_sigma=6.0, decode_smoothing=3.0,
         detection=DetectionConfig(layers=(1, 1, 1, 1), block="basic", width=32),
         regression=RegressionConfig(features=64, depth=3, num_blocks=1, detection_features=True),
         z=ZConfig(layers=(1, 1, 1, 1), block="basic", width=32, input_size=64),
