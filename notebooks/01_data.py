@@ -548,9 +548,6 @@ facts["exercise_disk_targets_max_diff"] = exercises.check_disk_targets(disk_targ
 # $$\hat{x} = x_{\arg\max} + \frac{L_{-1} - L_{+1}}{2\,(L_{-1} - 2L_0 + L_{+1})}.$$
 
 # %%
-course.show_source(fa3d.heatmaps._peak_offset)
-
-# %%
 gen = torch.Generator().manual_seed(0)
 
 def decode_errors(size, sigma, n):
@@ -631,6 +628,13 @@ def decode_exercise(heatmaps):
 # %% nbgrader={"grade": true, "grade_id": "decode_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from fa3d.course import exercises
 facts["exercise_decode_max_diff_px"] = exercises.check_decode(decode_exercise)
+
+# %% [markdown]
+# Compare your answer with fa3d's: `decode_heatmaps` takes each axis's offset from `_peak_offset`, which
+# also returns 0 where the three samples do not curve down (there is no peak to fit):
+
+# %%
+course.show_source(fa3d.heatmaps._peak_offset)
 
 # %% [markdown]
 # ## 9. Reading the real formats

@@ -227,9 +227,6 @@ facts["paper_layer4_size_stride2"] = paper_rows[2]["layer4"][-1]
 # convolution cannot do.
 
 # %%
-course.show_source(BilinearUpsample)
-
-# %%
 up = BilinearUpsample(1, factor=4).requires_grad_(False)
 print("the 8×8 filter for ×4 (×16):\n", (16 * up.weight[0, 0]).round().int().numpy())
 const = torch.full((1, 1, 6, 6), 3.0)
@@ -283,6 +280,14 @@ def bilinear_kernel_exercise(factor):
 # %% nbgrader={"grade": true, "grade_id": "bilinear_kernel_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from fa3d.course import exercises    # the checks of the course's code exercises
 facts["exercise_bilinear_kernel_max_diff"] = exercises.check_bilinear_kernel(bilinear_kernel_exercise)
+
+# %% [markdown]
+# Compare your answer with fa3d's `BilinearUpsample`: its `reset_parameters` writes the same filter into
+# every channel's weight, and its padding $(k - f)/2$ puts the output pixel centres where bilinear
+# interpolation puts them:
+
+# %%
+course.show_source(BilinearUpsample)
 
 # %% [markdown]
 # ## 5. The zero-initialised 1×1 head

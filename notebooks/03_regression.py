@@ -113,9 +113,6 @@ print(preset.name, "preset:", cfg, f"| crops {S}×{S} px, hourglass input {S // 
 # addition). A strided 1×1 projection of the pre-activated input replaces the identity when the shape changes.
 
 # %%
-course.show_source(PreActBottleneck)
-
-# %%
 # NBVAL_CHECK_OUTPUT   (nbval compares this cell's printout with the committed one)
 unit = PreActBottleneck(C, C // 2, C).requires_grad_(False)
 x = torch.randn(2, C, 16, 16)
@@ -156,6 +153,12 @@ def preact_forward_exercise(unit, x):
 # %% nbgrader={"grade": true, "grade_id": "preact_forward_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from fa3d.course import exercises    # the checks of the course's code exercises
 facts["exercise_preact_forward_max_diff"] = exercises.check_preact_forward(preact_forward_exercise)
+
+# %% [markdown]
+# Compare your answer with fa3d's `PreActBottleneck`, whose layers you used:
+
+# %%
+course.show_source(PreActBottleneck)
 
 # %% [markdown]
 # ## 2. The hourglass: pooling down, learned deconvolutions up

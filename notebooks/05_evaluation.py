@@ -248,10 +248,11 @@ facts["pose_example"] = {"gte": 100 * float(my_gte(x0[None], y0[None])), "cvgtce
 # the different views of a subject are all errors of one shape, and can be compared and averaged.
 #
 # As the paper writes them, eqs. (3)–(4) involve one prediction $X$ and one ground truth $Y$: the
-# transform $T = \{s, R, t\}$ is fitted over the $N$ landmarks of that pair. `fa3d.metrics.cvgtce` (below)
-# computes exactly that, **one similarity per image**: for image $i$, $(s_i, R_i, t_i)$ by Umeyama from
-# $X_i$ onto $Y_i$ with $\det R_i = +1$, then eq. (2) in $x, y, z$ on the aligned points with that image's
-# $d_i$, averaged over the images. It never uses which images show the same subject.
+# transform $T = \{s, R, t\}$ is fitted over the $N$ landmarks of that pair. `fa3d.metrics.cvgtce` (its
+# source follows this section's last exercise) computes exactly that, **one similarity per image**: for
+# image $i$, $(s_i, R_i, t_i)$ by Umeyama from $X_i$ onto $Y_i$ with $\det R_i = +1$, then eq. (2) in
+# $x, y, z$ on the aligned points with that image's $d_i$, averaged over the images. It never uses which
+# images show the same subject.
 #
 # The assumption is that the challenge, too, solved eq. (4) once per image. With one view per subject there
 # is nothing else to do, so the two definitions coincide; with several views they coincide as long as each
@@ -260,9 +261,6 @@ facts["pose_example"] = {"gte": 100 * float(my_gte(x0[None], y0[None])), "cvgtce
 # per-image fit has more freedom than any shared one, so its least-squares residual could only be lower or
 # equal, and fa3d's CVGTCE would then be on the optimistic side. On our synthetic test faces the question
 # does not arise: every face is a new random head rendered once, one view per subject.
-
-# %%
-course.show_source(metrics.cvgtce)
 
 # %% [markdown]
 # ### Why reflections are excluded: a face with its depth flipped
@@ -374,6 +372,13 @@ def cvgtce_exercise(pred, gt):
 # %% nbgrader={"grade": true, "grade_id": "cvgtce_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from fa3d.course import exercises
 facts["exercise_cvgtce_max_diff"] = exercises.check_cvgtce(cvgtce_exercise)
+
+# %% [markdown]
+# Compare your answer with `fa3d.metrics.cvgtce`: it sets a face with a NaN aside by aligning zeros in its
+# place (a similarity of scale 0), then gives that face NaN:
+
+# %%
+course.show_source(metrics.cvgtce)
 
 # %% [markdown]
 # ## 3. The model and its test faces

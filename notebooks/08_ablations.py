@@ -208,23 +208,17 @@ def score(run_dir, test_sigma=None):
             "gt_heatmaps": z_errors(z_at(cascade, gt[..., :2]))}
 
 
-def paired(a, b):
-    """mean(a - b) and the half-width of its 95 % interval."""
-    d = np.asarray(a) - np.asarray(b)
-    return float(d.mean()), float(1.96 * d.std(ddof=1) / np.sqrt(len(d)))
-
-
 baseline_z = z_errors(reg_ckpt["mean_shape"][:, 2].expand(len(gt), -1))   # mean-shape depth in every face
 print(f"mean-shape baseline: GTE z {baseline_z.mean():.2f} %")
 
 # %% [markdown]
 # ### Your turn: the paired interval
 #
-# Write `paired` yourself: `paired_interval_exercise(a, b)` takes two `(V,)` arrays of per-face scores of two
-# variants **on the same faces** and returns `(mean, half_width)` as floats: the mean of the per-face
-# differences $d_i = a_i - b_i$ and $1.96\,s_d/\sqrt{V}$, with $s_d$ their sample standard deviation
-# (`ddof=1`). Pairing is what makes the interval narrow: the faces' own difficulty, shared by both variants,
-# cancels in $d_i$. The check compares with the formula of `paired` above, including a test set of two faces.
+# Write `paired`, the interval of §5's table, yourself: `paired_interval_exercise(a, b)` takes two `(V,)`
+# arrays of per-face scores of two variants **on the same faces** and returns `(mean, half_width)` as floats:
+# the mean of the per-face differences $d_i = a_i - b_i$ and $1.96\,s_d/\sqrt{V}$, with $s_d$ their sample
+# standard deviation (`ddof=1`). Pairing is what makes the interval narrow: the faces' own difficulty, shared
+# by both variants, cancels in $d_i$. The check compares with this formula, including a test set of two faces.
 
 # %% nbgrader={"grade": false, "grade_id": "paired_interval", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def paired_interval_exercise(a, b):
@@ -303,8 +297,15 @@ for seed in SEEDS:
 # One row per variant: GTE z with the real 2D stage's heatmaps and with ground-truth heatmaps, and the paired
 # difference to the paper's setting (negative = better than the paper's choice). With several seeds the
 # numbers are means over the runs and the last column gives the spread (standard deviation) between runs.
+# `paired` is the notebook's own version of your `paired_interval_exercise` (§3).
 
 # %%
+def paired(a, b):
+    """mean(a - b) and the half-width of its 95 % interval."""
+    d = np.asarray(a) - np.asarray(b)
+    return float(d.mean()), float(1.96 * d.std(ddof=1) / np.sqrt(len(d)))
+
+
 ref = "paper: RGB + heatmaps, p=0.5"
 mean_over_seeds = {name: {k: np.mean([scores[(name, s)][k] for s in SEEDS], 0) for k in ("pred", "gt_heatmaps")}
                    for name in VARIANTS}

@@ -1,15 +1,20 @@
 """The course's code exercises: the student versions made by notebooks/make_assignments.py, the
 nbgrader cells of notebooks 01-05 and 08, and the checks of fa3d/exercises.py (they pass with the
-teacher's solution and fail, saying why, for a wrong one or for the student's stub).
+teacher's solution and fail, saying why, for a wrong one, for the student's stub, or for an answer
+that calls fa3d's own version of the exercise, under any name).
 
 The teacher notebooks are read from their percent scripts (notebooks/NN_*.py, the source the
 .ipynb files are synced from), so these tests hold whether or not the pairs were synced.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 
 import jupytext
@@ -22,6 +27,7 @@ import torch.nn.functional as F
 
 from fa3d import metrics
 from fa3d.course import exercises
+from fa3d.models import ZConfig, ZRegressor
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -183,15 +189,17 @@ def _disk(points, size, radius, strict=False, swap=False):
     return (inside.transpose(1, 2) if swap else inside).float()
 
 
-def _decode(heatmaps, log=True, swap=False):
+def _vertex(left, mid, right):
+    return (left - right) / (2 * (left - 2 * mid + right))
+
+
+def _decode(heatmaps, log=True, swap=False, offset=_vertex):
     N, H, W = heatmaps.shape
     idx = heatmaps.reshape(N, -1).argmax(-1)
     iy, ix, n = idx // W, idx % W, torch.arange(N)
     L = heatmaps.clamp(min=1e-30).log() if log else heatmaps
-    lx = [L[n, iy, ix + d] for d in (-1, 0, 1)]
-    ly = [L[n, iy + d, ix] for d in (-1, 0, 1)]
-    x = ix + (lx[0] - lx[2]) / (2 * (lx[0] - 2 * lx[1] + lx[2]))
-    y = iy + (ly[0] - ly[2]) / (2 * (ly[0] - 2 * ly[1] + ly[2]))
+    x = ix + offset(*[L[n, iy, ix + d] for d in (-1, 0, 1)])
+    y = iy + offset(*[L[n, iy + d, ix] for d in (-1, 0, 1)])
     return torch.stack([y, x] if swap else [x, y], -1).float()
 
 
@@ -228,7 +236,17 @@ def _z_loss_mask_after(z_pred, z_true):     # the right value, a NaN gradient
 
 
 def _align(src, dst, reflect=False, transpose=False):
-    return exercises._align_variant(src, dst, reflect=reflect, transpose=transpose)
+    """Umeyama for (B, N, D) faces, or with a usual mistake: reflections allowed, the cross-covariance transposed."""
+    mu_s, mu_d = src.mean(1, keepdim=True), dst.mean(1, keepdim=True)
+    xs, xd = src - mu_s, dst - mu_d
+    U, S, Vh = torch.linalg.svd(xs.transpose(1, 2) @ xd if transpose else xd.transpose(1, 2) @ xs)
+    d = torch.ones_like(S)
+    if not reflect:
+        d[:, -1] = torch.sign(torch.linalg.det(U) * torch.linalg.det(Vh))
+    R = U @ torch.diag_embed(d) @ Vh
+    s = (S * d).sum(-1) / xs.square().sum((1, 2))
+    t = mu_d - s[:, None, None] * mu_s @ R.transpose(1, 2)
+    return s[:, None, None] * src @ R.transpose(1, 2) + t
 
 
 def _cvgtce(pred, gt, axes="xyz", nan_aware=True):
@@ -243,12 +261,13 @@ def _raises_type_error(*args):
     raise TypeError("unsupported operand")
 
 
-def _bootstrap_unpaired(a, b, num_resamples=2000, generator=None):
+def _bootstrap(a, b, num_resamples=2000, generator=None, paired=True):
+    d = torch.as_tensor(a - b)
     a, b = torch.as_tensor(a), torch.as_tensor(b)
     ia = torch.randint(len(a), (num_resamples, len(a)), generator=generator)
-    ib = torch.randint(len(b), (num_resamples, len(b)), generator=generator)
-    q = torch.quantile(a[ia].mean(1) - b[ib].mean(1), torch.tensor([0.025, 0.975], dtype=torch.float64))
-    return float(q[0]), float(q[1])
+    means = d[ia].mean(1) if paired else a[ia].mean(1) - b[torch.randint(len(b), (num_resamples, len(b)),
+                                                                          generator=generator)].mean(1)
+    return torch.quantile(means, torch.tensor([0.025, 0.975], dtype=torch.float64))
 
 
 WRONG = [
@@ -284,8 +303,7 @@ WRONG = [
     ("check_z_input", lambda im, h, inputs: torch.cat([im, h], 1), 'inputs="rgb"'),
     ("check_similarity_align", lambda s, d: _align(s, d, reflect=True), "allowing reflections"),
     ("check_similarity_align", lambda s, d: _align(s, d, transpose=True), "transposing the cross-covariance"),
-    ("check_similarity_align", lambda s, d: metrics.similarity_align(s, d)[0] if s.shape[-1] == 3 else s,
-     "2 faces of 15 points in 2D"),
+    ("check_similarity_align", lambda s, d: _align(s, d) if s.shape[-1] == 3 else s, "2 faces of 15 points in 2D"),
     ("check_cvgtce", lambda p, g: _cvgtce(p, g, axes="xy"), "2D interocular distance"),
     ("check_cvgtce", lambda p, g: _cvgtce(p, g, nan_aware=False), "no ground-truth z"),
     ("check_cvgtce", lambda p, g: metrics.gte(p, g), "no alignment (that is GTE)"),
@@ -296,8 +314,8 @@ WRONG = [
     ("check_paired_interval", lambda a, b: (float(np.mean(a - b)), float(1.96 * np.std(a - b) / np.sqrt(len(a)))), "ddof=0"),
     ("check_paired_interval", lambda a, b: (float(np.mean(b - a)), float(1.96 * np.std(a - b, ddof=1) / np.sqrt(len(a)))),
      "b − a instead of a − b"),
-    ("check_bootstrap_interval", _bootstrap_unpaired, "different indices"),
-    ("check_bootstrap_interval", lambda a, b, n, g: exercises._bootstrap_reference(a, b, n, g) + 0.5, "the values differ"),
+    ("check_bootstrap_interval", lambda a, b, n, g: _bootstrap(a, b, n, g, paired=False), "different indices"),
+    ("check_bootstrap_interval", lambda a, b, n, g: _bootstrap(a, b, n, g) + 0.5, "the values differ"),
     ("check_auc", _raises_type_error, "`_raises_type_error` raised TypeError on the case"),
 ]
 
@@ -323,6 +341,209 @@ def test_checks_leave_the_global_random_state_alone():
     exercises.check_upsample2(lambda c: _upsample(c))     # builds modules: draws from the global generator
     exercises.check_preact_forward(lambda u, x: _preact(u, x))
     assert torch.equal(torch.rand(3), expected)
+
+
+# ----------------------------------------------------------------------------- answers that call the library
+
+# What each check refuses, with an answer that would pass by calling it: (module, the reference's name in
+# it, the answer's return expression with {ref} standing for the reference however it was imported).
+LIBRARY_ANSWERS = {
+    "check_disk_targets": [("fa3d.heatmaps", "disk_heatmaps", "{ref}(points, size, radius)")],
+    "check_decode": [("fa3d.heatmaps", "decode_heatmaps", "{ref}(heatmaps)"),
+                     ("fa3d.heatmaps", "_peak_offset", "_decode(heatmaps, offset={ref})")],
+    "check_detection_loss": [("fa3d.models.losses", "detection_loss", "{ref}(logits, targets)")],
+    "check_bilinear_kernel": [("fa3d.models.detection", "BilinearUpsample", "{ref}(1, factor).weight.detach()[0, 0]")],
+    "check_preact_forward": [("fa3d.models.regression", "PreActBottleneck.forward", "{ref}(unit, x)")],
+    "check_upsample2": [("fa3d.models.detection", "BilinearUpsample", "{ref}(channels, 2)")],
+    "check_z_input": [("fa3d.models.zregressor", "ZRegressor.forward",
+                       "_conv1_input({ref}, images, heatmaps, inputs)")],
+    "check_z_loss": [("fa3d.models.losses", "z_loss", "{ref}(z_pred, z_true)")],
+    "check_similarity_align": [("fa3d.metrics", "similarity_align", "{ref}(src, dst)[0]"),
+                               ("fa3d.course.exercises", "_align_variant", "{ref}(src, dst)")],
+    "check_cvgtce": [("fa3d.metrics", "cvgtce", "{ref}(pred, gt)")],
+    "check_auc": [("fa3d.metrics", "auc", "{ref}(errors, max_error)")],
+    "check_paired_interval": [("fa3d.course.exercises", "_paired_reference", "{ref}(a, b)")],
+    "check_bootstrap_interval": [("fa3d.course.exercises", "_bootstrap_reference",
+                                  "tuple(float(v) for v in {ref}(a, b, num_resamples, generator))")],
+}
+SPELLINGS = ("alias", "module", "package")
+LIBRARY_CASES = [(check, module, name, body, how) for check, answers in LIBRARY_ANSWERS.items()
+                 for module, name, body in answers for how in SPELLINGS]
+
+
+def _notebook_function(stem: str, name: str) -> str:
+    """The source of the function ``name`` that a code cell of the teacher notebook ``stem`` defines."""
+    for cell in _teacher(stem).cells:
+        match = re.search(rf"^def {name}\(.*?(?=^\S)", cell.source + "\nEND", re.M | re.S)
+        if cell.cell_type == "code" and match:
+            return match.group(0)
+    raise LookupError(f"{stem} defines no {name}")
+
+
+PAIRED = _notebook_function("08_ablations", "paired")
+
+# Other ways of reaching a reference: (check, a cell defining `answer`, what the refusal says the answer calls).
+OTHER_ROUTES = [
+    ("check_decode", "from fa3d.heatmaps import decode_heatmaps\nanswer = decode_heatmaps\n",
+     "fa3d's `decode_heatmaps`"),
+    ("check_decode", "from fa3d.heatmaps import decode_heatmaps\n\n\ndef answer(heatmaps):\n    try:\n"
+                     "        return decode_heatmaps(heatmaps)\n    except Exception:     # the refusal, caught\n"
+                     "        return _decode(heatmaps)\n", "fa3d's `decode_heatmaps`"),
+    ("check_preact_forward", "def answer(unit, x):\n    return unit(x)\n", "fa3d's `PreActBottleneck.forward`"),
+    ("check_preact_forward", "def answer(unit, x):\n    return unit.forward(x)\n", "fa3d's `PreActBottleneck.forward`"),
+    ("check_bilinear_kernel", "from fa3d.models.detection import BilinearUpsample\n\n\ndef answer(factor):\n"
+                              "    k = 2 * factor - factor % 2\n"
+                              "    layer = nn.ConvTranspose2d(1, 1, k, stride=factor, bias=False)\n"
+                              "    BilinearUpsample.reset_parameters(layer)\n    return layer.weight.detach()[0, 0]\n",
+     "fa3d's `BilinearUpsample`"),
+    ("check_upsample2", "from fa3d.models import regression\n\n\ndef answer(channels):\n"
+                        "    return regression.BilinearUpsample(channels, 2)\n", "fa3d's `BilinearUpsample`"),
+    ("check_z_input", "def answer(images, heatmaps, inputs):\n"
+                      "    return _conv1_input(lambda net, im, h: net(im, h), images, heatmaps, inputs)\n",
+     "fa3d's `ZRegressor.forward`"),
+    ("check_cvgtce", "from fa3d.metrics import face_errors\n\n\ndef answer(pred, gt):\n"
+                     "    return face_errors(pred, gt)['cvgtce']\n", "fa3d's `cvgtce`"),
+    ("check_paired_interval", PAIRED + "\n\ndef answer(a, b):\n    return paired(a, b)\n", "the notebook's `paired`"),
+    ("check_paired_interval", PAIRED + "\n\np = paired\n\n\ndef answer(a, b):\n    return p(a, b)\n",
+     "the notebook's `paired`"),
+]
+
+
+def _check_of(source: str) -> str:
+    return re.search(r"exercises\.(check_\w+)\(", source).group(1)
+
+
+EXERCISE_OF_CHECK = {_check_of(_teacher(stem).cells[chk].source): (stem, sol, chk) for stem, sol, chk in ALL_EXERCISES}
+
+
+def _conv1_input(forward, images, heatmaps, inputs):
+    """What a ZRegressor's first convolution receives when ``forward(net, images, heatmaps)`` runs the net."""
+    net = ZRegressor(ZConfig(layers=(1, 1, 1, 1), block="basic", width=8, inputs=inputs), heatmaps.shape[1]).eval()
+    seen = []
+    net.conv1.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    with torch.no_grad():
+        forward(net, images, heatmaps)
+    return seen[0]
+
+
+def _answer_namespace() -> dict:
+    return {**_namespace(), "_decode": _decode, "_conv1_input": _conv1_input}
+
+
+def _spelling(module: str, name: str, how: str) -> tuple[str, str]:
+    """(an import, the reference's expression after it): module.name imported under an alias, through an
+    aliased module, or through the package, spelled in full."""
+    top, dot, rest = name.partition(".")
+    return {"alias": (f"from {module} import {top} as ref", f"ref{dot}{rest}"),
+            "module": (f"import {module} as mod", f"mod.{name}"),
+            "package": (f"import {module}", f"{module}.{name}")}[how]
+
+
+def _library_answer(check: str, module: str, name: str, body: str, how: str) -> str:
+    """A notebook cell: the import, then `answer`, with the exercise's parameters, returning ``body``."""
+    stem, sol, _ = EXERCISE_OF_CHECK[check]
+    parameters = re.search(r"^def \w+\((.*)\):", _teacher(stem).cells[sol].source, re.M).group(1)
+    imports, ref = _spelling(module, name, how)
+    return f"{imports}\n\n\ndef answer({parameters}):\n    return {body.format(ref=ref)}\n"
+
+
+def test_every_check_is_tried_with_answers_that_call_the_library():
+    assert set(LIBRARY_ANSWERS) == set(exercises.__all__) == set(EXERCISE_OF_CHECK)
+
+
+@pytest.mark.parametrize("check, module, name, body, how", LIBRARY_CASES,
+                         ids=[f"{c}-{n}-{h}" for c, _, n, _, h in LIBRARY_CASES])
+def test_check_refuses_an_answer_that_calls_the_library(check, module, name, body, how):
+    ns = _answer_namespace()
+    exec(_library_answer(check, module, name, body, how), ns)
+    with pytest.raises(AssertionError) as err:
+        getattr(exercises, check)(ns["answer"])
+    message = str(err.value)
+    assert message.startswith(f"`answer` calls fa3d's `{name}`") and "write it yourself" in message, message
+
+
+@pytest.mark.parametrize("check, source, says", OTHER_ROUTES, ids=[f"{c}-{i}" for i, (c, *_) in enumerate(OTHER_ROUTES)])
+def test_check_refuses_the_library_reached_another_way(check, source, says):
+    ns = _answer_namespace()
+    exec(source, ns)
+    with pytest.raises(AssertionError) as err:
+        getattr(exercises, check)(ns["answer"])
+    assert f"calls {says}" in str(err.value) and "write it yourself" in str(err.value), str(err.value)
+
+
+REFUSED = ([(check, _library_answer(check, *answer, "alias")) for check, answers in LIBRARY_ANSWERS.items()
+            for answer in answers] + [(check, source) for check, source, _ in OTHER_ROUTES])
+
+
+@pytest.mark.parametrize("check, source", REFUSED, ids=[f"{c}-{i}" for i, (c, _) in enumerate(REFUSED)])
+def test_the_refused_answers_would_pass_without_the_refusal(check, source, monkeypatch, capsys):
+    """The refusal, not some other failure, is what stops the answers above."""
+    monkeypatch.setattr(exercises, "_forbidden", lambda fn, *references: contextlib.nullcontext())
+    ns = _answer_namespace()
+    exec(source, ns)
+    assert getattr(exercises, check)(ns["answer"]) < 1e-5
+    assert "passes" in capsys.readouterr().out
+
+
+def _code(module: str, name: str):
+    reference = functools.reduce(getattr, name.split("."), importlib.import_module(module))
+    return (reference.__init__ if isinstance(reference, type) else reference).__code__
+
+
+@pytest.mark.parametrize("check", sorted(LIBRARY_ANSWERS))
+def test_a_refused_answer_leaves_the_library_as_it_was_and_the_check_can_run_again(check, capsys):
+    module, name, body = LIBRARY_ANSWERS[check][0]
+    top = name.split(".")[0]
+    original, code = getattr(importlib.import_module(module), top), _code(module, name)
+    stem, sol, _ = EXERCISE_OF_CHECK[check]
+    ns = _answer_namespace()
+    exec(_library_answer(check, module, name, body, "alias"), ns)
+    exec(_teacher(stem).cells[sol].source, ns)
+    teachers = ns[_function_name(_teacher(stem).cells[sol].source)]
+
+    def profiler(frame, event, arg):      # somebody's profiler, running before the check
+        pass
+
+    saved = sys.getprofile()
+    sys.setprofile(profiler)
+    try:
+        for _ in range(2):
+            with pytest.raises(AssertionError, match="write it yourself"):
+                getattr(exercises, check)(ns["answer"])
+            assert sys.getprofile() is profiler
+            assert getattr(importlib.import_module(module), top) is original and _code(module, name) is code
+            assert ns["ref"] is original
+            assert getattr(exercises, check)(teachers) < 1e-5
+    finally:
+        sys.setprofile(saved)
+    assert capsys.readouterr().out.count("passes") == 2
+
+
+@pytest.mark.parametrize("stem, sol, chk", ALL_EXERCISES, ids=IDS)
+def test_student_notebook_refuses_a_library_call_in_place_of_the_answer(stem, sol, chk):
+    nb = make_assignments.student_version(_teacher(stem), stem)
+    check = _check_of(nb.cells[chk].source)
+    module, name, body = LIBRARY_ANSWERS[check][0]
+    imports, ref = _spelling(module, name, "module")
+    assert nb.cells[sol].source.count("raise NotImplementedError()") == 1
+    ns = _answer_namespace()
+    exec(imports, ns)                                       # at the top of the notebook
+    exec(nb.cells[sol].source.replace("raise NotImplementedError()", f"return {body.format(ref=ref)}"), ns)
+    with pytest.raises(AssertionError, match=f"calls fa3d's `{re.escape(name)}`"):
+        exec(nb.cells[chk].source, ns)
+    assert ns["facts"] == {}
+
+
+@pytest.mark.parametrize("stem, sol, chk", ALL_EXERCISES, ids=IDS)
+def test_no_cell_before_an_exercise_shows_or_defines_its_answer(stem, sol, chk):
+    nb = _teacher(stem)
+    check = _check_of(nb.cells[chk].source)
+    names = "|".join({name.split(".")[0] for _, name, _ in LIBRARY_ANSWERS[check]}
+                     | ({"paired"} if check == "check_paired_interval" else set()))
+    for i, cell in enumerate(nb.cells[:sol]):
+        if cell.cell_type == "code":
+            assert not re.search(rf"show_source\([\w.]*\b({names})\b", cell.source), f"{stem}, cell {i}: {cell.source}"
+            assert not re.search(rf"^def ({names})\(", cell.source, re.M), f"{stem}, cell {i}: {cell.source}"
 
 
 # ----------------------------------------------------------------------------- the student notebooks, executed

@@ -8,12 +8,18 @@ found; otherwise it raises an :class:`AssertionError` that names the case, the e
 obtained shape, dtype or values and, where the result matches a usual mistake, says which.
 A function that still raises ``NotImplementedError`` (the student version of a notebook, made
 by ``notebooks/make_assignments.py``) gives an AssertionError saying the exercise is not done.
+An answer that calls fa3d's own version of what it should compute (``decode_heatmaps`` for the
+decoder, ``BilinearUpsample`` for the bilinear filter, ...), under any name, is refused with an
+AssertionError naming it (:func:`_forbidden`): each check lists what its exercise may not call.
 
 Only the notebooks and the tests import this module; it imports fa3d's modules.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
+import sys
 
 import numpy as np
 import torch
@@ -21,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fa3d import metrics
-from fa3d.heatmaps import decode_heatmaps, disk_heatmaps, gaussian_heatmaps
+from fa3d.heatmaps import _peak_offset, decode_heatmaps, disk_heatmaps, gaussian_heatmaps
 from fa3d.models.detection import BilinearUpsample
 from fa3d.models.losses import detection_loss, z_loss
 from fa3d.models.regression import PreActBottleneck
@@ -48,6 +54,54 @@ def _call(fn, case: str, *args, **kwargs):
                              "where it says YOUR CODE HERE (and delete the raise NotImplementedError())") from None
     except Exception as err:
         raise AssertionError(f"`{_name(fn)}` raised {type(err).__name__} on the case {case}: {err}") from err
+
+
+def _refusal(fn, reference) -> str:
+    """What the AssertionError says when the answer ``fn`` calls ``reference``."""
+    owner = "fa3d's" if (getattr(reference, "__module__", None) or "").startswith("fa3d") else "the notebook's"
+    what = reference.__qualname__
+    runs = " (calling a module, as in `unit(x)`, runs its forward)" if what.endswith(".forward") else ""
+    return (f"`{_name(fn)}` calls {owner} `{what}`{runs}, which does what this exercise asks you to write: "
+            "write it yourself, without calling it")
+
+
+@contextlib.contextmanager
+def _forbidden(fn, *references):
+    """Refuse the answer ``fn``, run in the body, if it calls one of ``references``.
+
+    A reference is a function, a method or a class (all the methods it defines, the constructor
+    among them); ``None`` is ignored. The answer is refused whatever name it reaches the reference
+    by: an alias (``from fa3d.heatmaps import decode_heatmaps as d``), a module attribute
+    (``H.decode_heatmaps``), ``unit(x)`` for a module's forward, or another function that calls it.
+    For that the body runs under a profile hook (:func:`sys.setprofile`) that compares the code of
+    every Python function called with the references' code. The first such call raises at once,
+    and the block then ends with the AssertionError of :func:`_refusal`, even if the answer caught
+    the first one. Nothing is patched, so the check's expected values, computed outside the block,
+    and the notebook after the check use the real references."""
+    codes = {}
+    for reference in references:
+        for member in vars(reference).values() if isinstance(reference, type) else [reference]:
+            code = getattr(inspect.unwrap(getattr(member, "__func__", member)), "__code__", None)
+            if code is not None:
+                codes[code] = reference
+    called = []
+
+    def watch(frame, event, arg):
+        if event == "call" and frame.f_code in codes:
+            called.append(codes[frame.f_code])
+            raise AssertionError(_refusal(fn, called[0]))      # Python then removes the hook
+
+    previous = sys.getprofile()
+    sys.setprofile(watch)
+    try:
+        yield
+    except Exception:
+        if not called:
+            raise
+    finally:
+        sys.setprofile(previous)
+    if called:
+        raise AssertionError(_refusal(fn, called[0])) from None
 
 
 def _tensor(x) -> torch.Tensor | None:
@@ -132,7 +186,8 @@ def check_disk_targets(fn) -> float:
     worst = 0.0
     for case, pts, size, r in cases:
         expected = disk_heatmaps(pts, size, r)
-        got = _call(fn, case, pts.clone(), size, r)
+        with _forbidden(fn, disk_heatmaps):
+            got = _call(fn, case, pts.clone(), size, r)
         mistakes = {"a strict < r (pixels at exactly r count: <=)": disk_heatmaps(pts, size, r - 1e-4),
                     "swapping x and y (maps are (H, W) indexed [y, x])": disk_heatmaps(pts.flip(-1), size, r),
                     "pixel corners instead of centres (centres are at integers)": disk_heatmaps(pts - 0.5, size, r),
@@ -172,7 +227,8 @@ def check_decode(fn) -> float:
     worst = 0.0
     for case, maps in cases:
         expected = decode_heatmaps(maps)
-        got = _call(fn, case, maps.clone())
+        with _forbidden(fn, decode_heatmaps, _peak_offset):
+            got = _call(fn, case, maps.clone())
         mistakes = {"fitting the parabola to the values, not to their log": _decode_raw(maps),
                     "returning (y, x) instead of (x, y)": expected.flip(-1),
                     "the plain argmax (no sub-pixel offset)": expected.round()}
@@ -199,7 +255,8 @@ def check_detection_loss(fn) -> float:
     worst = 0.0
     for case, logits, targets in cases:
         expected = detection_loss(logits, targets)
-        got = _call(fn, case, logits.clone(), targets.clone())
+        with _forbidden(fn, detection_loss):
+            got = _call(fn, case, logits.clone(), targets.clone())
         per_pixel = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
         mistakes = {"a sum instead of the mean over all pixels and maps": per_pixel.sum(),
                     "a loss with the wrong sign (it must be >= 0)": -expected,
@@ -219,7 +276,8 @@ def check_bilinear_kernel(fn) -> float:
              ("edge case: odd factor 3 (k = 5)", 3)]
     for case, f in cases:
         expected = BilinearUpsample(1, f).weight.detach()[0, 0]
-        got = _call(fn, case, f)
+        with _forbidden(fn, BilinearUpsample):
+            got = _call(fn, case, f)
         k = expected.shape[0]
         u = torch.arange(k, dtype=torch.float32)
         mistakes = {"centring the tent on k/2 instead of (k − 1)/2": torch.outer(*[(1 - (u - k / 2).abs() / f).clamp(min=0)] * 2),
@@ -256,7 +314,8 @@ def check_preact_forward(fn) -> float:
     for case, unit, x in cases:
         with torch.no_grad():
             expected = unit(x)
-            got = _call(fn, case, unit, x.clone())
+            with _forbidden(fn, PreActBottleneck.forward):
+                got = _call(fn, case, unit, x.clone())
             pre = F.relu(unit.bn1(x))
             body = unit.conv3(F.relu(unit.bn3(unit.conv2(F.relu(unit.bn2(unit.conv1(pre)))))))
             skip = x if unit.shortcut is None else unit.shortcut(pre)
@@ -282,7 +341,8 @@ def check_upsample2(make_layer) -> float:
              ("edge case: non-square x (1, 3, 5, 7)", 3, torch.randn(1, 3, 5, 7, generator=g))]
     worst, name = 0.0, _name(make_layer)
     for case, C, x in cases:
-        layer = _call(make_layer, case, C)
+        with _forbidden(make_layer, BilinearUpsample):
+            layer = _call(make_layer, case, C)
         if not isinstance(layer, nn.Module):
             raise AssertionError(f"`{name}`, case {case}: expected an nn.Module (e.g. nn.ConvTranspose2d), "
                                  f"got {type(layer).__name__}")
@@ -297,7 +357,9 @@ def check_upsample2(make_layer) -> float:
             raise AssertionError(f"`{name}`, case {case}: {n_params} parameters, expected 16 per channel = {16 * C} "
                                  "(kernel 4, groups=channels, bias=False)")
         with torch.no_grad():
-            expected, got = ref(x), _call(layer, case, x.clone())
+            expected = ref(x)
+            with _forbidden(make_layer, BilinearUpsample):
+                got = _call(layer, case, x.clone())
         worst = max(worst, _compare(make_layer, case, got, expected, atol=1e-5, rtol=1e-5,
                                     hint="kernel 4, stride 2, padding 1 gives 2H x 2W; initialise the weight to "
                                          "the outer product of the tent t = (0.25, 0.75, 0.75, 0.25)."))
@@ -322,7 +384,8 @@ def check_z_loss(fn) -> float:
         ref_in, in_ = zp.clone().requires_grad_(True), zp.clone().requires_grad_(True)
         expected = z_loss(ref_in, zt_case)
         expected.backward()
-        got = _call(fn, case, in_, zt_case.clone())
+        with _forbidden(fn, z_loss):
+            got = _call(fn, case, in_, zt_case.clone())
         known = torch.isfinite(zt_case)
         sq = (zp - zt_case.nan_to_num(0.0)).square() * known
         mistakes = {"counting unknown z as zero error in the mean (divide by the number of known z)": sq.mean(),
@@ -361,7 +424,8 @@ def check_z_input(fn) -> float:
         images, heat = torch.randn(2, 3, 32, 32, generator=g), torch.rand(2, 5, 32, 32, generator=g)
         with torch.no_grad():
             net(images, heat)
-        got = _call(fn, case, images.clone(), heat.clone(), inputs)
+        with _forbidden(fn, ZRegressor.forward):
+            got = _call(fn, case, images.clone(), heat.clone(), inputs)
         mistakes = {"stacking the heatmaps before the RGB channels (the RGB channels come first)":
                     torch.cat([heat, images], 1)}
         worst = max(worst, _compare(fn, case, got, seen[0], atol=0, rtol=0, mistakes=mistakes,
@@ -421,7 +485,8 @@ def check_similarity_align(fn) -> float:
     worst = 0.0
     for case, src, dst in cases:
         expected = metrics.similarity_align(src, dst)[0]
-        got = _call(fn, case, src.clone(), dst.clone())
+        with _forbidden(fn, metrics.similarity_align, _align_variant):
+            got = _call(fn, case, src.clone(), dst.clone())
         mistakes = {"allowing reflections (det R = −1): flip the last singular direction when det U · det V < 0":
                     _align_variant(src, dst, reflect=True),
                     "transposing the cross-covariance (use Σ = (dst − μ_dst)ᵀ (src − μ_src) / N)":
@@ -447,7 +512,8 @@ def check_cvgtce(fn) -> float:
     worst = 0.0
     for case, pred, y in cases:
         expected = metrics.cvgtce(pred, y)
-        got = _call(fn, case, pred.clone(), y.clone())
+        with _forbidden(fn, metrics.cvgtce):
+            got = _call(fn, case, pred.clone(), y.clone())
         ok = torch.isfinite(y).all(-1).all(-1)
         safe = torch.where(ok[:, None, None], y, pred)
         aligned = metrics.similarity_align(pred, safe)[0]
@@ -475,7 +541,8 @@ def check_auc(fn) -> float:
     worst = 0.0
     for case, e, m in cases:
         expected = torch.tensor(metrics.auc(e, m), dtype=torch.float64)
-        got = _call(fn, case, e.clone(), m)
+        with _forbidden(fn, metrics.auc):
+            got = _call(fn, case, e.clone(), m)
         mistakes = {"no clamp at 0 (an error beyond the limit must add 0, not a negative area)": ((m - e) / m).mean(),
                     "forgetting to divide by max_error": (m - e).clamp(min=0).mean(),
                     "the CED at max_error (a fraction of images, not an area)": (e <= m).double().mean()}
@@ -503,12 +570,15 @@ def _pair_cases(g):
 @_isolated
 def check_paired_interval(fn) -> float:
     """Notebook 08 §3: ``fn(a (V,), b (V,)) -> (mean of a - b, half-width of its 95 % interval)``, the
-    normal approximation 1.96 · std(a - b, ddof=1) / sqrt(V)."""
+    normal approximation 1.96 · std(a - b, ddof=1) / sqrt(V). Notebook 08's own ``paired``, once the
+    notebook has defined it, is refused like the reference here."""
+    notebook_paired = getattr(fn, "__globals__", {}).get("paired")
     worst = 0.0
     cases = _pair_cases(_gen(10))
     for case, a, b in cases:
         expected = torch.tensor(_paired_reference(a, b), dtype=torch.float64)
-        got = _call(fn, case, a.copy(), b.copy())
+        with _forbidden(fn, _paired_reference, notebook_paired):
+            got = _call(fn, case, a.copy(), b.copy())
         d, V = a - b, len(a)
         m = d.mean()
         mistakes = {"an unpaired interval (the faces are the same: use the per-face differences)":
@@ -539,7 +609,8 @@ def check_bootstrap_interval(fn) -> float:
     for k, (case, a, b) in enumerate(cases):
         n = 500 if k == 2 else 2000
         expected = _bootstrap_reference(a, b, n, _gen(100 + k))
-        got = _call(fn, case, a.copy(), b.copy(), n, _gen(100 + k))
+        with _forbidden(fn, _bootstrap_reference):
+            got = _call(fn, case, a.copy(), b.copy(), n, _gen(100 + k))
         g2, q95, q90 = _gen(100 + k), torch.tensor([0.025, 0.975], dtype=torch.float64), torch.tensor([0.05, 0.95], dtype=torch.float64)
         ia, ib = (torch.randint(len(a), (n, len(a)), generator=g2) for _ in range(2))
         d = torch.as_tensor(a - b)
