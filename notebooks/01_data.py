@@ -592,11 +592,12 @@ fig
 
 # %% [markdown]
 # **The paper and fa3d.** A trained network's map is a *noisy* Gaussian, and three raw pixels of it give a
-# noisy vertex. fa3d therefore first blurs the few pixels around the argmax with a Gaussian of half the
-# target's width (`decode_heatmaps(maps, smoothing=σ/2)`, `Preset.decode_smoothing`; DARK, Zhang et al.
-# 2020, does the same to the whole map). A blurred Gaussian is still a Gaussian with the same centre, so
-# the decoder stays exact on clean maps. The paper does not say how it decodes; this is our choice, and
-# docs/training.md measures what it changes on real faces.
+# noisy vertex. The paper and medium presets therefore first blur the few pixels around the argmax with a
+# Gaussian of half the target's width (`decode_heatmaps(maps, smoothing=σ/2)`, `Preset.decode_smoothing`;
+# DARK, Zhang et al. 2020, does the same to the whole map). A blurred Gaussian is still a Gaussian with the
+# same centre, so the decoder stays exact on clean maps. The quick preset of this course decodes without
+# it, as its ready-made runs and the shipped model were measured. The paper does not say how it decodes;
+# this is our choice, and docs/training.md measures what it changes on real faces.
 
 # %% [markdown]
 # ### Your turn: the sub-pixel decoder

@@ -108,6 +108,21 @@ def test_paper_cascade_shapes_on_meta():
     assert out["landmarks"].shape == (1, 66, 3)
 
 
+def test_the_medium_and_paper_presets_decode_with_half_the_targets_sigma_and_old_runs_without():
+    for name in ("medium", "paper"):
+        preset = get_preset(name, 68)
+        assert preset.decode_smoothing == preset.heatmap_sigma / 2
+    assert get_preset("quick").decode_smoothing == 0.0   # as the shipped model and the ready-made runs
+    old = get_preset("medium", 68).to_dict()
+    del old["decode_smoothing"]                           # a run saved before the field existed
+    assert Preset.from_dict(old).decode_smoothing == 0.0
+    torch.manual_seed(0)
+    cascade = Cascade.from_preset(get_preset("medium", 68)).eval()
+    with torch.no_grad():
+        out = cascade(torch.randint(0, 256, (1, 3, 128, 128), dtype=torch.uint8), upto="regression")
+    assert torch.equal(out["xy"], decode_heatmaps(out["heatmaps"], smoothing=3.0))
+
+
 # ----------------------------------------------------------------------------- quick preset, real forward
 
 def test_quick_cascade_forward(quick):
@@ -123,7 +138,7 @@ def test_quick_cascade_forward(quick):
     assert out["heatmaps"].shape == (2, N, S, S)
     lm = out["landmarks"]
     assert lm.shape == (2, N, 3) and lm.dtype == torch.float32 and torch.isfinite(lm).all()
-    assert cascade.decode_smoothing == preset.decode_smoothing > 0
+    assert cascade.decode_smoothing == preset.decode_smoothing
     assert torch.equal(lm[..., :2], decode_heatmaps(out["heatmaps"], smoothing=preset.decode_smoothing))
     assert lm[..., :2].min() >= -0.5 and lm[..., :2].max() <= S - 0.5
     torch.testing.assert_close(lm[..., 2].mean(-1), torch.zeros(2), atol=1e-5, rtol=0)
