@@ -95,6 +95,8 @@ recipe-300w: env
 	$(PY) -m fa3d train $(RECIPE_ARGS) --data synthetic:500+300w:$(W300) --init-from $(OUT)/300w-medium-4 \
 		--stages joint --augment paper --epochs-scale 8 --out $(OUT)/300w-medium-5 $(call resume_if_there,$(OUT)/300w-medium-5)
 	$(PY) -m fa3d train $(RECIPE_ARGS) --data synthetic:150+300w:$(W300) --init-from $(OUT)/300w-medium-5 \
+		--stages joint --augment paper --epochs-scale 6 --out $(OUT)/300w-medium-6 $(call resume_if_there,$(OUT)/300w-medium-6)
+	$(PY) -m fa3d train $(RECIPE_ARGS) --data synthetic:150+300w:$(W300) --init-from $(OUT)/300w-medium-6 \
 		--stages joint --augment paper --epochs-scale 6 --out $(OUT)/300w-medium $(call resume_if_there,$(OUT)/300w-medium)
 	$(PY) -m fa3d evaluate --run $(OUT)/300w-medium --data 300w:$(W300) --split validation --flip \
 		--out $(OUT)/300w-medium/validation
