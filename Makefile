@@ -60,15 +60,16 @@ course-runs: env
 	rm -rf fa3d/weights/course && mv fa3d/weights/course.new fa3d/weights/course
 
 # The model shipped in fa3d/weights/synthetic68 (fa3d predict's default): synthetic faces only,
-# 68 points, the quick architecture; about 40 minutes on 2 CPU cores. See its MODEL.md. The 2D stages
-# see 5,000 faces; the Z stage, the slowest per face, 1,500 of them (with the 2D stages frozen).
+# 68 points, the quick architecture; about 35 minutes on 2 CPU cores. See its MODEL.md. The 2D stages
+# see 5,000 faces; the Z stage 1,500 of them (with the 2D stages frozen), at half the crop's side
+# (--z-input-size 32: a quarter of the Z net's FLOPs, no worse in depth; docs/speed.md).
 # --augment photo: each epoch also blurs, adds noise to or greys some crops (measured to help on photos).
 PRETRAINED_ARGS ?= --preset quick --scheme 68 --num-valid 200 --seed 0 --no-progress --augment photo
 pretrained: env
 	$(PY) -m fa3d train $(PRETRAINED_ARGS) --stages detection,regression,joint --num-train 5000 \
 		--out $(OUT)/pretrained-2d --overwrite
-	$(PY) -m fa3d train $(PRETRAINED_ARGS) --stages z --num-train 1500 --init-from $(OUT)/pretrained-2d \
-		--out $(OUT)/pretrained-run --overwrite
+	$(PY) -m fa3d train $(PRETRAINED_ARGS) --stages z --num-train 1500 --z-input-size 32 \
+		--init-from $(OUT)/pretrained-2d --out $(OUT)/pretrained-run --overwrite
 	$(PY) -m fa3d.app.release $(OUT)/pretrained-run --overwrite
 
 # The real-data recipe (docs/training.md, "Real faces: the 300-W recipe"): the shipped model fine-tuned at the

@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_memory.py                  # the paper preset at its schedule's batch sizes
     python benchmarks/gpu_memory.py --batch 4        # one batch size for every stage
+    python benchmarks/gpu_memory.py --json docs/gpu_memory.json   # also the tables as JSON (notebook 07 shows it)
 
 What it measures. For each stage (detection, regression, joint, z) it runs the training step of
 fa3d.train (``optimizer_step``: the stage's StageLoss forward, ``backward()``, the gradient check and the
@@ -44,9 +45,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
+import json
 import math
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from unittest import mock
 
 import torch
@@ -469,6 +472,7 @@ def main() -> None:
                         help="one batch size for every stage (default: the schedule's)")
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=list(STAGES))
+    parser.add_argument("--json", type=Path, default=None, help="also write the tables to this JSON file")
     args = parser.parse_args()
     preset, schedule = get_preset(args.preset), get_schedule(args.preset)
 
@@ -478,6 +482,24 @@ def main() -> None:
     print_stage_table(fits)
     print_gpu_table(fits, args.stages, args.precisions)
     print_checks(preset, schedule, fits, args.stages, args.precisions)
+    if args.json:
+        args.json.write_text(json.dumps(as_json(args, preset, fits), indent=1) + "\n")
+
+
+def as_json(args, preset, fits: dict) -> dict:
+    """The two tables as data: per stage and precision the step's peak, what each image adds and the
+    largest batch per GPU (validation's batch-64 peak beside it)."""
+    return {"command": "python benchmarks/gpu_memory.py" + "".join(
+                f" --{k} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                for k, v in vars(args).items() if v is not None and k != "json"),
+            "preset": preset.name, "image_size": preset.image_size, "headroom": {
+                "fraction": HEADROOM_FRACTION, "gib": HEADROOM_GIB},
+            "gpus_usable_gib": {name: round(usable_bytes(mib) / GIB, 2) for name, mib in GPUS.items()},
+            "stages": {stage: {precision: {
+                "batch": fit.at_b.batch, "step_peak_gib": round(fit.at_b.peak / GIB, 3),
+                "per_image_gib": round(fit.per_image / GIB, 4), "validation_peak_gib": round(fit.at_b.validation / GIB, 3),
+                "largest_batch": {name: fit.largest_batch(usable_bytes(mib)) for name, mib in GPUS.items()}}
+                for (s, precision), fit in fits.items() if s == stage} for stage, _ in fits}}
 
 
 if __name__ == "__main__":

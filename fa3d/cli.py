@@ -75,7 +75,8 @@ def _cmd_train(args) -> int:
         for name in STAGES:
             schedule.stage(name).batch_size = args.batch_size
         cfg.schedule = schedule.to_dict()
-    overrides = {"heatmap_sigma": args.heatmap_sigma, "z": {"inputs": args.z_inputs} if args.z_inputs else None,
+    z = {k: v for k, v in (("inputs", args.z_inputs), ("input_size", args.z_input_size)) if v is not None}
+    overrides = {"heatmap_sigma": args.heatmap_sigma, "z": z or None,
                  "regression": ({"detection_features": args.regression_features == "detection"}
                                 if args.regression_features else None)}
     cfg.preset_overrides = {k: v for k, v in overrides.items() if v is not None} or None
@@ -110,7 +111,7 @@ def _cmd_predict(args) -> int:
 
     results = predict_files(args.run, args.images, bbox=args.bbox, out_dir=args.out, overwrite=args.overwrite,
                             device=args.device, refine=args.refine, flip=args.flip, scales=args.scales,
-                            detector=args.detector,
+                            detector=args.detector, backend=args.backend,
                             draw=args.draw, batch_size=args.batch_size)
     missing = sum(v is None for v in results.values())
     if len(results) > 1:
@@ -172,6 +173,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="std of the Gaussian heatmaps in crop px (default: the preset's, 6 paper / 3 quick)")
     p.add_argument("--z-inputs", default=None, choices=Z_INPUTS,
                    help="what the Z regressor sees (default rgb+heatmaps, the paper's; the others are ablations)")
+    p.add_argument("--z-input-size", type=int, default=None,
+                   help="side (px) of the crop and heatmaps the Z regressor sees, a divisor of the crop's side "
+                        "(default: the preset's: the crop's own in paper and quick, 64 in medium)")
     p.add_argument("--regression-features", default=None, choices=("detection", "none"),
                    help="what the regression net stacks with the detection maps besides the pooled crop: the detection "
                         "net's stride-4 features (the paper's 'image features'; default of the paper and medium presets) "
@@ -256,6 +260,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for the JSON files (default: next to each image)")
     p.add_argument("--overwrite", action="store_true", help="replace existing JSON (and --draw) files")
     p.add_argument("--device", default="auto")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                   help="what runs the cascade (default auto: onnxruntime on the CPU when installed, else torch)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("export", help="the cascade as an ONNX file (uint8 crops -> landmarks in crop pixels)")

@@ -47,12 +47,14 @@ def predict_crops(cascade: Cascade, images: torch.Tensor, stage: str = "z", batc
         return torch.cat(outs) if outs else torch.zeros(0, cascade.num_landmarks, 3)
 
     was_training = cascade.training
-    cascade.eval()
+    if was_training:   # .train()/.eval() walk every module: ~5 ms a call for the quick cascade
+        cascade.eval()
     pred = one_pass(images)
     if flip:
         mirrored = one_pass(images.flip(-1))
         pred = (pred + flip_landmarks(mirrored, images.shape[-1], scheme_for_points(pred.shape[1]))) / 2
-    cascade.train(was_training)
+    if was_training:
+        cascade.train()
     return pred
 
 

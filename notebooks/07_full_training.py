@@ -206,6 +206,34 @@ print("batch sizes for this run:", {name: schedule.stage(name).batch_size for na
 facts["batch_sizes"] = {name: schedule.stage(name).batch_size for name in ALL_STAGES}
 
 # %% [markdown]
+# ### Before renting a GPU: the memory each stage needs
+#
+# `pick_batch_sizes` needs the GPU in hand. To choose a GPU before renting one, fa3d's benchmark
+# `benchmarks/gpu_memory.py` runs each stage's real training step (loss, backward, RMSprop) on PyTorch's
+# `meta` device, where tensors have shapes but no memory, and adds up the bytes of every live tensor. It
+# needs no GPU (about 90 s on one CPU core). Its table for the paper preset, as its last run wrote it
+# (`python benchmarks/gpu_memory.py --json docs/gpu_memory.json`; the method and its assumptions are in
+# `docs/gpu.md`): the step's peak at the paper's batch sizes, and the largest training batch that fits
+# each GPU, in fp32 and in 16-bit autocast.
+
+# %%
+memory_file = Path(fa3d.runs.__file__).resolve().parents[1] / "docs" / "gpu_memory.json"
+if memory_file.is_file():
+    memory = json.loads(memory_file.read_text())
+    gpus = list(memory["gpus_usable_gib"])
+    rows = ["| stage | batch | step peak fp32 / 16-bit (GiB) | " + " | ".join(gpus) + " |",
+            "|---|---|---|" + "---|" * len(gpus)]
+    for stage, by_precision in memory["stages"].items():
+        fp32, half = by_precision["fp32"], by_precision["bf16"]
+        rows.append(f"| {stage} | {fp32['batch']} | {fp32['step_peak_gib']:.2f} / {half['step_peak_gib']:.2f} | "
+                    + " | ".join(f"{fp32['largest_batch'][g]} / {half['largest_batch'][g]}" for g in gpus) + " |")
+    display(Markdown("\n".join(rows)))
+    print(f"{memory['preset']} preset at {memory['image_size']} px; usable memory assumed: the card's total × "
+          f"{1 - memory['headroom']['fraction']:.2f} − {memory['headroom']['gib']} GiB; written by: {memory['command']}")
+else:
+    print(f"no {memory_file}: clone fa3d ({fa3d.REPO_URL}) for its docs, or run benchmarks/gpu_memory.py")
+
+# %% [markdown]
 # ## 3. The same run from a terminal
 #
 # Everything this notebook does is one call of `fa3d.train.train(TrainConfig(...))`, which is also what

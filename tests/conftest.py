@@ -5,12 +5,20 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 
 _connect, _getaddrinfo = socket.socket.connect, socket.getaddrinfo
 os.environ["FA3D_OFFLINE"] = "1"   # fa3d itself never tries to fetch (YuNet's model); notebooks' kernels inherit it
+# fa3d's cache (ONNX graphs traced by FaceAligner, fetched detector models) in a folder of this session, so the
+# many small test runs leave nothing in the user's; a detector model already fetched stays usable
+_user_cache = Path(os.environ.get("FA3D_CACHE") or Path.home() / ".cache" / "fa3d")
+os.environ["FA3D_CACHE"] = tempfile.mkdtemp(prefix="fa3d-test-cache-")
+for _fetched in _user_cache.glob("*.onnx"):
+    (Path(os.environ["FA3D_CACHE"]) / _fetched.name).symlink_to(_fetched)
 
 
 def _is_local(host) -> bool:

@@ -325,3 +325,45 @@ def test_predict_skips_unreadable_images_and_bad_boxes_and_goes_on(run, faces, t
     assert "wholly outside" in capsys.readouterr().out
     assert main(["predict", "--run", run, str(tmp_path / "missing.png")]) == 2
     assert "image not found" in capsys.readouterr().err
+
+
+def test_the_cpu_aligner_keeps_freed_memory_unless_told_not_to(run, monkeypatch):
+    from fa3d.app import aligner
+
+    calls = []
+    monkeypatch.setattr(aligner, "keep_memory", lambda: calls.append("kept") or True)
+    FaceAligner(run, "cpu", backend="torch")
+    FaceAligner(run, "cpu", backend="torch", keep_freed_memory=False)
+    assert calls == ["kept"]
+
+
+def test_keep_freed_memory_serves_large_blocks_from_the_heap_and_false_restores_mmap():
+    import ctypes
+    import ctypes.util
+
+    from fa3d.env import keep_freed_memory
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("not glibc 2.33+ (no mallinfo2 to look with)")
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                          "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = MallInfo2
+    block = 64 * 2**20
+
+    def mmapped_bytes_while_holding_a_block() -> int:
+        x = torch.ones(block // 4)   # 64 MiB of float32 through malloc
+        held = libc.mallinfo2().hblkhd
+        del x
+        return held
+
+    try:
+        assert keep_freed_memory(False) is True
+        assert mmapped_bytes_while_holding_a_block() >= block     # glibc's default: its own mmap
+        assert keep_freed_memory(True) is True
+        assert mmapped_bytes_while_holding_a_block() < block      # from the heap, kept when freed
+    finally:
+        keep_freed_memory(True)

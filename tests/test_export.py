@@ -3,6 +3,7 @@ predict_crops on face crops at any batch size, carries its metadata, and never r
 unless asked."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -94,3 +95,55 @@ def test_without_onnx_the_error_says_what_to_install(tmp_path, monkeypatch, caps
         export_onnx("pretrained", tmp_path / "m.onnx")
     assert main(["export", "--onnx", str(tmp_path / "m.onnx")]) == 2
     assert "fa3d[export]" in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def _faces(n=3):
+    from fa3d.data.synthetic import SyntheticFaces
+
+    items = [SyntheticFaces(n, image_size=160, scheme="68", seed=31)[i] for i in range(n)]
+    return [it["image"] for it in items], [[tuple(it["bbox"].tolist())] for it in items]
+
+
+def test_face_aligner_on_onnxruntime_gives_torchs_landmarks_and_traces_once(tmp_path, monkeypatch):
+    from fa3d.app import export
+    from fa3d.app.aligner import FaceAligner
+
+    monkeypatch.setenv("FA3D_CACHE", str(tmp_path))
+    images, boxes = _faces()
+    with_torch = FaceAligner("pretrained", "cpu", backend="torch")
+    with_onnx = FaceAligner("pretrained", "cpu", backend="onnxruntime")
+    assert (with_torch.backend, with_onnx.backend) == ("torch", "onnxruntime")
+    assert isinstance(with_onnx.cascade, export.OnnxCascade)
+    want, got = with_torch.landmarks(images, boxes), with_onnx.landmarks(images, boxes)   # flip: both crops
+    for w, g in zip(want, got):
+        assert len(w) == len(g) == 1 and g[0].shape == (68, 3)
+        assert np.abs(w[0] - g[0]).max() < TOL_PX
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 1     # traced once, then read from the cache
+    monkeypatch.setattr(export, "onnx_model", lambda *a, **k: pytest.fail("traced a second time"))
+    again = FaceAligner("pretrained", "cpu", backend="onnxruntime").landmarks(images, boxes)
+    assert all(np.array_equal(a[0], g[0]) for a, g in zip(again, got))
+
+
+def test_auto_backend_is_onnxruntime_on_the_cpu_when_installed_else_torch(monkeypatch):
+    from fa3d.app import aligner
+
+    assert aligner.FaceAligner("pretrained", "cpu").backend == "onnxruntime"
+    real = aligner.importlib.util.find_spec
+    monkeypatch.setattr(aligner.importlib.util, "find_spec", lambda name: None if name == "onnxruntime" else real(name))
+    assert aligner.FaceAligner("pretrained", "cpu").backend == "torch"
+
+
+def test_what_the_onnx_backend_cannot_run_is_a_clear_error():
+    from fa3d.app.aligner import FaceAligner
+    from fa3d.app.export import OnnxCascade
+
+    with pytest.raises(ValueError, match="backend must be"):
+        FaceAligner("pretrained", "cpu", backend="tensorrt")
+    with pytest.raises(ValueError, match="fp32 on the CPU, not bf16"):
+        FaceAligner("pretrained", "cpu", backend="onnxruntime", precision="bf16")
+    shipped = load_run(runs.resolve_run("pretrained"), "cpu")
+    graph = OnnxCascade(shipped.cascade, shipped.image_size)   # no checkpoint: traced, nothing cached
+    with pytest.raises(ValueError, match="whole cascade"):
+        graph(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), upto="regression")
+    with pytest.raises(ValueError, match="uint8 crops"):
+        graph(torch.zeros(1, 3, 64, 64))

@@ -501,17 +501,19 @@ def test_z_loads_a_preact_resnet_state_dict_with_its_stem_bn(tmp_path):
 
 
 def test_a_medium_z_net_sees_the_crop_at_its_input_size_and_answers_in_crop_pixels():
-    """medium's Z net (ZConfig.input_size 64 at 128 px) given a quick Z net's weights answers, on a 128 px
-    crop, exactly twice what the quick one answers on the same crop box-averaged to 64 px."""
+    """medium's Z net (ZConfig.input_size 32 at 128 px) given the weights of a quick Z net that sees 32 px
+    (the shipped model's, --z-input-size 32) answers, on a 128 px crop, exactly twice what the quick one
+    answers on the same crop box-averaged to 64 px."""
     torch.manual_seed(0)
-    quick, medium = Cascade.from_preset(get_preset("quick", 68)).eval(), Cascade.from_preset(get_preset("medium", 68)).eval()
+    shipped_like = override_preset(get_preset("quick", 68), {"z": {"input_size": 32}})
+    quick, medium = Cascade.from_preset(shipped_like).eval(), Cascade.from_preset(get_preset("medium", 68)).eval()
     medium.z.load_state_dict(quick.z.state_dict())
     images = torch.randint(0, 256, (2, 3, 128, 128), dtype=torch.uint8)
     at = torch.rand(2, 68, 2) * 100 + 14
     with torch.no_grad():
         out = medium(images, z_xy=at)
         small = quick(F.avg_pool2d(images.float(), 2) / 255.0, z_xy=resize_points(at, 128, 64))
-    assert out["z_input"].shape == (2, 68, 64, 64)
+    assert out["z_input"].shape == (2, 68, 32, 32)
     torch.testing.assert_close(out["z_input"], small["z_input"])
     torch.testing.assert_close(out["z"], 2 * small["z"], rtol=1e-4, atol=1e-4)
 

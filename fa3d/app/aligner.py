@@ -13,6 +13,7 @@ the crops are warped on the cascade's device. Face boxes come from :mod:`fa3d.ap
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,11 @@ import torch
 
 from ..data.item import landmark_box
 from ..data.readers import read_image
+from ..env import keep_freed_memory as keep_memory
 from ..env import resolve_device
 from ..precision import choose_precision
 from ..predict import predict_faces
-from ..runs import load_run, resolve_run
+from ..runs import CHECKPOINT_NAME, load_run, resolve_run
 from .face_boxes import get_detector
 
 #: Re-crops of a detector's box: it is framed unlike the landmark boxes the cascade was trained on
@@ -134,11 +136,18 @@ class FaceAligner:
         channels_last: convolutions in channels_last layout; None: on CUDA only.
         precision: "auto" (bf16 / fp16 autocast on CUDA by compute capability, fp32 on the CPU),
             "bf16", "fp16" or "fp32" (:mod:`fa3d.precision`).
+        backend: what runs the cascade: "torch", "onnxruntime" (the exported graph,
+            :class:`fa3d.app.export.OnnxCascade`; CPU, fp32) or "auto": onnxruntime on the CPU when it and
+            onnx are installed (the same landmarks, faster: docs/speed.md), else torch. ``self.backend`` says which.
+        keep_freed_memory: on the CPU, let glibc keep freed activations for the next batch instead of
+            handing them back to the system (:func:`fa3d.env.keep_freed_memory`; large batches then run no
+            slower per face than single faces). It is process-wide and the process keeps its peak memory;
+            False leaves the allocator alone.
     """
 
     def __init__(self, run="pretrained", device: str = "auto", *, detector="auto", flip: bool = True,
                  scales=(1.0,), refine: int | None = None, batch_size: int = 32, channels_last: bool | None = None,
-                 precision: str = "auto", log=print):
+                 precision: str = "auto", backend: str = "auto", keep_freed_memory: bool = True, log=print):
         if refine is not None and refine < 0:
             raise ValueError(f"refine (fa3d predict --refine) must be 0 or more re-crops, got {refine}")
         if batch_size < 1:
@@ -150,12 +159,30 @@ class FaceAligner:
         self.cascade, self.image_size, self.scheme = loaded.cascade, loaded.image_size, loaded.scheme
         if channels_last if channels_last is not None else self.device.type == "cuda":
             self.cascade.to_channels_last()
+        self.backend = self._choose_backend(backend)
+        if self.backend == "onnxruntime":
+            from .export import OnnxCascade
+            self.cascade = OnnxCascade(self.cascade, self.image_size, checkpoint=resolve_run(run) / CHECKPOINT_NAME,
+                                       threads=torch.get_num_threads())
+        if keep_freed_memory and self.device.type == "cpu":
+            keep_memory()
         self.num_landmarks = self.cascade.num_landmarks
         self.flip, self.refine, self.batch_size, self.log = flip, refine, batch_size, log
         self.scales = tuple(float(x) for x in scales)
         if not self.scales or min(self.scales) <= 0:
             raise ValueError(f"scales (fa3d predict --scales) must be positive crop-side factors, got {scales}")
         self._detector = detector
+
+    def _choose_backend(self, backend: str) -> str:
+        if backend not in ("auto", "torch", "onnxruntime"):
+            raise ValueError(f"backend must be 'auto', 'torch' or 'onnxruntime', got {backend!r}")
+        onnx_ok = self.device.type == "cpu" and self.precision == "fp32"
+        if backend == "onnxruntime" and not onnx_ok:
+            raise ValueError(f"the onnxruntime backend runs fp32 on the CPU, not {self.precision} on {self.device}")
+        if backend == "auto":
+            backend = "onnxruntime" if onnx_ok and all(
+                importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime")) else "torch"
+        return backend
 
     @property
     def detector(self):

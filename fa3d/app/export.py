@@ -22,6 +22,7 @@ Needs the optional packages onnx and onnxruntime: ``pip install "fa3d[export]"``
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import tempfile
 import warnings
@@ -34,6 +35,7 @@ from .. import __version__
 from ..files import atomic_write
 from ..models import Cascade
 from ..runs import load_run, resolve_run
+from .face_boxes import cache_dir as fa3d_cache
 
 INPUT_NAME, OUTPUT_NAME = "crops", "landmarks"
 UNITS = ("input crops: uint8 (B, 3, S, S) RGB 0-255; output landmarks: float32 (B, N, 3) in crop pixels, "
@@ -75,10 +77,23 @@ def export_onnx(run_dir, out_path, *, overwrite: bool = False, opset: int = 17,
         raise FileExistsError(f"{out_path} already exists; pass --overwrite to replace it")
     if out_path.suffix.lower() != ".onnx":
         raise ValueError(f"the ONNX file should end in .onnx, got {out_path}")
-    onnx = _require("onnx")
     run = load_run(resolve_run(run_dir), "cpu")
-    cascade, size = run.cascade, run.image_size
-    example = torch.zeros(2 if batch_size_dynamic else 1, 3, size, size, dtype=torch.uint8)
+    model = onnx_model(run.cascade, run.image_size, opset=opset, batch_size_dynamic=batch_size_dynamic)
+    meta = {"fa3d_version": __version__, "scheme": run.scheme, "image_size": str(run.image_size),
+            "num_landmarks": str(run.cascade.num_landmarks), "run": str(run_dir), "units": UNITS}
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name, model.producer_version = "fa3d", __version__
+    model.doc_string = "fa3d cascade: uint8 crops (B,3,S,S) -> landmarks (B,N,3) in crop pixels"
+    _require("onnx").checker.check_model(model)
+    return atomic_write(out_path, model.SerializeToString(), overwrite=overwrite)
+
+
+def onnx_model(cascade: Cascade, image_size: int, *, opset: int = 17, batch_size_dynamic: bool = True):
+    """The ``onnx.ModelProto`` of :class:`CropsToLandmarks` for ``cascade`` on CPU (traced; no metadata)."""
+    onnx = _require("onnx")
+    example = torch.zeros(2 if batch_size_dynamic else 1, 3, image_size, image_size, dtype=torch.uint8)
     with tempfile.TemporaryDirectory(prefix="fa3d-export-") as tmp:   # the file itself: atomic_write below
         raw = Path(tmp) / "raw.onnx"
         legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
@@ -92,22 +107,62 @@ def export_onnx(run_dir, out_path, *, overwrite: bool = False, opset: int = 17,
                               do_constant_folding=True,
                               dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
                               if batch_size_dynamic else None)
-        model = onnx.load(str(raw))
-    meta = {"fa3d_version": __version__, "scheme": run.scheme, "image_size": str(size),
-            "num_landmarks": str(cascade.num_landmarks), "run": str(run_dir), "units": UNITS}
-    del model.metadata_props[:]
-    for key, value in meta.items():
-        model.metadata_props.add(key=key, value=value)
-    model.producer_name, model.producer_version = "fa3d", __version__
-    model.doc_string = "fa3d cascade: uint8 crops (B,3,S,S) -> landmarks (B,N,3) in crop pixels"
-    onnx.checker.check_model(model)
-    return atomic_write(out_path, model.SerializeToString(), overwrite=overwrite)
+        return onnx.load(str(raw))
 
 
-def onnx_session(onnx_path):
-    """An onnxruntime CPU session for ``onnx_path``."""
+def onnx_session(onnx_path, threads: int | None = None):
+    """An onnxruntime CPU session for ``onnx_path`` (a file, or the model's bytes) on ``threads`` threads
+    (default: onnxruntime's own choice)."""
     ort = _require("onnxruntime")
-    return ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    source = onnx_path if isinstance(onnx_path, bytes) else str(onnx_path)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+class OnnxCascade(nn.Module):
+    """A cascade's one pass run by ONNX Runtime, in the cascade's place for :func:`fa3d.predict.predict_crops`:
+    ``forward(crops, upto="z")`` -> {"landmarks": (B, N, 3) float32} for uint8 crops (B, 3, S, S) on the CPU.
+    The same graph as :func:`export_onnx`'s, so the same landmarks as the torch cascade (to ~1e-5 px);
+    faster on a CPU at small batches (docs/speed.md). Only the whole chain ("z") is exported.
+
+    The traced graph is cached in ``cache_dir`` (default ``onnx/`` in fa3d's cache, ``$FA3D_CACHE`` or ``~/.cache/fa3d``), named by a hash of the
+    checkpoint's bytes and the fa3d and torch versions, so a run is traced once (a few seconds); an
+    unwritable cache only means tracing each time."""
+
+    def __init__(self, cascade: Cascade, image_size: int, *, checkpoint=None, threads: int | None = None,
+                 cache_dir=None):
+        super().__init__()
+        self.num_landmarks, self.image_size = cascade.num_landmarks, image_size
+        self.session = onnx_session(self._graph(cascade, image_size, checkpoint, cache_dir), threads)
+        self.eval()
+
+    @staticmethod
+    def _graph(cascade: Cascade, image_size: int, checkpoint, cache_dir) -> bytes:
+        cached = None
+        if checkpoint is not None:
+            key = hashlib.sha256(Path(checkpoint).read_bytes())
+            key.update(f"{__version__} {torch.__version__} {image_size}".encode())
+            cache_dir = Path(cache_dir) if cache_dir else fa3d_cache() / "onnx"
+            cached = cache_dir / f"{key.hexdigest()[:32]}.onnx"
+            if cached.is_file():
+                return cached.read_bytes()
+        graph = onnx_model(cascade.cpu().eval(), image_size).SerializeToString()
+        if cached is not None:
+            try:
+                atomic_write(cached, graph)
+            except OSError:
+                pass   # a read-only home: trace again next time
+        return graph
+
+    def forward(self, crops: torch.Tensor, upto: str = "z") -> dict[str, torch.Tensor]:
+        if upto != "z":
+            raise ValueError(f"the ONNX graph runs the whole cascade (upto='z'), not upto={upto!r}")
+        if crops.dtype != torch.uint8 or crops.device.type != "cpu":
+            raise ValueError(f"the ONNX graph takes uint8 crops on the CPU, got {crops.dtype} on {crops.device}")
+        out = self.session.run([OUTPUT_NAME], {INPUT_NAME: crops.contiguous().numpy()})[0]
+        return {"landmarks": torch.from_numpy(out)}
 
 
 def check_onnx(onnx_path, cascade: Cascade, crops: torch.Tensor) -> float:

@@ -89,12 +89,12 @@ def _document(path: Path, image: torch.Tensor, faces, aligner: FaceAligner) -> d
 
 def predict_files(run_dir=PRETRAINED_NAME, images=(), *, bbox=None, out_dir=None, overwrite: bool = False,
                   device: str = "auto", refine: int | None = None, flip: bool = True, scales=(1.0,),
-                  detector: str = "auto",
+                  detector: str = "auto", backend: str = "auto",
                   draw: bool = False, batch_size: int = 32, log=print) -> dict:
     """``fa3d predict``: landmarks JSON for each image, with the run in RUN_DIR (default: the shipped
     model). Returns {image path: JSON path, or None when no face was found or the image was skipped}.
     ``bbox``: one face box for every image instead of the detector's; see :class:`fa3d.FaceAligner`
-    for ``refine``, ``flip``, ``scales``, ``detector``."""
+    for ``refine``, ``flip``, ``scales``, ``detector``, ``backend``."""
     paths = image_paths(images)
     targets = {p: output_path(p, out_dir) for p in paths}
     clash = {}
@@ -107,7 +107,7 @@ def predict_files(run_dir=PRETRAINED_NAME, images=(), *, bbox=None, out_dir=None
             if o.exists() and not overwrite:
                 raise FileExistsError(f"{o} already exists (from {img}); pass --overwrite to replace it")
     aligner = FaceAligner(run_dir, device, detector=detector, flip=flip, scales=scales, refine=refine,
-                          batch_size=batch_size, log=log)
+                          batch_size=batch_size, backend=backend, log=log)
     results = {}
     for start in range(0, len(paths), batch_size):
         chunk = []

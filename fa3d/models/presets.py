@@ -7,8 +7,8 @@
   that the whole training demo runs on a 2-core laptop CPU in minutes.
 - ``medium``: the quick networks on 128 px crops, for real photographs (the real-data
   recipe, docs/training.md): twice the pixels per landmark, Gaussians of the same size
-  relative to the face (sigma 6 px), and a Z net that sees the crop at 64 px (``ZConfig.input_size``),
-  exactly what the quick Z net sees, so a quick run's weights all start a medium one
+  relative to the face (sigma 6 px), and a Z net that sees the crop at 32 px (``ZConfig.input_size``),
+  exactly what the shipped model's Z net sees, so its weights all start a medium run
   (``--init-from pretrained``). About 45-50 ms a face and its mirror on one CPU thread (docs/training.md).
 
 Add a field here (e.g. a training schedule) rather than branching in code.
@@ -77,7 +77,8 @@ PRESETS = {
         name="medium", image_size=128, heatmap_sigma=6.0, decode_smoothing=3.0,
         detection=DetectionConfig(layers=(1, 1, 1, 1), block="basic", width=32),
         regression=RegressionConfig(features=64, depth=3, num_blocks=1, detection_features=True),
-        z=ZConfig(layers=(1, 1, 1, 1), block="basic", width=32, input_size=64),
+        # the Z net sees 32 px, as the shipped quick model's does (--z-input-size 32 at 64 px; docs/speed.md)
+        z=ZConfig(layers=(1, 1, 1, 1), block="basic", width=32, input_size=32),
     ),
 }
 
