@@ -64,35 +64,36 @@ def faces_and_boxes(n: int):
     return [it["image"] for it in items], [tuple(it["bbox"].tolist()) for it in items]
 
 
-def shipped_rows(repeats: int) -> list[dict]:
+def shipped_rows(repeats: int, run_name: str = "pretrained") -> list[dict]:
     from model_cost import forward_gflops
     from fa3d.app.aligner import FaceAligner
     from fa3d.app.export import OnnxCascade
     from fa3d.predict import predict_crops
     from fa3d.runs import CHECKPOINT_NAME, load_run, resolve_run
 
-    run = load_run(resolve_run("pretrained"), "cpu")
+    run = load_run(resolve_run(run_name), "cpu")
+    label = "shipped model" if run_name == "pretrained" else Path(run_name).name
     S = run.image_size
     crops = torch.randint(0, 256, (32, 3, S, S), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     gflop = forward_gflops(run.cascade, (crops[:1].float() / 255,))
     nets = {"torch": run.cascade,
-            "onnxruntime": OnnxCascade(run.cascade, S, checkpoint=resolve_run("pretrained") / CHECKPOINT_NAME,
+            "onnxruntime": OnnxCascade(run.cascade, S, checkpoint=resolve_run(run_name) / CHECKPOINT_NAME,
                                        threads=torch.get_num_threads())}
     rows = []
     for backend, net in nets.items():
         for batch in (1, 32):
             ms = median_ms(lambda: predict_crops(net, crops[:batch], "z", batch, device="cpu"), repeats) / batch
-            rows.append({"what": f"fa3d shipped model, network alone, batch {batch}", "backend": backend,
+            rows.append({"what": f"fa3d {label}, network alone, batch {batch}", "backend": backend,
                          "ms": ms, "gflop": gflop})
     images, boxes = faces_and_boxes(32)
     for backend in nets:
         for flip in (False, True):
-            fa = FaceAligner("pretrained", "cpu", backend=backend, flip=flip)
+            fa = FaceAligner(run_name, "cpu", backend=backend, flip=flip)
             ms = median_ms(lambda: fa.predict(images[0], [boxes[0]]), repeats)
             rows.append({"what": "fa3d FaceAligner, given box, " + ("crop + mirror" if flip else "one pass"),
                          "backend": backend, "ms": ms, "gflop": gflop * (1 + flip)})
         for batch in (1, 32):
-            fa = FaceAligner("pretrained", "cpu", backend=backend, flip=False, batch_size=batch)
+            fa = FaceAligner(run_name, "cpu", backend=backend, flip=False, batch_size=batch)
             ms = median_ms(lambda: fa.predict(images, [[b] for b in boxes]), max(5, repeats // 6)) / len(images)
             rows.append({"what": f"fa3d FaceAligner, given box, one pass, 32 faces in batches of {batch}",
                          "backend": backend, "ms": ms, "gflop": gflop})
@@ -211,12 +212,12 @@ def accuracy_rows(spec: str, split: str) -> list[dict]:
 PARTS = ("matmul", "shipped", "paper", "paper-kept", "dlib", "face-alignment")
 
 
-def run_part(part: str, threads: int, repeats: int) -> list[dict]:
+def run_part(part: str, threads: int, repeats: int, run_name: str = "pretrained") -> list[dict]:
     torch.set_num_threads(threads)
     if part == "matmul":
         return [{"what": "fp32 matmul 1024 x 1024", "backend": "torch", "gflops": matmul_gflops(repeats)}]
     if part == "shipped":
-        return shipped_rows(repeats)
+        return shipped_rows(repeats, run_name)
     if part in ("paper", "paper-kept"):
         return paper_rows(max(5, repeats // 6), kept=part == "paper-kept")
     return dlib_rows(repeats) if part == "dlib" else face_alignment_rows(repeats)
@@ -229,17 +230,19 @@ def main():
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--data", default=None, help="300w:DIR for the accuracy column")
     parser.add_argument("--split", default="validation")
+    parser.add_argument("--run", default="pretrained", help="the 64 px model of the fa3d rows (default: the shipped one)")
     parser.add_argument("--out", type=Path, default=None, help="write every row as JSON here")
     parser.add_argument("--part", default=None, help=argparse.SUPPRESS)   # one part, in a child process
     args = parser.parse_args()
     if args.part:
-        print(json.dumps(run_part(args.part, args.threads[0], args.repeats)))
+        print(json.dumps(run_part(args.part, args.threads[0], args.repeats, args.run)))
         return
     rows = []
     for threads in args.threads:
         for part in args.parts.split(","):
             out = subprocess.run([sys.executable, __file__, "--part", part, "--threads", str(threads),
-                                  "--repeats", str(args.repeats)], check=True, capture_output=True, text=True).stdout
+                                  "--repeats", str(args.repeats), "--run", args.run], check=True, capture_output=True,
+                                 text=True).stdout
             rows += [dict(r, threads=threads) for r in json.loads(out.strip().splitlines()[-1])]
     rate = {r["threads"]: r["gflops"] for r in rows if "gflops" in r}
     print("| what | backend | threads | ms per face | % of the matmul rate |\n|---|---|---|---|---|")

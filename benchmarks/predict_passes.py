@@ -33,7 +33,8 @@ def overlap(a, b) -> float:
 
 
 def nme(aligner: FaceAligner, items, boxes) -> float:
-    pred = torch.stack([torch.from_numpy(aligner.landmarks(it["image"], [box])[0][:, :2]) for it, box in zip(items, boxes)])
+    pred = torch.stack([torch.from_numpy(aligner.landmarks(it["image"], [box])[0][:, :2])
+                        for it, box in zip(items, boxes)])
     gt = torch.stack([it["landmarks"][:, :2] for it in items])
     return 100 * float(nme_eyes(pred.double(), gt.double()).mean())
 

@@ -263,6 +263,27 @@ def load_init_from(cascade: Cascade, init_from: str, preset: Preset, stages) -> 
     return loaded
 
 
+def adopt_untrained_subnets(preset: Preset, init_from: str, stages, overrides: dict | None = None) -> Preset:
+    """The preset of a fresh run that starts from ``init_from``: each subnet the run does not train (and
+    whose configuration it does not override) takes that run's configuration, so that its weights load
+    as they are; e.g. the shipped model's Z net, which sees 32 px crops, in a quick run that trains only
+    the 2D stages. A Z net keeps the size it sees (``ZConfig.input_size``) where this run's crop allows."""
+    theirs = Preset.from_dict(load_checkpoint(checkpoint_path(resolve_run(init_from)))["preset"])
+    trained = {name for stage in stages for name in STAGE_SUBNETS[stage]}
+    changes = {}
+    for name in SUBNETS:
+        if name in trained or name in (overrides or {}) or _same_subnet(theirs, preset, name):
+            continue
+        config = getattr(theirs, name)
+        if name == "z":
+            seen = theirs.z.input_size or theirs.image_size
+            if preset.image_size % seen:
+                continue   # this crop cannot be box-averaged to that size: load_init_from says so
+            config = dataclasses.replace(config, input_size=None if seen == preset.image_size else seen)
+        changes[name] = config
+    return dataclasses.replace(preset, **changes)
+
+
 def _adds_detection_features(a: Preset, b: Preset, name: str) -> bool:
     """Whether subnet ``name`` of ``b`` is ``a``'s regression net with the detection features added."""
     return (name == "regression" and not a.regression.detection_features and b.regression.detection_features

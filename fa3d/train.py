@@ -35,8 +35,9 @@ from .env import resolve_device
 from .metrics import gte
 from .models import STAGES, Cascade, Preset, StageLoss, get_preset, override_preset
 from .precision import autocast, choose_precision, grad_scaler
-from .runs import (CHECKPOINT_NAME, GPU_WORKERS, LOG_NAME, TrainConfig, append_log, build_cascade, data_history,
-                   resolve_train_run, state_dicts, trim_log, validation_warning, write_config)
+from .runs import (CHECKPOINT_NAME, GPU_WORKERS, LOG_NAME, TrainConfig, adopt_untrained_subnets, append_log,
+                   build_cascade, data_history, resolve_train_run, state_dicts, trim_log, validation_warning,
+                   write_config)
 from .schedules import TrainSchedule, get_schedule, make_lr_scheduler, make_optimizer, stage_plan
 
 
@@ -122,6 +123,8 @@ def build_run(cfg: TrainConfig, ckpt: dict | None) -> Run:
         preset, schedule = Preset.from_dict(ckpt["preset"]), TrainSchedule.from_dict(ckpt["schedule"])
     else:
         preset = override_preset(get_preset(cfg.preset, get_scheme(cfg.scheme).num_points), cfg.preset_overrides)
+        if cfg.init_from:
+            preset = adopt_untrained_subnets(preset, cfg.init_from, cfg.stages, cfg.preset_overrides)
         schedule = TrainSchedule.from_dict(cfg.schedule) if cfg.schedule else get_schedule(cfg.preset)
     cascade = build_cascade(cfg, preset, ckpt).to(device)
     if on_gpu if cfg.channels_last is None else cfg.channels_last:

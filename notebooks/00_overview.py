@@ -80,7 +80,8 @@ facts = {}                  # what this notebook computed; written to OUT_DIR/00
 #
 # The cell above printed fa3d's version, Python, torch, the CPU cores and memory, and the **device**
 # (`cuda` on a GPU, else `cpu`). Everything in notebooks 00–06 and 08 runs on a CPU in minutes with the
-# `quick` preset; notebook 07 trains the paper-sized networks and wants a GPU. Below: the numbers that
+# `quick` preset; notebook 07 trains the quick preset too, and shows how to train the paper-sized networks
+# on a GPU (`PRESET = "paper"`). Below: the numbers that
 # matter for speed.
 
 # %%

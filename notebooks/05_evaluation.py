@@ -383,8 +383,8 @@ course.show_source(metrics.cvgtce)
 # %% [markdown]
 # ## 3. The model and its test faces
 #
-# The quick cascade trained in notebooks 02–04 (`course.ensure_run("z", OUT_DIR)` reuses it, or trains
-# it now, about 6 minutes on a 2-core CPU, if you run this notebook on its own). Its test faces are
+# The quick cascade trained in notebooks 02–04 (`course.ensure_run("z", OUT_DIR)` reuses it; run on its own,
+# this notebook installs the ready-made run of the same settings, or trains it with `TRAIN = True`). Its test faces are
 # synthetic faces from a seed of their own (the run's seed + `SYNTHETIC_TEST_SEED_OFFSET`, printed below),
 # used neither for training nor for the per-epoch validation faces that tuned the quick schedule (seed +
 # `SYNTHETIC_VALID_SEED_OFFSET`), cropped around their box as at test time.
@@ -540,8 +540,9 @@ facts["cascade_wins_axes"] = wins
 # %% [markdown]
 # 1. The cascade looks at the image: it is below the mean shape on the axes that the pose moves ($x$, $z$)
 #    and on the combined sets.
-#    On $y$ alone the mean shape can be close: every crop is centred on its face box, so the rows of the eyes,
-#    nose and mouth barely move; only the yaw moves points sideways ($x$) and in depth ($z$).
+#    On $y$ alone the mean shape does better than on its other axes, though still worse than the cascade
+#    (the table above): every crop is centred on its face box, so the rows of the eyes, nose and mouth barely
+#    move; only the yaw moves points sideways ($x$) and in depth ($z$).
 # 2. The regression subnet refines the detection maps' points: the paper's reason for the second half of §2.1
 #    (notebook 03 trains it).
 # 3. The Z regressor beats the mean face's depth: the synthetic heads turn up to ±90°, and a turned head's

@@ -241,8 +241,8 @@ shown(sweep_fig)
 # %% [markdown]
 # ## 3. The trained cascade's 3D predictions
 #
-# Now the quick cascade of notebooks 02–04 (`course.ensure_run("z", OUT_DIR)` reuses it, or trains it, about
-# 6 minutes on a 2-core CPU, if this notebook runs on its own), on its test faces. We pick the test
+# Now the quick cascade of notebooks 02–04 (`course.ensure_run("z", OUT_DIR)` reuses it; run on its own, this
+# notebook installs the ready-made run of the same settings, or trains it with `TRAIN = True`), on its test faces. We pick the test
 # face with the **median** error, so what you see is typical:
 
 # %%

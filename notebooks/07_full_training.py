@@ -613,8 +613,8 @@ if have_scripts:
 # %% [markdown]
 # ## 7. Scaling up
 #
-# In quick mode the cascade above already beats the mean shape clearly, but it is far from the paper's
-# 4.94 % GTE xyz on the 3DFAW validation set: the networks are shallow and narrow, the crops 64 px, the
+# In quick mode, with a quarter of the epochs, the cascade above is not yet better than the mean shape on every
+# measure (§5's table), and far from the paper's 4.94 % GTE xyz on the 3DFAW validation set: the networks are shallow and narrow, the crops 64 px, the
 # data a few hundred synthetic faces, the epochs cut to a quarter. To train the real thing, set in the
 # parameters cell (or with papermill's `-p`):
 #

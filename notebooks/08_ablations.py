@@ -402,7 +402,8 @@ print("\ncost of the 2D stage's errors (GTE z with predicted − with GT heatmap
 # perfect input, the first column what it does with the input it actually gets. The paper's "both" ($p = 0.5$)
 # is a hedge between the two; $p = 0$ trains on test-time conditions only. The gap between the two columns
 # measures how much each model suffers from the 2D errors. The size of that effect depends on how wrong the
-# 2D stage is: the quick 2D stage is far less accurate than the paper's, which exaggerates it.
+# 2D stage is: the quick 2D stage is far less accurate than the paper's, so the gap measured here need not be
+# the paper's.
 #
 # **(c) Width.** σ sets how much of the image around each landmark the first convolution sees at once and how
 # forgiving the input is of small 2D errors; the test-time-only experiment shows how strongly a trained Z net

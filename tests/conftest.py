@@ -2,8 +2,10 @@
 download). Loopback and Unix sockets stay allowed (torchrun's gloo rendezvous, Jupyter kernels)."""
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -13,12 +15,11 @@ import torch
 
 _connect, _getaddrinfo = socket.socket.connect, socket.getaddrinfo
 os.environ["FA3D_OFFLINE"] = "1"   # fa3d itself never tries to fetch (YuNet's model); notebooks' kernels inherit it
-# fa3d's cache (ONNX graphs traced by FaceAligner, fetched detector models) in a folder of this session, so the
-# many small test runs leave nothing in the user's; a detector model already fetched stays usable
-_user_cache = Path(os.environ.get("FA3D_CACHE") or Path.home() / ".cache" / "fa3d")
+# fa3d's cache (the ONNX graphs FaceAligner traces) in a folder of this session, so the many small test runs
+# leave nothing in the user's; the test of a fetched detector model looks in the user's (USER_FA3D_CACHE)
+USER_FA3D_CACHE = Path(os.environ.get("FA3D_CACHE") or Path.home() / ".cache" / "fa3d")
 os.environ["FA3D_CACHE"] = tempfile.mkdtemp(prefix="fa3d-test-cache-")
-for _fetched in _user_cache.glob("*.onnx"):
-    (Path(os.environ["FA3D_CACHE"]) / _fetched.name).symlink_to(_fetched)
+atexit.register(shutil.rmtree, os.environ["FA3D_CACHE"], ignore_errors=True)
 
 
 def _is_local(host) -> bool:

@@ -264,9 +264,11 @@ def test_a_refused_download_falls_back_to_dlib_and_leaves_nothing_in_the_cache(t
 
 
 @pytest.mark.parametrize("name", ["dlib", "yunet"])
-def test_detectors_find_lenna(name):
+def test_detectors_find_lenna(name, monkeypatch):
+    from conftest import USER_FA3D_CACHE
     from fa3d.data.readers import read_image, read_pts
     needs_path(PHOTOS, "../shared/real-samples/photos-68")
+    monkeypatch.setenv("FA3D_CACHE", str(USER_FA3D_CACHE))   # where a fetched YuNet model would be
     try:
         d = detect.get_detector(name, download=False)
     except detect.FaceDetectorUnavailable as e:   # YuNet without its model file (CI cannot fetch it)

@@ -52,6 +52,11 @@ def test_train_options_for_batch_size_and_ablations_reach_the_run(run_dir, tmp_p
     assert ckpt["schedule"]["z"]["batch_size"] == 3
     assert ckpt["preset"]["heatmap_sigma"] == 2.0 and ckpt["preset"]["z"]["inputs"] == "rgb"
     assert json.loads((out / "log.jsonl").read_text().splitlines()[0])["images"] == 3  # one step of 3
+    small = tmp_path / "small_z"   # --z-input-size: the Z net sees the crop box-averaged to 32 px
+    assert main(["train", "--out", str(small), *TINY, "--stages", "z", "--init-from", str(run_dir),
+                 "--z-input-size", "32"]) == 0
+    ckpt = load_checkpoint(small / "checkpoint.pt")
+    assert ckpt["preset"]["z"]["input_size"] == 32 and ckpt["config"]["preset_overrides"] == {"z": {"input_size": 32}}
 
 
 def test_regression_features_flag_grows_a_run_without_them_into_one_with_them(run_dir, tmp_path):

@@ -283,6 +283,23 @@ def test_init_from_with_an_ablated_z_net_another_crop_size_and_wrong_landmarks(t
                           scheme="68"))
 
 
+def test_a_subnet_the_run_does_not_train_takes_its_init_runs_configuration(tmp_path):
+    """The shipped model's Z net sees 32 px (--z-input-size 32); a quick run started from it that trains only
+    the 2D stages keeps that Z net, configuration and weights, and a 128 px run keeps it seeing 32 px."""
+    train(tiny_config(tmp_path / "small_z", stages=("z",), max_steps=1, preset_overrides={"z": {"input_size": 32}}))
+    train(tiny_config(tmp_path / "twod", stages=("detection",), max_steps=1, init_from=str(tmp_path / "small_z")))
+    train(tiny_config(tmp_path / "big", stages=("detection",), max_steps=1, init_from=str(tmp_path / "small_z"),
+                      preset_overrides={"image_size": 128}, synthetic_size=128))
+    for run, seen in (("twod", 32), ("big", 32)):
+        ckpt = load_checkpoint(tmp_path / run / "checkpoint.pt")
+        assert ckpt["preset"]["z"]["input_size"] == seen, run
+        assert all(torch.equal(v, _weights(tmp_path / "small_z")[k]) for k, v in _weights(tmp_path / run).items()
+                   if k.startswith("z.")), run
+    # a run that trains the Z net builds its own, as its preset says
+    train(tiny_config(tmp_path / "own_z", stages=("z",), max_steps=1, init_from=str(tmp_path / "small_z")))
+    assert load_checkpoint(tmp_path / "own_z" / "checkpoint.pt")["preset"]["z"]["input_size"] is None
+
+
 def test_init_from_a_checkpoint_written_before_a_preset_field_existed(tmp_path):
     train(tiny_config(tmp_path / "det", stages=("detection",), max_steps=1))
     path = tmp_path / "det" / "checkpoint.pt"
