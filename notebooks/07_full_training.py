@@ -697,12 +697,32 @@ facts.update(paper_forward_gflop={k: round(v, 1) for k, v in forward_gflop.items
              paper_training_hours_estimate={gpu: round(h, 2) for gpu, h in hours.items()})
 
 # %% [markdown]
+# The data come on top. On a GPU, fa3d renders each synthetic training face once, at twice the crop's side
+# (768 px for the paper preset), in the DataLoader's worker processes (docs/gpu.md). How long one face takes
+# here, measured on four faces:
+
+# %%
+from fa3d.data.synthetic import SyntheticFaces
+from fa3d.runs import GPU_WORKERS
+
+render_faces = SyntheticFaces(4, image_size=2 * S_paper, seed=0)
+t0 = time.perf_counter()
+for i in range(len(render_faces)):
+    render_faces[i]
+seconds_per_face = (time.perf_counter() - t0) / len(render_faces)
+print(f"one synthetic face at {2 * S_paper} px: {seconds_per_face:.2f} s in one process on this CPU; "
+      f"{N_3DFAW:,} faces (3DFAW's count): {seconds_per_face * N_3DFAW / 3600:.1f} h in one process, "
+      f"{seconds_per_face * N_3DFAW / 3600 / GPU_WORKERS:.1f} h in fa3d's {GPU_WORKERS} GPU-side workers on "
+      f"{GPU_WORKERS} free cores")
+facts["synthetic_render_seconds_paper_size"] = round(seconds_per_face, 3)
+
+# %% [markdown]
 # The paper's schedule is about $10^{18}$ FLOP (printed above), most of it the Z stage's 100 epochs of a
-# ResNet-200. At the assumed 35 % of an H100's dense bf16 peak that is about an hour of pure compute; on a T4
-# it is many hours (both printed above). Treat these as lower bounds: a real run also decodes and augments
-# every image on the CPU (rendering synthetic faces costs far more than reading photos), evaluates after each
-# epoch and writes checkpoints, and a small batch (§2) keeps the GPU further from its peak. Exercise 4
-# measures the real cost per image from this run's log.
+# ResNet-200. At the assumed 35 % of an H100's dense bf16 peak that is under an hour of pure compute; on a T4
+# it is many hours (both printed above). Rendering the synthetic faces adds the time printed just above,
+# before the first step (photos are read, not rendered, and cost far less). Treat the sum as a lower bound:
+# a real run also augments every image, evaluates after each epoch and writes checkpoints, and a small batch
+# (§2) keeps the GPU further from its peak. Exercise 4 measures the real cost per image from this run's log.
 
 # %%
 facts.update(model_gte=result["metrics"]["gte_xyz"], baseline_gte=result["baseline"]["gte_xyz"],
