@@ -172,6 +172,7 @@ def accuracy_rows(spec: str, split: str) -> list[dict]:
     from fa3d.data.splits import test_dataset
     from fa3d.metrics import nme_eyes
     from fa3d.runs import load_run, resolve_run
+    from predict_passes import overlap
 
     data = test_dataset(spec, load_run(resolve_run("pretrained"), "cpu").checkpoint, None, split)
     items = [data[i] for i in range(len(data))]
@@ -192,14 +193,10 @@ def accuracy_rows(spec: str, split: str) -> list[dict]:
         for it, g in zip(items, gt):
             image = np.ascontiguousarray(it["image"].permute(1, 2, 0).numpy())
             x1, y1, x2, y2 = landmark_box(it["landmarks"]).tolist()
-            best, best_iou = None, 0.0
-            for r in detector(image, 1):
-                ix = max(0, min(x2, r.right()) - max(x1, r.left()))
-                iy = max(0, min(y2, r.bottom()) - max(y1, r.top()))
-                union = (x2 - x1) * (y2 - y1) + r.width() * r.height() - ix * iy
-                if ix * iy / union > best_iou:
-                    best, best_iou = r, ix * iy / union
-            if best is None:
+            found = [(overlap((r.left(), r.top(), r.right(), r.bottom()), (x1, y1, x2, y2)), r)
+                     for r in detector(image, 1)]
+            best_iou, best = max(found, key=lambda f: f[0], default=(0.0, None))
+            if best is None or best_iou == 0:
                 continue
             shape = predictor(image, best)
             p = torch.tensor([[shape.part(k).x, shape.part(k).y] for k in range(68)], dtype=torch.float64)

@@ -184,6 +184,16 @@ fig
 course.show_source(fa3d.schedules.make_optimizer)
 
 # %% [markdown]
+# **Without ImageNet weights, watch the Z net's first steps.** The paper fine-tuned an ImageNet pre-activation
+# ResNet-200 from $10^{-2}$; fa3d cannot download one (`ZConfig.pretrained_path` loads one you bring). Trained
+# from scratch on a CPU at 128 px (`benchmarks/paper_cpu_training.py`, docs/speed.md), RMSprop at $10^{-2}$
+# blew up in the Z net's first 20 steps (validation loss 17,558) before the decaying rate brought it back
+# (431 after 40 steps). The preset keeps the paper's rate; a lower start (`schedule.z.lr_start` and `lr_end`)
+# is the first thing to try, though a run from scratch at a lower rate has not been measured yet. The same
+# run's detection net did not get past predicting "no landmark" everywhere in 200 steps: from scratch, it needs
+# far more steps than that.
+
+# %% [markdown]
 # ## 2. A batch size that fits your GPU
 #
 # The paper trained on two 12 GB Titan X cards with batches of 8 (2D stages) and 16 (Z). A Colab T4 has
