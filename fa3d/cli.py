@@ -175,7 +175,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="what the Z regressor sees (default rgb+heatmaps, the paper's; the others are ablations)")
     p.add_argument("--z-input-size", type=int, default=None,
                    help="side (px) of the crop and heatmaps the Z regressor sees, a divisor of the crop's side "
-                        "(default: the preset's: the crop's own in paper and quick, 64 in medium)")
+                        "(default: the preset's: the crop's own in paper and quick, 32 in medium)")
     p.add_argument("--regression-features", default=None, choices=("detection", "none"),
                    help="what the regression net stacks with the detection maps besides the pooled crop: the detection "
                         "net's stride-4 features (the paper's 'image features'; default of the paper and medium presets) "

@@ -151,7 +151,7 @@ class OnnxCascade(nn.Module):
             cached = cache_dir / f"{key.hexdigest()[:32]}.onnx"
             if cached.is_file():
                 return cached.read_bytes()
-        graph = onnx_model(cascade.cpu().eval(), image_size).SerializeToString()
+        graph = onnx_model(cascade, image_size).SerializeToString()
         if cached is not None:
             try:
                 atomic_write(cached, graph)
