@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.fa3d-installed
 OUT    ?= outputs
 
-.PHONY: env test test-fast demo notebooks assignments course-runs bench kernel lock clean pretrained recipe-300w
+.PHONY: env test test-fast demo notebooks assignments solutions course-runs bench kernel lock clean pretrained recipe-300w
 
 env: $(STAMP)
 
@@ -39,14 +39,23 @@ demo: env
 	@$(PY) -m fa3d demo --out $(OUT)/demo
 
 # Execute every notebook in quick mode into $(OUT)/notebooks (+ HTML for teachers, timings.json) and
-# write their outputs into the committed notebooks (what GitHub shows; each at most 1.5 MB).
+# write their outputs into the committed notebooks (what GitHub shows; each at most 1.5 MB), then the
+# solution keys from those outputs (`make solutions`).
 notebooks: env
 	$(PY) benchmarks/run_notebooks.py --out $(OUT)/notebooks --commit
+	$(PY) notebooks/make_assignments.py --solutions
 
 # The students' notebooks: the committed ones with every ### BEGIN/END SOLUTION region of the code
 # exercises replaced by `raise NotImplementedError()` (nbgrader's convention), outputs cleared.
 assignments: env
 	$(PY) notebooks/make_assignments.py --out $(OUT)/assignments
+
+# The teachers' solution keys, notebooks/solutions/NN_*_solutions.md: the numbers each committed, executed
+# notebook printed and its code exercises with their solutions and checks' verdicts, generated; the worked
+# answers to the open exercises below them, written by hand, kept. tests/test_assignments.py fails when a
+# key is out of date.
+solutions: env
+	$(PY) notebooks/make_assignments.py --solutions
 
 # The course's ready-made quick runs (fa3d/weights/course, shipped), which let each notebook run alone
 # in seconds: notebooks 02-04 and 08 train them (TRAIN = True) into $(OUT)/course-runs, about

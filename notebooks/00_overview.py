@@ -182,10 +182,10 @@ facts["z_from_2d_linear_r2"] = round(r2, 4)
 # Three subnetworks, each trained with its own loss and then chained:
 #
 # 1. **Detection** (§2.1): a ResNet-152 made fully convolutional (no pooling/classifier, last stage at
-#    stride 1, a deconvolution and a 1×1 conv) turns the $S\times S$ crop into $N$ maps at $S/4$, trained
-#    against *binary disks* around the landmarks.
-# 2. **Regression** (§2.1): an hourglass takes the detection maps stacked with the image and outputs $N$
-#    Gaussian *heatmaps* at full resolution. Their peaks give $x, y$.
+#    stride 1, a deconvolution and a last convolution) turns the $S\times S$ crop into $N$ maps, trained
+#    against *binary disks* around the landmarks. (In fa3d: a ×4 deconvolution and a 1×1 conv, maps at $S/4$.)
+# 2. **Regression** (§2.1): an hourglass takes the detection maps stacked with "image features" and outputs
+#    $N$ *heatmaps* at full resolution (in fa3d: Gaussians). Their peaks give $x, y$.
 # 3. **Z regressor** (§2.2): a pre-activation ResNet-200 takes the RGB crop stacked with the $N$ heatmaps
 #    ($3+N$ channels) and regresses the $N$ depths with an L2 loss (eq. 1).
 #
@@ -387,6 +387,22 @@ print(json.dumps({k: v for k, v in facts.items() if k != "presets"}, indent=2))
 #   above, and the quick cascade, run for real on one crop, gave the same shapes.
 # - Next: notebook 01 builds the training examples and targets; 02–04 build and train the three subnetworks;
 #   05 scores them.
+
+# %% [markdown]
+# ## The paper and fa3d
+#
+# The paper is short, and leaves much unsaid. Where it is silent, fa3d had to choose; each notebook ends
+# with a table like this one for its own topic, and docs/training.md lists every choice in one place.
+#
+# | what | the paper says (quoted, with its section) | fa3d chooses (and why) |
+# |---|---|---|
+# | the system | "a CNN cascade consisting of three connected subnetworks, all learned via residual learning" (§1) | The same three subnetworks, one class each (`DetectionNet`, `RegressionNet`, `ZRegressor`), chained in one place, `Cascade.forward`. |
+# | sizes | ResNet-152 (§2.1), a modified "hourglass network" (§2.1), ResNet-200 (§2.2), crops of "384× 384 pixels" (§2.3) | The `paper` preset has these sizes. The `quick` preset (the same classes, shallow and narrow, 64 px crops) is fa3d's own, so that the course runs on a laptop CPU in minutes. |
+# | regression input | "the landmark detection heatmaps stacked with image features" (§1); which features: silent | fa3d's choice: the RGB crop pooled to stride 4, and in the paper and medium presets also the detector's own stride-4 features (notebook 03). |
+# | Z input | "the stacked regression heatmaps produced by the regression subnetwork alongside the input RGB image" (§2.2), each landmark "a 2D Gaussian with std = 6 pixels" (§2.2) | Gaussians re-rendered at the decoded $x, y$, not the raw regression maps: at test time the Z net then sees the same kind of input as in training (notebook 04). |
+# | training | "in order to accelerate convergence we trained each task independently" (§2.3) | The same: detection, regression, joint, then Z, one stage after the other in one run (notebook 07). |
+# | data | "We trained and tested our model on the 3D Face Alignment in the Wild (3DFAW) dataset." (§3) | 3DFAW was request-only and the form is gone, so fa3d renders its own 3D faces by default, and reads 3DFAW, AFLW2000-3D, 300W-LP and 300-W where you have them (§5 above). |
+# | GTE's normaliser | "normalized by the inter-ocular distance, as in [4]" (§3, Metrics); which points, 2D or 3D: silent | fa3d's choice: the 3D distance between the ground-truth outer eye corners, which does not shrink as the head turns (notebook 05). The official 3DFAW evaluation code is not public. |
 
 # %% [markdown]
 # ## Exercises

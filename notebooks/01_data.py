@@ -96,7 +96,8 @@ facts = {}   # what this notebook computed; written to OUT_DIR/01_data.json
 # outer lips 48–59, inner lips 60–67. 3DFAW uses 66: the same without the two **inner-mouth corners**
 # 60 and 64. "Right" and "left" are the *subject's*: the subject's right eye (36–41) appears on the left
 # of a frontal image. The **outer eye corners 36 and 45** (the same indices in both schemes) define the
-# interocular distance $d_i$ that normalises every error in the paper.
+# interocular distance $d_i$ that normalises every error in fa3d. The paper says only "inter-ocular
+# distance" (§3); the two points, and measuring in 3D, are fa3d's choice (notebook 05).
 
 # %%
 open_mouth = dataclasses.replace(frontal, mouth_open=0.08)   # so that the inner lips are apart
@@ -436,13 +437,16 @@ fig
 #
 # $$D_n(\mathbf{p}) = \big[\,\lVert \mathbf{p} - \mathbf{x}_n \rVert_2 \le r\,\big], \qquad r = 7\,\text{px}\cdot\frac{h}{220\,\text{px}},$$
 #
-# 7 px "for a face with a bounding box height of about 220 px", scaled with the face height $h$. The
-# detection maps live at stride 4 ($S/4$), so the points and $h$ are converted to map pixels first. (fa3d
+# 7 px "for a face with a bounding box height equal to approximately 220 pixels". The paper gives this one
+# size; fa3d scales the radius with the face height $h$. fa3d's detection maps live at stride 4 ($S/4$), so
+# the points and $h$ are converted to map pixels first. (fa3d
 # never lets $r$ fall below 1 map pixel, which matters at the quick preset's scale: see the end of this
 # section.)
 #
-# **Regression** (§2.1) and the Z regressor's input (§2.2) use Gaussians with a standard deviation of 6 px
-# at 384 px, trained with a pixel-wise L2 loss:
+# **Regression** (§2.1) is trained with "a pixel wise L2 loss". The paper gives the width of a Gaussian only
+# for the Z regressor's input (§2.2): "a 2D Gaussian with std = 6 pixels", at its 384 px crops. It does not
+# say what the regression targets are. fa3d makes them the same Gaussians, because the Z net's input is the
+# regression net's output (§2.2); the quick preset uses 3 px at 64 px (printed below):
 #
 # $$G_n(\mathbf{p}) = \exp\!\Big(-\frac{\lVert \mathbf{p} - \mathbf{x}_n \rVert_2^2}{2\sigma^2}\Big).$$
 
@@ -591,13 +595,14 @@ ax.set_xlabel("x (px)"); ax.set_ylabel("log value"); ax.legend(fontsize=7)
 fig
 
 # %% [markdown]
-# **The paper and fa3d.** A trained network's map is a *noisy* Gaussian, and three raw pixels of it give a
+# **Decoding a network's map.** A trained network's map is a *noisy* Gaussian, and three raw pixels of it give a
 # noisy vertex. The paper and medium presets therefore first blur the few pixels around the argmax with a
 # Gaussian of half the target's width (`decode_heatmaps(maps, smoothing=σ/2)`, `Preset.decode_smoothing`;
 # DARK, Zhang et al. 2020, does the same to the whole map). A blurred Gaussian is still a Gaussian with the
 # same centre, so the decoder stays exact on clean maps. The quick preset of this course decodes without
 # it, as its ready-made runs and the shipped model were measured. The paper does not say how it decodes;
-# this is our choice, and docs/training.md measures what it changes on real faces.
+# this is fa3d's choice (see "The paper and fa3d" below), and docs/training.md measures what it changes on
+# real faces.
 
 # %% [markdown]
 # ### Your turn: the sub-pixel decoder
@@ -699,6 +704,21 @@ print(json.dumps(facts, indent=2))
 #   printed in §7) and Gaussians for regression; sub-pixel decoding recovers a Gaussian's centre to the
 #   float error printed in §8, where a plain argmax is off by a fraction of a pixel.
 # - Next: notebook 02 builds and trains the detection subnet on these disks.
+
+# %% [markdown]
+# ## The paper and fa3d
+#
+# What the paper says about the data and the targets, and what fa3d chose where it says nothing.
+#
+# | what | the paper says (quoted, with its section) | fa3d chooses (and why) |
+# |---|---|---|
+# | crop | "all images were cropped around an extended (by 20–25 %) bounding box, and then resized so that the final cropped image had a resolution of 384× 384 pixels" (§2.3); which box, and how the extension is measured: silent | A square window of side $1.225 \times$ the longer side of the face box (the middle of the range), centred on the box: a square keeps the face's aspect ratio (§5 above). |
+# | augmentation | "flipping, in-plane rotation [...], scaling (between 0.85 and 1.15) and colour jittering" (§2.3); what they do to $z$: silent | One similarity matrix per sample. $z$ scales with the crop, and a flip mirrors $x$ and re-indexes the points; otherwise a zoomed face would get a flattened depth (§6 above). |
+# | disk radius | "The radius defining the “correct location” was empirically set to 7 pixels, for a face with a bounding box height equal to approximately 220 pixels." (§2.1) | $r = 7\,\text{px} \cdot h / 220\,\text{px}$, scaled with the face height $h$, on fa3d's stride-4 detection maps, and never below 1 map pixel: a thinner disk can be empty. The quick preset hits that floor (§7 above). |
+# | Gaussian width | For the Z input: "a 2D Gaussian with std = 6 pixels" (§2.2). For the regression targets: silent (§2.1 gives only "a pixel wise L2 loss") | The same Gaussians for both, since the Z net's input is the regression net's output. σ = 6 px in the paper preset (384 px) and the medium one (128 px); 3 px at the quick preset's 64 px: with 1.5 px its regression stage learned slower than the detection maps it refines (measured). |
+# | decoding | silent | The argmax, refined by a parabola through the log of three pixels per axis, exact for a Gaussian (§8 above). The paper and medium presets first blur the pixels around the argmax (σ/2, after DARK), which steadies it on a network's noisy maps; the quick preset decodes as its ready-made runs were measured. |
+# | depth | $z$ "in pixels" (eq. 1, §2.2); its direction and origin: silent | Larger $z$ = closer to the camera, zero mean per face (a dataset's depth origin is arbitrary), in pixels of the crop (§4 above). |
+# | interocular distance | "normalized by the inter-ocular distance, as in [4]" (§3, Metrics); which points: silent | The distance between the ground-truth outer eye corners 36 and 45, in 3D (§1 above; notebook 05 says why). |
 
 # %% [markdown]
 # ## Exercises

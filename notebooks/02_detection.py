@@ -19,7 +19,8 @@
 # The first of the cascade's three networks turns a face crop into $N$ *part detection maps*, one per
 # landmark, each saying "this landmark is here" pixel by pixel. The paper builds it from an ImageNet
 # ResNet-152 with three changes: drop the average pooling and the classifier, change the stride of the last
-# stage from 2 to 1, and add a deconvolution and a 1×1 convolution to $N$ maps. This notebook builds that
+# stage from 2 to 1, and add "a deconvolution [...] followed by a fully convolutional layer" (fa3d: a ×4
+# deconvolution and a 1×1 convolution to $N$ maps at stride 4). This notebook builds that
 # network from its blocks (torchvision's residual blocks, the stages, the bilinear-initialised deconvolution,
 # the zero-initialised head), checks the result against `fa3d.models.DetectionNet` weight for weight,
 # counts the paper-sized network without allocating it, explains the binary disk targets and the sigmoid
@@ -99,15 +100,20 @@ print(preset.name, "preset:", cfg, f"| crops {S}×{S} px")
 # ## 1. From a classifier to a fully convolutional network
 #
 # An ImageNet ResNet maps an image to 1,000 class scores: a stem (7×7 convolution with stride 2, max-pooling
-# with stride 2), four *stages* of residual blocks (torchvision calls them `layer1`…`layer4`; the paper
-# counts the stem as block 1, so `layer4` is its "5th block"), then a global average pooling and a fully
-# connected layer. Each stage after the first halves the resolution, so the last feature map is $S/32$ of
-# the input: 12×12 for a 384 px crop. Pooling it to 1×1 throws away *where* things are, exactly what a
-# landmark detector needs. The paper therefore
+# with stride 2), four *stages* of residual blocks (torchvision calls them `layer1`…`layer4`; He et al. name
+# the stem conv1 and the stages conv2_x to conv5_x, so fa3d reads the paper's "5th block" as `layer4`), then
+# a global average pooling and a fully connected layer. Each stage after the first halves the resolution, so
+# the last feature map is $S/32$ of the input: 12×12 for a 384 px crop. Pooling it to 1×1 throws away
+# *where* things are, exactly what a landmark detector needs. The paper therefore
 #
 # 1. removes the average pooling and the fully connected layer (the net now outputs a feature *map*),
 # 2. sets the stride of `layer4` to 1 (features at $S/16$ instead of $S/32$),
-# 3. adds a **deconvolution** (×4 upsampling, $S/16 \to S/4$) and a **1×1 convolution** to $N$ maps.
+# 3. adds "a deconvolution [14] followed by a fully convolutional layer".
+#
+# The paper gives neither the deconvolution's factor nor the stride of the output maps. fa3d's deconvolution
+# upsamples **×4** ($S/16 \to S/4$) and a **1×1 convolution** turns it into $N$ maps, so the maps come out at
+# stride 4: the resolution at which Newell et al.'s hourglass works, and the regression subnet's input
+# (notebook 03), whose last deconvolution then brings its heatmaps to the crop's resolution.
 #
 # We build it bottom-up with the quick preset's sizes, then check it against `DetectionNet`.
 
@@ -193,7 +199,7 @@ for name, shape in feature_sizes(backbone, S):
 # pixel covers 32 crop pixels, more than the 7 px disk radius the paper targets: landmarks a few pixels
 # apart would share a cell. Stride 16 doubles the resolution at no cost in parameters (the filters keep
 # their shapes: only the stride changes, so the ImageNet weights still load), at the price of 4× the
-# compute in `layer4`. The deconvolution then has a ×4 job instead of a ×8 one.
+# compute in `layer4`. fa3d's deconvolution then has a ×4 job (to stride 4) instead of a ×8 one.
 # (We count the paper-sized nets on the `meta` device, which tracks shapes without allocating memory.)
 
 # %%
@@ -537,6 +543,22 @@ print(json.dumps(facts, indent=2))
 # - On the test faces, detection alone beats the mean-shape baseline (the GTE xy of both, and the floor of
 #   decoded ground-truth disks, are printed in §11), but coarse flat-topped maps limit it.
 # - Next: notebook 03 adds the regression subnet, whose Gaussian heatmaps decode to a fraction of a pixel.
+
+# %% [markdown]
+# ## The paper and fa3d
+#
+# What the paper says about the detection subnetwork, where it contradicts itself, and what fa3d chose
+# where it says nothing.
+#
+# | what | the paper says (quoted, with its section) | fa3d chooses (and why) |
+# |---|---|---|
+# | the loss | "a part detection network trained to detect the individual facial landmarks using a per-pixel softmax loss" (§1), but "The network was trained using the pixel wise sigmoid cross entropy loss function." (§2.1) | The sigmoid cross-entropy of §2.1, the section that describes the network in detail. Its targets are $N$ independent binary maps whose disks may overlap (neighbouring landmarks); a softmax across the maps would force each pixel to belong to one landmark (§8 above). |
+# | the backbone | "(1) removing the fully connected layer alongside the preceding average pooling layer, (2) changing the stride of the 5th block from 2 to 1 pixels" (§2.1) | torchvision's ResNet-152 without `avgpool` and `fc`, with `layer4` (conv5_x) at stride 1. Only the stride changes, so the ImageNet weights load by name (§3 above). |
+# | the new layers | "(3) adding at the end a deconvolution [14] followed by a fully convolutional layer" (§2.1); the factor, the kernel and the output's stride are not given (§2.1 refers to [13] for "the exact network architecture") | fa3d's choice: a ×4 deconvolution ($S/16 \to S/4$) with one filter per channel, then a 1×1 convolution to $N$ maps at stride 4, where the hourglass works. A full 2048 → 2048 deconvolution would cost 268 M weights for nothing the 1×1 convolution cannot do (§4 above). |
+# | initialisation | "with the newly introduced layers initialized with zeros" and "All the newly introduced deconvolutional layers were initialised using the bilinear upsampling filters" (§2.3) | The 1×1 head starts at zero and the deconvolution at bilinear upsampling. A zero deconvolution as well would leave the head's and its own weights with zero gradients for ever (§5 above). |
+# | the targets | "The radius defining the “correct location” was empirically set to 7 pixels, for a face with a bounding box height equal to approximately 220 pixels." (§2.1) | The radius scaled with the face's height, drawn on the stride-4 maps, never below 1 map pixel; the quick preset's disks hit that floor (notebook 01 §7). |
+# | ImageNet weights | "the network was fine-tuned from a pretrained model on the large ImageNet [17] dataset" (§2.3) | torchvision's ImageNet ResNet-152, on by default for the paper preset, with a clear error when it cannot be fetched. The quick detector (basic blocks, width 32) has no ImageNet model, so it starts from random weights. |
+# | the schedule | "The detection component was then trained for 30 epochs with a learning rate progressively decreasing from 1e − 3 to 2.5e − 5." (§2.3) | Those end points, with a geometric decay per step (the shape of the decay is not given) and RMSprop (the optimiser is not named; notebook 07 says why). The quick run uses Adam and a few epochs (§9 above). |
 
 # %% [markdown]
 # ## Exercises

@@ -16,13 +16,13 @@
 # %% [markdown]
 # # 03 · The landmark regression subnetwork (§2.1)
 #
-# The detector of notebook 02 says *roughly* where each landmark is: a coarse, flat-topped disk on a map
-# at a quarter of the crop's resolution. The second subnetwork refines it. Stacked with the image, the
-# detection maps go into an **hourglass**: pre-activation bottleneck units, pooling down four times and
-# learned deconvolutions back up, so that every output pixel sees the whole face and the layout of all
-# the other landmarks (the paper: it "plays the role of a graphical model"). A last deconvolution brings
-# the maps to the crop's resolution, and a pixel-wise L2 loss makes them Gaussians whose peaks decode to
-# a fraction of a pixel. This notebook builds the pieces and checks them against
+# The detector of notebook 02 says *roughly* where each landmark is: a coarse, flat-topped disk on a map at a
+# quarter of the crop's resolution. The second subnetwork refines it. Stacked with the image, the detection
+# maps go into an **hourglass**: pre-activation bottleneck units, pooling down several times (four in fa3d's
+# paper preset) and learned deconvolutions back up, so that every output pixel sees the whole face and the
+# layout of all the other landmarks (the paper: it "plays the role of a graphical model"). A last
+# deconvolution brings the maps to the crop's resolution, and a pixel-wise L2 loss makes them Gaussians whose
+# peaks decode to a fraction of a pixel. This notebook builds the pieces and checks them against
 # `fa3d.models.RegressionNet`, explains the training schedule (regression on a frozen detector, then both
 # jointly), trains the quick model on top of notebook 02's detector, and measures the paper's claim:
 # regression refines detection.
@@ -173,8 +173,9 @@ course.show_source(PreActBottleneck)
 # Two changes from Newell et al.'s original follow the paper (and Bulat & Tzimiropoulos 2016): `up2` is a
 # **learned deconvolution** (×2, initialised to bilinear, notebook 02 §4) instead of nearest-neighbour
 # upsampling, and the whole network ends with another deconvolution back to the input resolution. The
-# paper's hourglass pools 4 times (96 → 48 → 24 → 12 → 6 at 384 px crops); the quick one 3 times
-# (16 → 8 → 4 → 2). We write it as a small module with the library's attribute names:
+# paper does not say how many times its hourglass pools. fa3d's paper preset pools 4 times (96 → 48 → 24 →
+# 12 → 6 at 384 px crops), as Newell et al.'s hourglass does; the quick one 3 times (16 → 8 → 4 → 2: a fourth
+# pooling would leave 1×1 maps). We write it as a small module with the library's attribute names:
 
 # %%
 class MyHourglass(nn.Module):
@@ -265,7 +266,7 @@ facts["exercise_upsample2_max_diff"] = exercises.check_upsample2(upsample2_exerc
 # closes with one), a **zero-initialised** 1×1 convolution to $N$ maps, and the final ×4 deconvolution back
 # to $S\times S$.
 #
-# **The paper and fa3d.** The paper says the regression subnetwork takes "the landmark detection
+# **Which image features?** The paper says the regression subnetwork takes "the landmark detection
 # heatmaps stacked with image features" (§1) and does not say which features. The quick preset (this
 # notebook's networks and the shipped model) stacks the RGB crop pooled to $S/4$, the cheapest stand-in;
 # it is our choice. The paper and medium presets (`RegressionConfig.detection_features`) also add the
@@ -336,8 +337,10 @@ facts.update(paper_params_millions=round(num_parameters(paper_net) / 1e6, 2),
 # %% [markdown]
 # ## 4. The loss: pixel-wise L2 on Gaussian heatmaps
 #
-# The targets are Gaussians at the landmarks (std 6 px at 384 px; the quick preset uses 3 px at 64 px,
-# see notebook 01), at the crop's full resolution, and the loss is the mean squared difference:
+# The paper gives the loss, "a pixel wise L2 loss function" (§2.1), but not the targets. fa3d's targets are
+# Gaussians at the landmarks, at the crop's full resolution, with the width the paper gives for the Z net's
+# input heatmaps (std 6 px at 384 px, §2.2), since those heatmaps are this network's output; the quick preset
+# uses 3 px at 64 px (notebook 01). The loss is the mean squared difference:
 #
 # $$\mathcal{L}_\text{reg} = \frac{1}{N S^2}\sum_{n=1}^{N}\sum_{\mathbf{p}}\big(H_n(\mathbf{p}) - G_n(\mathbf{p})\big)^2,
 #   \qquad G_n(\mathbf{p}) = \exp\Big(-\frac{\lVert\mathbf{p}-\mathbf{x}_n\rVert^2}{2\sigma^2}\Big).$$
@@ -360,10 +363,12 @@ print(f"empty maps (the zero head at step 0): {regression_loss(torch.zeros_like(
 #
 # §2.3: the detector trains first (notebook 02); then the hourglass trains 30 epochs with the learning rate
 # going from $10^{-4}$ to $2.5\times10^{-5}$ while "the learning rate for the detection subnetwork was
-# frozen"; then "the subnetworks were trained jointly for 30 more epochs", the two losses summed,
-# $\mathcal{L} = \mathcal{L}_\text{det} + \mathcal{L}_\text{reg}$. fa3d writes a schedule as data: a
-# `StageSchedule` (epochs, end points of the learning rate, batch) per stage inside a `TrainSchedule`
-# (with the optimiser and the Z stage's coin, notebook 04). The rate decays geometrically **per step**,
+# frozen"; then "the subnetworks were trained jointly for 30 more epochs". The paper does not name the joint
+# loss. fa3d sums the two, $\mathcal{L} = \mathcal{L}_\text{det} + \mathcal{L}_\text{reg}$: each subnet keeps
+# the loss it was trained with, and the detector also gets the regression loss's gradient through its maps.
+# fa3d writes a schedule as data: a `StageSchedule` (epochs, end points of the learning rate, batch) per stage
+# inside a `TrainSchedule` (with the optimiser and the Z stage's coin, notebook 04). The rate decays
+# geometrically **per step**,
 #
 # $$\text{lr}_t = \text{lr}_\text{start}\Big(\frac{\text{lr}_\text{end}}{\text{lr}_\text{start}}\Big)^{t/(T-1)}, \quad t = 0,\dots,T-1,$$
 #
@@ -508,6 +513,21 @@ print(json.dumps(facts, indent=2))
 # - On the test faces, regression beats detection alone (both GTE xy, the mean shape's and the share of faces
 #   improved are printed in §8): sub-pixel peaks at full resolution, and a network that sees every map at once.
 # - Next: notebook 04 adds the Z regressor, which reads these heatmaps to predict the depth.
+
+# %% [markdown]
+# ## The paper and fa3d
+#
+# What the paper says about the regression subnetwork, where its wording is loose, and what fa3d chose
+# where it says nothing.
+#
+# | what | the paper says (quoted, with its section) | fa3d chooses (and why) |
+# |---|---|---|
+# | the input | "a regression subnetwork that jointly regresses the landmark detection heatmaps stacked with image features to confidence maps" (§1); which image features: silent | Every preset stacks the detection maps with the RGB crop average-pooled to stride 4. The paper and medium presets also add the detector's stride-4 features (its `layer1` output) through a 1×1 convolution that starts at zero (`RegressionConfig.detection_features`): a run without them can be continued with them, unchanged at first. The quick preset and the shipped model were trained without them (§3 above). |
+# | the hourglass | "based on a modified version of the “hourglass network” [15]"; "we replaced the original nearest neighbour upsampling of [15] by learnable deconvolutional layers, and added another deconvolutional layer in the end that brings the output to the input resolution" (§2.1) | Learned ×2 deconvolutions, one filter per channel, initialised to bilinear upsampling as §2.3 asks, and a final ×4 deconvolution from stride 4 to the crop's resolution (§2 above). |
+# | its size | not given: "the exact network architecture and layer specification for each of them are described in detail in [13]" (§2.1) | fa3d's paper preset: one hourglass with 4 poolings and 256 channels, as Newell et al.'s; the quick preset: 3 poolings and 64 channels, so that it trains on a CPU. |
+# | the targets | "The network was then trained using a pixel wise L2 loss function." (§2.1); the targets: silent | Gaussians at the landmarks, with the width that §2.2 gives the Z net's input heatmaps ("std = 6 pixels"), since those heatmaps are this network's output; 3 px at the quick preset's 64 px (§4 above, notebook 01). |
+# | the regression stage | "trained for 30 epochs using a learning rate that varied from 1e − 4 to 2.5e − 5. During this, the learning rate for the detection subnetwork was frozen." (§2.3) | The detector runs in eval mode without gradients: its weights and its batch-norm statistics stay as they were (§5 above). |
+# | the joint stage | "Finally, the subnetworks were trained jointly for 30 more epochs." (§2.3); its loss and learning rate: silent | fa3d's choice: the sum of the two losses with equal weights, so each subnet keeps the loss it was trained with, and the regression stage's learning rates, 1e-4 to 2.5e-5 (§5 above). |
 
 # %% [markdown]
 # ## Exercises

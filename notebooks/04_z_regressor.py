@@ -117,8 +117,9 @@ course.show_source(PreActBasic)
 # 3-24-36-3 blocks, $66 \times 3 + 2 = 200$ layers, so fa3d uses 36. Table 1 does not list B1's batch
 # norm and ReLU either: the residual units of a pre-activation ResNet start with their own BN-ReLU, but its
 # first convolution is followed by one before the max-pool (He et al. 2016b; fb.resnet.torch's
-# `preresnet.lua`, the ResNet-200 the paper fine-tuned), so fa3d has it too and an ImageNet pre-activation
-# ResNet-200 in this layout loads into it (`ZConfig.pretrained_path`).
+# `preresnet.lua`, the Torch7 pre-activation ResNet of the time; the paper does not say whose ImageNet
+# ResNet-200 it fine-tuned), so fa3d has it too and an ImageNet pre-activation ResNet-200 in this layout
+# loads into it (`ZConfig.pretrained_path`).
 
 # %%
 paper = get_preset("paper")
@@ -455,6 +456,22 @@ print(json.dumps(facts, indent=2))
 # - On the test faces the quick cascade's GTE z beats the mean shape's, and feeding Gaussians at the true
 #   $x, y$ shows the share of the depth error that the 2D stage's mistakes cost (all printed in §9).
 # - Next: notebook 05 evaluates the whole cascade with GTE and CVGTCE; notebook 08 tests the input choices.
+
+# %% [markdown]
+# ## The paper and fa3d
+#
+# What the paper says about the Z regressor, where its Table 1 and its text disagree, and what fa3d chose
+# where it says nothing.
+#
+# | what | the paper says (quoted, with its section) | fa3d chooses (and why) |
+# |---|---|---|
+# | B5's depth | Table 1 prints "38x bottleneck modules [(256,1× 1), (256,3× 3), (1024,1× 1)]", but the text says "based on the latest ResNet-200 network with preactivation modules [12]" (§2.2) | 36, the standard pre-activation ResNet-200 (3-24-36-3 units, $66 \times 3 + 2 = 200$ layers), so that its ImageNet weights fit. 38 would make 206 layers (§2 above). |
+# | B1 | Table 1: "1x conv layer (64,7× 7,2× 2)", with no batch norm or ReLU | The conv followed by BN-ReLU before the max-pool, as in the pre-activation ResNet (§2 above): only its residual units start with their own BN-ReLU. |
+# | the input | "the stacked regression heatmaps produced by the regression subnetwork alongside the input RGB image" (§2.2); "We encode each landmark as a heatmap using a 2D Gaussian with std = 6 pixels centered at the X,Y coordinates of that landmark." (§2.2) | fa3d's reading of the two sentences: Gaussians of the preset's width rendered at points, at the decoded $x, y$ at test time, not the regression net's raw maps. Training and test inputs then look alike, whatever the regression maps look like. The paper preset and this notebook's quick runs feed the whole crop, as the paper does; the shipped model's Z net sees its 64 px crop at 32 px (`ZConfig.input_size`), since depth needs less detail (docs/training.md). |
+# | the new layers | "All newly introduced filters were initialized randomly using a Gaussian distribution." (§2.2), "with std = 0.01. The same applied for the fully connected layer" (§2.3) | $\mathcal{N}(0, 0.01)$ for the first convolution and the FC weights (§3 above); the FC's bias, which the paper does not mention, starts at zero. |
+# | ImageNet weights | "we again fine-tuned from a model previously trained on ImageNet [17]; this time we used a ResNet-200 network [12]" (§2.3) | torchvision has no pre-activation ResNet-200, so fa3d cannot download one: `ZConfig.pretrained_path` loads one you bring; without it, the whole net starts from random weights. |
+# | GT and predicted heatmaps | "we used as input to the Z regression network both the heatmaps generated from the ground truth landmark locations and the ones estimated by the first task" (§2.3); in what proportion: silent | A coin per training sample, ground truth with probability 0.5 (`z_gt_heatmap_prob`), fa3d's choice (§6 above); notebook 08 tries 0 and 1. |
+# | the loss | eq. (1), "where z̃n and zn are the predicted and ground truth Z values (in pixels) for the nth landmark" (§2.2); the origin and direction of $z$: silent | $z$ in crop pixels, larger = closer, zero mean per face; landmarks without a true $z$ (2D-only data) are left out of the mean (§5 above). |
 
 # %% [markdown]
 # ## Exercises

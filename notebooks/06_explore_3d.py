@@ -458,6 +458,19 @@ print(json.dumps({k: v for k, v in facts.items() if k not in ("sweep", "median_f
 # - Next: notebook 07 trains the paper-sized cascade on a GPU; notebook 08 tests the Z regressor's design.
 
 # %% [markdown]
+# ## The paper and fa3d
+#
+# What the paper says about depth and about running the system on a face, and what fa3d chose where it
+# says nothing.
+#
+# | what | the paper says (quoted, with its section) | fa3d chooses (and why) |
+# |---|---|---|
+# | what $z$ is | eq. (1): "the predicted and ground truth Z values (in pixels)" (§2.2); its direction, its origin and the projection: silent | $z$ toward the camera (larger = closer), zero mean per face, in the pixel units of $x, y$, with an orthographic projection: dropping $z$ gives the point in the image (§1 above). |
+# | hidden points | "All images were annotated in a consistent way with 66 3D fiducial points." (§3, Dataset); points the head hides: silent | fa3d's synthetic faces label every point, hidden or not, and flag which are visible: the task is the whole 3D shape (§2 above). |
+# | depth and pose | the heatmaps "provide pose-related information (encoded by the X,Y location of all the landmarks)" (§2.2); no error is reported by pose | fa3d measures the depth error against the head's yaw, for the cascade and the mean shape (§5 above). |
+# | a photograph | "all images were cropped around an extended (by 20–25 %) bounding box" (§2.3); where the box comes from on a new photo: silent | `FaceAligner`: a face detector's box, then re-crops around the cascade's own landmarks, since a detector frames a face unlike the boxes the cascade learned from; each crop is averaged with its mirror image (`flip=True`). Both are fa3d's choices (§7 above). |
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Pitch.** Repeat the sweep of §2 for pitch ($-40°$ to $+40°$, yaw 0). Derive the formula for $z'$ from

@@ -114,13 +114,14 @@ facts = {"preset": PRESET, "data": DATA, "stages": list(stages), "epochs_scale":
 # %% [markdown]
 # ## 1. The paper's schedule
 #
-# §2.3 trains "each task independently" to speed up convergence, then fine-tunes the 2D part jointly:
+# §2.3 trains "each task independently" to speed up convergence, then fine-tunes the 2D part jointly. The
+# losses are §2.1's and §2.2's, except the joint stage's, which the paper does not name:
 #
 # | stage | what trains | loss |
 # |---|---|---|
 # | detection | ResNet-152 FCN (ImageNet init) | per-pixel sigmoid cross-entropy vs binary disks |
 # | regression | hourglass, detection frozen | pixel-wise L2 vs Gaussians |
-# | joint | both 2D subnets | the two losses summed |
+# | joint | both 2D subnets | the two losses summed (fa3d's choice) |
 # | z | pre-activation ResNet-200 on RGB + heatmaps | eq. (1), L2 on $z$ |
 #
 # Each stage's learning rate goes "progressively" from $\eta_\text{start}$ to $\eta_\text{end}$. fa3d decays it
@@ -248,11 +249,13 @@ else:
 #
 # Everything this notebook does is one call of `fa3d.train.train(TrainConfig(...))`, which is also what
 # the command line runs. On a rented GPU a terminal (inside `tmux`, so that closing the laptop does not
-# kill it) is often better than a notebook. The paper used **two GPUs**: `torchrun` starts one process per
-# GPU, each takes every second sample of the same shuffled order, DDP averages the gradients, and rank 0
-# alone validates, logs and writes checkpoints. `batch_size` is the *global* batch, so the paper's 8 becomes
-# 4 per GPU, as on their two Titan X. On the command line, `--batch-size B` sets one batch for every stage;
-# for different batches per stage (as picked above) use the Python API as below.
+# kill it) is often better than a notebook. The paper used **two GPUs**. With fa3d, `torchrun` starts one
+# process per GPU, each takes every second sample of the same shuffled order, DDP averages the gradients,
+# and rank 0 alone validates, logs and writes checkpoints. `batch_size` is the *global* batch, so on two GPUs
+# fa3d splits the paper's 8 into 4 per GPU. The paper trained "on two Titan X 12Gb GPUs using a batch of 8
+# and 16 images" but does not say how it split a batch between them; this split is fa3d's. On the command
+# line, `--batch-size B` sets one batch for every stage; for different batches per stage (as picked above)
+# use the Python API as below.
 
 # %%
 args = ["--preset", PRESET, "--data", DATA, "--stages", ",".join(stages), "--out", str(RUN_DIR),
@@ -384,7 +387,7 @@ fig
 # %% [markdown]
 # ## 5. Evaluation
 #
-# `evaluate_run` scores the finished run the way §3 does: every test face cropped around its ground-truth
+# `evaluate_run` scores the finished run as notebook 05 does: every test face cropped around its ground-truth
 # box, predictions mapped back to the image, GTE (eq. 2) and CVGTCE (eq. 3–4) in percent of the 3D
 # interocular distance, next to the **mean-shape baseline** (the mean training shape placed in every test
 # crop: what a model that ignores the image scores). It computes every number once and writes
@@ -756,6 +759,21 @@ print(json.dumps(facts, indent=2))
 # - §7 estimated the paper preset's compute from counted FLOPs, with its peak-rate and utilisation
 #   assumptions stated (the FLOP total and hours are printed there).
 # - Next: notebook 08 tests the paper's claims about the Z regressor with controlled ablations.
+
+# %% [markdown]
+# ## The paper and fa3d
+#
+# What the paper says about training, and what fa3d chose where it says nothing.
+#
+# | what | the paper says (quoted, with its section) | fa3d chooses (and why) |
+# |---|---|---|
+# | stages | "While the entire system, shown in Fig. 1, can be trained jointly from the beginning, in order to accelerate convergence we trained each task independently." (§2.3) | The same four stages in order (detection, regression, joint, Z), all in one resumable run (§1, §4 above). |
+# | learning rates | detection "from 1e − 3 to 2.5e − 5", regression "from 1e − 4 to 2.5e − 5", Z "from 1e − 2 to 2.5e − 4" (§2.3); the shape of the decay: silent beyond "progressively" | Those end points, with a geometric decay per optimiser step that hits both exactly; a smaller batch then still ends at the paper's last rate (§1 above). |
+# | the joint stage | "Finally, the subnetworks were trained jointly for 30 more epochs." (§2.3); its loss and learning rate: silent | fa3d's choice: the sum of the detection and regression losses, with the regression stage's rates (§1 above). |
+# | the optimiser | silent | RMSprop with Torch7's defaults for the paper preset, as the authors' Torch7 code of the time used; Adam for the quick preset, which learns faster in a few hundred steps (measured; §1 above). |
+# | batches and GPUs | "on two Titan X 12Gb GPUs using a batch of 8 and 16 images for X,Y landmark heatmap regression and Z regression, respectively" (§2.3); how the batch was split: silent | The batch is global: `torchrun` on two GPUs gives 4 (2D) and 8 (Z) per GPU. `pick_batch_sizes` halves a batch that does not fit your GPU (§2–3 above). |
+# | ImageNet weights | the detector "fine-tuned from a pretrained model on the large ImageNet [17] dataset"; the Z net "fine-tuned from a model previously trained on ImageNet [17]; this time we used a ResNet-200 network [12]" (§2.3) | torchvision's ResNet-152 for the detector. There is no ImageNet pre-activation ResNet-200 to download, so the Z net starts from scratch unless you bring one; from scratch, at the paper's $10^{-2}$, it blew up in its first steps (§1 above). |
+# | data | "The final model was trained on the training set (13672 images) and the validation set (4725 images), and tested on the test set" (§3, Dataset) | 3DFAW where you have it, scored on its validation folder (the protocol of Table 3). Without it, synthetic faces, or the public route: 300W-LP with depth from its 3DMM fits, tested on AFLW2000-3D, as the same authors did a year later for 3D-FAN (§5–6 above). |
 
 # %% [markdown]
 # ## Exercises

@@ -128,6 +128,87 @@ def test_main_writes_a_complete_student_course(tmp_path):
         assert text.count("raise NotImplementedError()") >= (2 if script.stem in EXERCISE_NOTEBOOKS else 0)
 
 
+# ----------------------------------------------------------------------------- the solution keys
+
+EXECUTED = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+KEYS = ROOT / "notebooks" / "solutions"
+
+
+@pytest.mark.parametrize("path", EXECUTED, ids=lambda p: p.stem)
+def test_committed_solution_key_is_what_make_solutions_writes(path):
+    key = make_assignments.key_path(KEYS, path.stem)
+    committed = key.read_text(encoding="utf-8")
+    expected = make_assignments.solution_key(nbformat.read(path, as_version=4), path.stem,
+                                             make_assignments.hand_part(committed))
+    assert committed == expected, f"{key.name} is out of date with {path.name}: run `make solutions`"
+
+
+@pytest.mark.parametrize("path", EXECUTED, ids=lambda p: p.stem)
+def test_solution_key_has_one_banner_and_a_worked_answer_to_every_open_exercise(path):
+    text = make_assignments.key_path(KEYS, path.stem).read_text(encoding="utf-8")
+    hand = make_assignments.hand_part(text)
+    generated = text[:len(text) - len(hand)]
+    assert hand, f"{path.stem}: no '{make_assignments.HAND}' heading"
+    assert [line for line in text.splitlines() if line.startswith(">")] == \
+        [line for line in generated.splitlines() if line.startswith("> **fa3d ")], "one banner, at the top"
+    assert len(re.findall(r"^> \*\*fa3d ", text, re.M)) == 1
+    titles = make_assignments.open_exercises(nbformat.read(path, as_version=4))
+    headings = re.findall(r"^### (\d+)\. (.+)$", hand, re.M)
+    assert headings == [(str(n), t) for n, t in enumerate(titles, 1)], f"{path.stem}: {headings} vs {titles}"
+    answers = re.split(r"^### \d+\. .+$", hand, flags=re.M)[1:]
+    for (n, title), answer in zip(headings, answers):
+        assert answer.strip() and make_assignments.NO_ANSWER not in answer, f"{path.stem}: exercise {n} has no answer"
+
+
+def _small_notebook(printed: str = '{"model_gte": 12.379390746, "runs": {"a": 3, "b": [1.5, 2.25]}, '
+                                   '"exercise_f_max_diff": 0.0, "n": 123456}'):
+    meta = lambda gid, solution: {"nbgrader": {"grade": not solution, "grade_id": gid, "locked": not solution,
+                                               "schema_version": 3, "solution": solution, "task": False,
+                                               **({} if solution else {"points": 1})}}
+    stream = lambda text: [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    return nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 42 · A small notebook: with a subtitle\n\nIntro."),
+        nbformat.v4.new_markdown_cell("### Your turn: f\n\nWrite f."),
+        nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n",
+                                  metadata=meta("f", True)),
+        nbformat.v4.new_code_cell('facts["exercise_f_max_diff"] = exercises.check_f(f)', metadata=meta("f_check", False),
+                                  outputs=stream("`f` passes: 2 cases agree with fa3d, max |difference| 0.0e+00\n")),
+        nbformat.v4.new_markdown_cell("## Exercises\n\n1. **First one.** Do it.\n2. **Why?** Say why."),
+        nbformat.v4.new_code_cell("print(json.dumps(facts))", outputs=stream(printed + "\n"))])
+
+
+def test_solution_key_is_built_from_the_notebooks_outputs_and_keeps_the_hand_written_answers(tmp_path, capsys):
+    nb = _small_notebook()
+    key = make_assignments.solution_key(nb, "42_small", version="9.9")
+    assert key.startswith("# Solutions · 42 A small notebook\n\n> **fa3d 9.9.**")
+    assert "| `model_gte` | 12.38 |" in key and "| `runs.a` | 3 |" in key and "| `runs.b` | [1.5, 2.25] |" in key
+    assert "| `n` | 123,456 |" in key and "exercise_f" not in key
+    assert "### Your turn: f\n\nCell `f`, graded by `exercises.check_f` (cell `f_check`, 1 point)" in key
+    assert "### BEGIN SOLUTION\n    return x" in key and "`f` passes: 2 cases agree with fa3d" in key
+    hand = make_assignments.hand_part(key)
+    assert re.findall(r"^### \d+\. (.+)$", hand, re.M) == ["First one", "Why?"]
+    assert hand.count(make_assignments.NO_ANSWER) == 2
+    written = hand.replace(make_assignments.NO_ANSWER, "An answer, 1.5 px.", 1)
+    again = make_assignments.solution_key(nb, "42_small", written, version="9.9")
+    assert make_assignments.hand_part(again) == written and again[:-len(written)] == key[:-len(hand)]
+    # a new output changes the generated part only; --check says so and writes nothing
+    src, keys = tmp_path / "nb", tmp_path / "keys"
+    src.mkdir()
+    nbformat.write(nb, src / "42_small.ipynb")
+    assert make_assignments.main(["--solutions", "--src", str(src), "--keys", str(keys)]) == 0
+    assert make_assignments.main(["--solutions", "--check", "--src", str(src), "--keys", str(keys)]) == 0
+    make_assignments.key_path(keys, "42_small").write_text(
+        make_assignments.key_path(keys, "42_small").read_text().replace(make_assignments.NO_ANSWER, "Kept.", 1))
+    nbformat.write(_small_notebook('{"model_gte": 11.0}'), src / "42_small.ipynb")
+    before = make_assignments.key_path(keys, "42_small").read_text()
+    assert make_assignments.main(["--solutions", "--check", "--src", str(src), "--keys", str(keys)]) == 1
+    assert "42_small_solutions.md" in capsys.readouterr().err
+    assert make_assignments.key_path(keys, "42_small").read_text() == before
+    assert make_assignments.main(["--solutions", "--src", str(src), "--keys", str(keys)]) == 0
+    after = make_assignments.key_path(keys, "42_small").read_text()
+    assert "| `model_gte` | 11 |" in after and "12.38" not in after and "Kept." in after
+
+
 # ----------------------------------------------------------------------------- the exercise cells
 
 @pytest.mark.parametrize("stem", EXERCISE_NOTEBOOKS)

@@ -305,6 +305,43 @@ def test_z_new_layers_are_gaussian_001():
     assert z.layer1[0].conv2.weight.std().item() > 0.03  # the other convs keep He init
 
 
+
+@pytest.mark.parametrize("block", ["basic", "bottleneck"])
+def test_zero_init_residual_starts_every_block_as_the_identity_and_each_learns(block):
+    """The paper preset's from-scratch start: each residual block of the detection backbone and of the
+    Z net returns its input (plus its projection where the shape changes), and one step moves every block."""
+    torch.manual_seed(0)
+    backbone = ResNetBackbone(block, (2, 1, 1, 1), width=8, zero_init_residual=True).train()
+    identity_block = backbone.layer1[1]
+    assert identity_block.downsample is None
+    x = torch.randn(2, identity_block.conv1.in_channels, 8, 8).relu()   # a block's input has passed a ReLU
+    assert torch.equal(identity_block(x), x)                            # the block ends in ReLU(out + x)
+    z = ZRegressor(ZConfig(layers=(2, 1, 1, 1), block=block, width=8, zero_init_residual=True), 5).train()
+    unit = z.layer1[1]
+    y = torch.randn(2, unit.bn1.num_features, 8, 8)
+    assert torch.equal(unit(y), y)
+    plain = ResNetBackbone(block, (2, 1, 1, 1), width=8).train()
+    assert not torch.allclose(plain.layer1[1](x), x)
+    # every block gets a gradient at once, so none stays the identity after a step (64 px and 4 faces: the
+    # last stage's BN then normalises more than two values, which would leave it no gradient to pass on)
+    images = torch.randn(4, 3, 64, 64)
+    (backbone(images).square().mean() + z(images, torch.randn(4, 5, 64, 64)).square().mean()).backward()
+    last = "bn3" if block == "bottleneck" else "bn2"
+    for stage in (backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4):
+        for b in stage:
+            assert getattr(b, last).weight.grad.abs().sum() > 0
+    last_conv = "conv3" if block == "bottleneck" else "conv2"
+    for stage in (z.layer1, z.layer2, z.layer3, z.layer4):
+        for u in stage:
+            assert getattr(u, last_conv).weight.grad.abs().sum() > 0
+
+
+def test_only_the_paper_preset_starts_its_blocks_at_the_identity():
+    for name, preset in PRESETS.items():
+        assert preset.detection.zero_init_residual == (name == "paper")
+        assert preset.z.zero_init_residual == (name == "paper")
+
+
 # ----------------------------------------------------------------------------- losses and learning
 
 def test_losses_by_hand():

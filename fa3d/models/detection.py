@@ -30,6 +30,11 @@ class DetectionConfig:
     block: str = "bottleneck"                 # "bottleneck" (ResNet-50/101/152) or "basic" (ResNet-18/34)
     width: int = 64                           # channels of the stem; stage i has width·2^i (×4 for bottleneck)
     pretrained: bool = False                  # load torchvision's ImageNet weights (needs them on disk or a network)
+    # Start every residual block as the identity (its last BN's scale at zero; Goyal et al. 2017,
+    # torchvision's zero_init_residual). Our choice for the paper preset, where it matters only from
+    # scratch (ImageNet weights overwrite it): 50 blocks of random residuals stalled at the loss of an
+    # all-background map (docs/speed.md). The small presets keep the plain initialisation they were trained with.
+    zero_init_residual: bool = False
 
 
 class PretrainedWeightsUnavailable(RuntimeError):
@@ -70,7 +75,8 @@ class ResNetBackbone(nn.Module):
     (B, 3, S, S) -> (B, out_channels, S/16, S/16).
     """
 
-    def __init__(self, block: str = "bottleneck", layers=(3, 8, 36, 3), width: int = 64):
+    def __init__(self, block: str = "bottleneck", layers=(3, 8, 36, 3), width: int = 64,
+                 zero_init_residual: bool = False):
         super().__init__()
         if block not in ("basic", "bottleneck"):
             raise ValueError(f"block must be 'basic' or 'bottleneck', got {block!r}")
@@ -93,6 +99,12 @@ class ResNetBackbone(nn.Module):
         for m in self.modules():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, tv_resnet.Bottleneck):
+                    nn.init.zeros_(m.bn3.weight)
+                elif isinstance(m, tv_resnet.BasicBlock):
+                    nn.init.zeros_(m.bn2.weight)
 
     def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
         """One stage: ``blocks`` residual blocks; the first changes stride/channels (as torchvision)."""
@@ -124,7 +136,7 @@ class DetectionNet(nn.Module):
     def __init__(self, config: DetectionConfig, num_landmarks: int):
         super().__init__()
         self.config = config
-        self.backbone = ResNetBackbone(config.block, config.layers, config.width)
+        self.backbone = ResNetBackbone(config.block, config.layers, config.width, config.zero_init_residual)
         channels = self.backbone.out_channels
         self.upsample = BilinearUpsample(channels, factor=4)          # stride 16 -> 4
         self.head = nn.Conv2d(channels, num_landmarks, kernel_size=1)

@@ -59,9 +59,9 @@ def _tuples(d: dict) -> dict:
 PRESETS = {
     "paper": Preset(
         name="paper", image_size=384, heatmap_sigma=6.0, decode_smoothing=3.0,
-        detection=DetectionConfig(layers=(3, 8, 36, 3), block="bottleneck", width=64),
+        detection=DetectionConfig(layers=(3, 8, 36, 3), block="bottleneck", width=64, zero_init_residual=True),
         regression=RegressionConfig(features=256, depth=4, num_blocks=1, detection_features=True),
-        z=ZConfig(layers=(3, 24, 36, 3), block="bottleneck", width=64),
+        z=ZConfig(layers=(3, 24, 36, 3), block="bottleneck", width=64, zero_init_residual=True),
     ),
     "quick": Preset(
         # sigma 3 px (0.75 px of the stride-4 maps the hourglass works on): with 1.5 px the

@@ -14,8 +14,9 @@ Table 1, with Torch notation (channels, kernel, stride):
     B5  36× bottleneck (256, 256, 1024)   -> S/16
     B6  3× bottleneck (512, 512, 2048)    -> S/32, then BN-ReLU, global average pool, FC (N)
 
-The stem is the pre-activation ResNet's (He et al.; fb.resnet.torch's ``preresnet.lua``, the
-ResNet-200 the paper fine-tuned): conv -> BN -> ReLU -> max-pool. Only the residual units
+The stem is the pre-activation ResNet's (He et al.; fb.resnet.torch's ``preresnet.lua``, the Torch7
+pre-activation ResNet of the time; the paper does not say whose ImageNet ResNet-200 it fine-tuned):
+conv -> BN -> ReLU -> max-pool. Only the residual units
 are pre-activated; the first conv still needs its own BN-ReLU before pooling.
 """
 from __future__ import annotations
@@ -46,6 +47,11 @@ class ZConfig:
     # Gaussians rendered there, and z comes back in crop pixels. Our choice for the medium preset: depth
     # needs far less detail than x, y do, and at full size the Z net would take most of a face's time.
     input_size: int | None = None
+    # Start every residual unit as the identity (its last convolution at zero, as Fixup and SkipInit do for
+    # nets without a closing BN). Our choice for the paper preset trained from scratch: the paper fine-tunes
+    # an ImageNet ResNet-200 at 1e-2; from random weights, 66 random residuals at that rate diverged
+    # (docs/speed.md). Pretrained weights overwrite it.
+    zero_init_residual: bool = False
 
     def __post_init__(self):
         if self.inputs not in Z_INPUTS:
@@ -127,6 +133,12 @@ class ZRegressor(nn.Module):
         nn.init.normal_(self.conv1.weight, std=0.01)
         nn.init.normal_(self.fc.weight, std=0.01)
         nn.init.zeros_(self.fc.bias)
+        if self.config.zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, PreActBottleneck):
+                    nn.init.zeros_(m.conv3.weight)
+                elif isinstance(m, PreActBasic):
+                    nn.init.zeros_(m.conv2.weight)
 
     def forward(self, images: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
         if self.config.inputs == "rgb":
