@@ -324,6 +324,40 @@ print(f"frontal: the nose tip is the closest point (z = {depth[y0, 30]:.1f} px, 
 # $z$ is in pixels, so it scales with the image. The window's edges land on the crop's edges
 # ($-0.5$ and $S-0.5$), so pixel centres stay exact.
 
+# %% [markdown]
+# ### Your turn: the crop matrix and the landmarks in the crop
+#
+# Write the crop yourself, without rotation ($R = I$). `crop_exercise(landmarks, box, size, extend)` takes
+# the `(N, 3)` landmarks in image pixels, the face box $(x_1, y_1, x_2, y_2)$ (a tuple or a tensor), the crop's
+# side `size` and the extension $e$, and returns the pair `(A, crop_landmarks)`: the `(2, 3)` matrix (float64)
+# and the `(N, 3)` landmarks in crop pixels, in the landmarks' dtype. The window's side is
+# $(1+e)\max(w, h)$, $k = S/\text{side}$, and $t$ puts the box's centre on the crop's centre pixel,
+# $\big(\frac{S-1}{2}, \frac{S-1}{2}\big)$ (pixel centres are integers, §4). Then $x, y$ go through $A$ and $z$ is
+# multiplied by $k$. The check compares with fa3d's crop on a wide box, a tall box and a box with $e = 0$.
+
+# %% nbgrader={"grade": false, "grade_id": "crop", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def crop_exercise(landmarks, box, size, extend=0.225):
+    """(A (2, 3) float64, landmarks (N, 3) in crop px): the crop of the extended face box, z scaled by k."""
+    ### BEGIN SOLUTION
+    x1, y1, x2, y2 = (float(v) for v in box)
+    k = size / ((1 + extend) * max(x2 - x1, y2 - y1))
+    centre = (size - 1) / 2
+    A = torch.tensor([[k, 0.0, centre - k * (x1 + x2) / 2],
+                      [0.0, k, centre - k * (y1 + y2) / 2]], dtype=torch.float64)
+    lm = landmarks.double()
+    xy = lm[:, :2] @ A[:, :2].T + A[:, 2]                  # x, y through A
+    return A, torch.cat([xy, k * lm[:, 2:]], dim=1).to(landmarks.dtype)   # z only scaled
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "crop_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d.course import exercises    # the checks of the course's code exercises
+facts["exercise_crop_max_diff"] = exercises.check_crop(crop_exercise)
+
+# %% [markdown]
+# Compare your answer with fa3d's `face_crop_matrix` (its `similarity_matrix` also turns and mirrors, for
+# augmentation, §6):
+
 # %%
 course.show_source(face_crop_matrix)
 

@@ -445,6 +445,39 @@ facts["exercise_detection_loss_max_diff"] = exercises.check_detection_loss(detec
 # from $10^{-3}$ to $2.5\times10^{-5}$ at batch 8, starting from ImageNet weights. The quick run has neither
 # ImageNet weights nor time: Adam, a few epochs, higher rates (a geometric decay per step in both).
 
+# %% [markdown]
+# ### Your turn: one training step
+#
+# Everything a training loop does once per batch, for this stage. `detection_step_exercise(net, optimizer,
+# images, landmarks, face_height)` takes a `DetectionNet` in training mode, its optimiser, a batch of
+# normalised crops `(B, 3, S, S)`, their landmarks `(B, N, 3)` in crop pixels and the faces' box heights `(B,)`
+# in crop pixels, and takes one step: the logits, the disk targets at the logits' resolution $h = S/4$ (the
+# points mapped with `resize_points(landmarks, S, h)`, the radius `disk_radius(face_height * h / S)`, §8), the
+# sigmoid cross-entropy (your function from §8 or `detection_loss`), then the update. It returns the loss.
+# The optimiser may hold gradients from an earlier step. The check runs SGD with momentum and RMSprop on a
+# tiny detector and compares the loss and every weight and batch-norm statistic after the step with the step
+# fa3d's training takes.
+
+# %% nbgrader={"grade": false, "grade_id": "detection_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def detection_step_exercise(net, optimizer, images, landmarks, face_height):
+    """One optimiser step of the detection stage on a batch; returns the loss (a number or a 0-d tensor)."""
+    ### BEGIN SOLUTION
+    logits = net(images)                                            # (B, N, h, h)
+    S, h = images.shape[-1], logits.shape[-1]
+    radius = disk_radius(face_height * h / S)                       # (B,) map px
+    targets = disk_heatmaps(resize_points(landmarks, S, h), h, radius)
+    loss = detection_loss(logits, targets)
+    optimizer.zero_grad()                                           # drop the previous step's gradients
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "detection_step_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d.course import exercises
+facts["exercise_detection_step_max_diff"] = exercises.check_detection_step(detection_step_exercise)
+
 # %%
 for name in ("paper", "quick"):
     s = get_schedule(name)

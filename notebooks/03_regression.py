@@ -175,7 +175,39 @@ course.show_source(PreActBottleneck)
 # upsampling, and the whole network ends with another deconvolution back to the input resolution. The
 # paper does not say how many times its hourglass pools. fa3d's paper preset pools 4 times (96 → 48 → 24 →
 # 12 → 6 at 384 px crops), as Newell et al.'s hourglass does; the quick one 3 times (16 → 8 → 4 → 2: a fourth
-# pooling would leave 1×1 maps). We write it as a small module with the library's attribute names:
+# pooling would leave 1×1 maps).
+
+# %% [markdown]
+# ### Your turn: one hourglass level's forward
+#
+# Write $\text{HG}_d$ from the equation. `hourglass_forward_exercise(level, x)` takes an `Hourglass` (fa3d's,
+# with the modules named as in the equation: `level.up1`, `level.pool`, `level.low1`, `level.low2`,
+# `level.low3`, `level.up2`) and a `(B, C, H, W)` tensor, and returns $\text{HG}_d(x)$, `(B, C, H, W)`.
+# `level.low2` is $\text{HG}_{d-1}$, another `Hourglass`, except at the bottom, where it is plain residual
+# units: recurse with your own function on an `Hourglass` (calling `level.low2(...)` on one would run
+# fa3d's forward, which the check refuses), and call the residual units. The check runs hourglasses of depth
+# 1, 3 and 2 (on non-square maps) with random statistics and learned, non-bilinear `up2` filters.
+
+# %% nbgrader={"grade": false, "grade_id": "hourglass_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def hourglass_forward_exercise(level, x):
+    """HG_d(x) = up1(x) + up2(low3(HG_{d-1}(low1(pool(x))))), from the level's modules: (B, C, H, W) -> same."""
+    ### BEGIN SOLUTION
+    low = level.low1(level.pool(x))                                  # (B, C, H/2, W/2)
+    if isinstance(level.low2, Hourglass):
+        low = hourglass_forward_exercise(level.low2, low)            # HG_{d-1}, recursively
+    else:
+        low = level.low2(low)                                        # HG_0: residual units
+    return level.up1(x) + level.up2(level.low3(low))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "hourglass_forward_check", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from fa3d.course import exercises
+facts["exercise_hourglass_forward_max_diff"] = exercises.check_hourglass_forward(hourglass_forward_exercise)
+
+# %% [markdown]
+# Compare your answer with the module below: the same level with the library's attribute names, whose
+# weights load into fa3d's `Hourglass` unchanged.
 
 # %%
 class MyHourglass(nn.Module):

@@ -27,7 +27,9 @@ import torch.nn.functional as F
 
 from fa3d import metrics
 from fa3d.course import exercises
-from fa3d.models import ZConfig, ZRegressor
+from fa3d.heatmaps import disk_heatmaps, disk_radius, resize_points
+from fa3d.models import ZConfig, ZRegressor, detection_loss
+from fa3d.models.regression import Hourglass
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
@@ -56,7 +58,9 @@ def _function_name(source: str) -> str:
 
 def _namespace() -> dict:
     """What the exercise cells use from their notebooks' imports, and the notebooks' facts dict."""
-    return {"np": np, "torch": torch, "nn": nn, "F": F, "metrics": metrics, "facts": {}}
+    return {"np": np, "torch": torch, "nn": nn, "F": F, "metrics": metrics, "Hourglass": Hourglass,
+            "disk_heatmaps": disk_heatmaps, "disk_radius": disk_radius, "resize_points": resize_points,
+            "detection_loss": detection_loss, "facts": {}}
 
 
 ALL_EXERCISES = [(stem, sol, chk) for stem in EXERCISE_NOTEBOOKS for sol, chk in _exercises(_teacher(stem))]
@@ -351,7 +355,52 @@ def _bootstrap(a, b, num_resamples=2000, generator=None, paired=True):
     return torch.quantile(means, torch.tensor([0.025, 0.975], dtype=torch.float64))
 
 
+def _crop(landmarks, box, size, extend, centre_offset=0.0, scale_z=True, width_only=False):
+    x1, y1, x2, y2 = (float(v) for v in box)
+    k = size / ((1 + extend) * ((x2 - x1) if width_only else max(x2 - x1, y2 - y1)))
+    c = (size - 1) / 2 + centre_offset
+    A = torch.tensor([[k, 0, c - k * (x1 + x2) / 2], [0, k, c - k * (y1 + y2) / 2]], dtype=torch.float64)
+    lm = landmarks.double()
+    z = k * lm[:, 2:] if scale_z else lm[:, 2:]
+    return A, torch.cat([lm[:, :2] @ A[:, :2].T + A[:, 2], z], 1).to(landmarks.dtype)
+
+
+def _step(net, optimizer, images, landmarks, face_height, zero_grad=True, eval_mode=False, resize=True, steps=1):
+    if eval_mode:
+        net.eval()
+    for _ in range(steps):
+        logits = net(images)
+        S, h = images.shape[-1], logits.shape[-1]
+        points = resize_points(landmarks, S, h) if resize else landmarks * h / S
+        loss = detection_loss(logits, disk_heatmaps(points, h, disk_radius(face_height * h / S)))
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return loss
+
+
+def _hourglass(level, x, skip=True, nearest=False):
+    low = level.low1(level.pool(x))
+    low = _hourglass(level.low2, low, skip, nearest) if isinstance(level.low2, Hourglass) else level.low2(low)
+    low = level.low3(low)
+    up = F.interpolate(low, scale_factor=2, mode="nearest") if nearest else level.up2(low)
+    return level.up1(x) + up if skip else up
+
+
 WRONG = [
+    ("check_crop", lambda lm, b, s, e: _crop(lm, b, s, e, scale_z=False), "leaving z as it was"),
+    ("check_crop", lambda lm, b, s, e: _crop(lm, b, s, e, centre_offset=0.5), "mapping the centre to size / 2"),
+    ("check_crop", lambda lm, b, s, e: _crop(lm, b, s, e, width_only=True), "the values differ"),
+    ("check_crop", lambda lm, b, s, e: _crop(lm, b, s, e)[0], "expected a pair (A, landmarks)"),
+    ("check_detection_step", lambda *a: _step(*a, zero_grad=False), "without optimizer.zero_grad()"),
+    ("check_detection_step", lambda *a: _step(*a, eval_mode=True), "(the loss it returns)"),
+    ("check_detection_step", lambda *a: _step(*a, resize=False), "(the loss it returns)"),
+    ("check_detection_step", lambda *a: _step(*a, steps=2), "the values differ"),
+    ("check_detection_step", lambda net, opt, *a: detection_loss(net(a[0]), torch.zeros_like(net(a[0]))),
+     "the network did not change"),
+    ("check_hourglass_forward", lambda lv, x: _hourglass(lv, x, skip=False), "no skip branch"),
+    ("check_hourglass_forward", lambda lv, x: _hourglass(lv, x, nearest=True), "nearest-neighbour upsampling"),
     ("check_disk_targets", lambda p, s, r: _disk(p, s, r, strict=True), "a strict < r"),
     ("check_disk_targets", lambda p, s, r: _disk(p, 16, r, swap=True) if s == 16 else _disk(p, s, r),
      "swapping x and y"),
@@ -430,6 +479,13 @@ def test_checks_leave_the_global_random_state_alone():
 # it, the answer's return expression with {ref} standing for the reference however it was imported).
 LIBRARY_ANSWERS = {
     "check_disk_targets": [("fa3d.heatmaps", "disk_heatmaps", "{ref}(points, size, radius)")],
+    "check_crop": [("fa3d.data.transforms", "face_crop_matrix",
+                    "_through({ref}(box, size, extend), landmarks)"),
+                   ("fa3d.data.transforms", "warp_landmarks",
+                    "(_crop_matrix(box, size, extend), {ref}(landmarks, _crop_matrix(box, size, extend)))")],
+    "check_detection_step": [("fa3d.course.exercises", "_detection_step_reference",
+                              "{ref}(net, optimizer, images, landmarks, face_height)")],
+    "check_hourglass_forward": [("fa3d.models.regression", "Hourglass.forward", "{ref}(level, x)")],
     "check_decode": [("fa3d.heatmaps", "decode_heatmaps", "{ref}(heatmaps)"),
                      ("fa3d.heatmaps", "_peak_offset", "_decode(heatmaps, offset={ref})")],
     "check_detection_loss": [("fa3d.models.losses", "detection_loss", "{ref}(logits, targets)")],
@@ -471,6 +527,9 @@ OTHER_ROUTES = [
                      "        return decode_heatmaps(heatmaps)\n    except Exception:     # the refusal, caught\n"
                      "        return _decode(heatmaps)\n", "fa3d's `decode_heatmaps`"),
     ("check_preact_forward", "def answer(unit, x):\n    return unit(x)\n", "fa3d's `PreActBottleneck.forward`"),
+    ("check_hourglass_forward", "def answer(level, x):\n    low = level.low1(level.pool(x))\n"
+                                "    return level.up1(x) + level.up2(level.low3(level.low2(low)))\n",
+     "fa3d's `Hourglass.forward`"),
     ("check_preact_forward", "def answer(unit, x):\n    return unit.forward(x)\n", "fa3d's `PreActBottleneck.forward`"),
     ("check_bilinear_kernel", "from fa3d.models.detection import BilinearUpsample\n\n\ndef answer(factor):\n"
                               "    k = 2 * factor - factor % 2\n"
@@ -507,8 +566,24 @@ def _conv1_input(forward, images, heatmaps, inputs):
     return seen[0]
 
 
+def _crop_matrix(box, size, extend):
+    """The crop's (2, 3) matrix, written out (for answers that call only fa3d's landmark warp)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    k = size / ((1 + extend) * max(x2 - x1, y2 - y1))
+    c = (size - 1) / 2
+    return torch.tensor([[k, 0, c - k * (x1 + x2) / 2], [0, k, c - k * (y1 + y2) / 2]], dtype=torch.float64)
+
+
+def _through(A, landmarks):
+    """(A, the landmarks through A with z scaled), written out (for answers that call only fa3d's matrix)."""
+    k = float(A[0, 0])
+    lm = landmarks.double()
+    return A, torch.cat([lm[:, :2] @ A[:, :2].T + A[:, 2], k * lm[:, 2:]], 1).to(landmarks.dtype)
+
+
 def _answer_namespace() -> dict:
-    return {**_namespace(), "_decode": _decode, "_conv1_input": _conv1_input}
+    return {**_namespace(), "_decode": _decode, "_conv1_input": _conv1_input, "_crop_matrix": _crop_matrix,
+            "_through": _through}
 
 
 def _spelling(module: str, name: str, how: str) -> tuple[str, str]:

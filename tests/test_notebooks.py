@@ -12,6 +12,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -150,6 +151,41 @@ def test_committed_notebook_is_well_formed_with_its_outputs(path):
     assert "colab-badge.svg" in text and "## Exercises" in text
     assert (ROOT / "notebooks" / "solutions" / f"{path.stem}_solutions.md").exists()
     assert path.stem in CHECKS, f"add the assertions for {path.stem} to CHECKS"
+
+
+
+# A number stated in prose with a unit, e.g. "12.38 %", "5.4 ms", "0.52 s" (not §2.1, eq. (3) or 2.5e-5).
+PROSE_NUMBER = re.compile(r"(?<![\w.§$])(\d+\.\d+)\s*(?:%|px\b|ms\b|s\b|seconds\b|minutes?\b|GFLOP|points?\b)")
+# Numbers that are definitions, not results: the sentence they appear in says so.
+PROSE_DEFINITIONS = {"08_ablations": {"2.5", "97.5"}}    # the percentile interval's quantiles
+
+
+def _paper_numbers() -> set[str]:
+    from fa3d.course.report import PAPER_3DFAW
+    values = [v for row in PAPER_3DFAW["test"].values() for v in row.values()] + list(PAPER_3DFAW["valid"].values())
+    return {f"{float(v):.{d}f}" for v in values for d in range(1, 5)}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_number_the_prose_states_is_printed_by_the_notebook_or_quoted_from_the_paper(path):
+    """A result in the Markdown must come from the run under it: each decimal number with a unit appears
+    in the notebook's own outputs (as a number, at the precision written), or is one of the paper's
+    3DFAW results (its Tables 2 and 3), or a definition listed above, or its paragraph names the benchmark
+    command that measured it (`python benchmarks/...`). The "The paper and fa3d" tables
+    quote the paper and are left out."""
+    nb = nbformat.read(path, as_version=4)
+    printed = set()
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            text = out.get("text", "") + "".join(str(out.get("data", {}).get(k, "")) for k in ("text/plain", "text/markdown", "text/html"))
+            printed |= set(re.findall(r"\d+\.\d+", text))
+    allowed = printed | _paper_numbers() | PROSE_DEFINITIONS.get(path.stem, set())
+    stale = [(i, m.group(0)) for i, cell in enumerate(nb.cells)
+             if cell.cell_type == "markdown" and not cell.source.startswith(("## References", "## The paper and fa3d"))
+             for paragraph in cell.source.split("\n\n") if "`python benchmarks/" not in paragraph   # cites its command
+             for m in PROSE_NUMBER.finditer(paragraph) if m.group(1) not in allowed]
+    assert not stale, (f"{path.name}: numbers in the prose that the notebook does not print (cell, number): {stale}; "
+                       "print them in a code cell, or take them from the run")
 
 
 def test_static_picture_of_a_3d_figure_draws_its_image_and_scene_but_no_hidden_trace():

@@ -27,16 +27,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fa3d import metrics
-from fa3d.heatmaps import _peak_offset, decode_heatmaps, disk_heatmaps, gaussian_heatmaps
-from fa3d.models.detection import BilinearUpsample
-from fa3d.models.losses import detection_loss, z_loss
-from fa3d.models.regression import PreActBottleneck
+from fa3d import train as fa3d_train
+from fa3d.data import transforms
+from fa3d.heatmaps import _peak_offset, decode_heatmaps, disk_heatmaps, disk_radius, gaussian_heatmaps, resize_points
+from fa3d.models.detection import BilinearUpsample, DetectionConfig, DetectionNet
+from fa3d.models.losses import StageLoss, detection_loss, z_loss
+from fa3d.models.regression import Hourglass, PreActBottleneck
 from fa3d.models.zregressor import ZConfig, ZRegressor
 
-__all__ = ["check_disk_targets", "check_decode", "check_detection_loss", "check_bilinear_kernel",
-           "check_preact_forward", "check_upsample2", "check_z_loss", "check_z_input",
-           "check_similarity_align", "check_cvgtce", "check_auc", "check_paired_interval",
-           "check_bootstrap_interval"]
+__all__ = ["check_disk_targets", "check_crop", "check_decode", "check_detection_loss", "check_bilinear_kernel",
+           "check_detection_step", "check_preact_forward", "check_hourglass_forward", "check_upsample2",
+           "check_z_loss", "check_z_input", "check_similarity_align", "check_cvgtce", "check_auc",
+           "check_paired_interval", "check_bootstrap_interval"]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -211,6 +213,52 @@ def _decode_raw(maps: torch.Tensor) -> torch.Tensor:
 
 
 @_isolated
+def check_crop(fn) -> float:
+    """Notebook 01 §5: ``fn(landmarks (N, 3) image px, box (x1, y1, x2, y2), size, extend) -> (A, crop
+    landmarks)``: the 2x3 crop matrix of the extended face box and the landmarks in crop pixels with z
+    scaled by the crop's scale, against :func:`fa3d.data.transforms.face_crop_matrix` and
+    :func:`~fa3d.data.transforms.warp_landmarks`."""
+    g = _gen(9)
+
+    def face(n, centre, spread, dtype=torch.float32):
+        xy = torch.tensor(centre) + spread * (torch.rand(n, 2, generator=g) - 0.5)
+        return torch.cat([xy, spread / 3 * torch.randn(n, 1, generator=g)], 1).to(dtype)
+
+    cases = [("a wide box (10, 20, 90, 70), 68 points, crop 64 px, extend 0.225", face(68, (50.0, 45.0), 60),
+              (10.0, 20.0, 90.0, 70.0), 64, 0.225),
+             ("a tall box (100.5, 40, 160, 150), 5 points, crop 128 px, extend 0.2", face(5, (130.0, 95.0), 50),
+              (100.5, 40.0, 160.0, 150.0), 128, 0.2),
+             ("edge case: float64 points, a box given as a tensor, extend 0 (the window is the box's longer side)",
+              face(7, (30.0, 30.0), 20, torch.float64), torch.tensor([20.0, 18.0, 44.0, 40.0]), 96, 0.0)]
+    worst, name = 0.0, _name(fn)
+    for case, lm, box, size, extend in cases:
+        A = transforms.face_crop_matrix(box, size, extend)
+        expected = transforms.warp_landmarks(lm, A)
+        with _forbidden(fn, transforms.face_crop_matrix, transforms.similarity_matrix, transforms.warp_landmarks,
+                        transforms.unwarp_landmarks, transforms._centre_size, transforms.CenterCrop3D):
+            got = _call(fn, case, lm.clone(), box, size, extend)
+        if not (isinstance(got, (tuple, list)) and len(got) == 2):
+            raise AssertionError(f"`{name}`, case {case}: expected a pair (A, landmarks), got {type(got).__name__}")
+        got_A, got_lm = got
+        k = size / ((1 + extend) * max(float(box[2]) - float(box[0]), float(box[3]) - float(box[1])))
+        half_off = A.clone()
+        half_off[:, 2] += 0.5
+        worst = max(worst, _compare(fn, case + " (the matrix A)", got_A, A, atol=1e-6, rtol=1e-6, check_dtype=False,
+                                    mistakes={"mapping the centre to size / 2 (pixel centres are integers: the "
+                                              "crop's centre is (size - 1) / 2)": half_off},
+                                    hint="A = [[k, 0, tx], [0, k, ty]] with k = size / side, side = (1 + extend) "
+                                         "* max(w, h), and t such that the box's centre lands on ((size - 1) / 2, "
+                                         "(size - 1) / 2)."))
+        worst = max(worst, _compare(fn, case + " (the landmarks)", got_lm, expected, atol=1e-4, rtol=1e-5,
+                                    mistakes={"leaving z as it was (z is in pixels: it scales by k too)":
+                                              torch.cat([expected[:, :2], lm[:, 2:]], 1),
+                                              "moving z like x (z is only scaled, never shifted)":
+                                              torch.cat([expected[:, :2], lm[:, 2:] * k + A[0, 2]], 1).to(lm.dtype)},
+                                    hint="x, y -> A @ (x, y, 1); z -> k z; return the landmarks' dtype."))
+    return _done(fn, len(cases), worst)
+
+
+@_isolated
 def check_decode(fn) -> float:
     """Notebook 01 §8: ``fn(heatmaps (N, H, W)) -> (N, 2) float32`` sub-pixel x, y of peaks away from
     the border, against :func:`fa3d.heatmaps.decode_heatmaps` (to 1e-3 px)."""
@@ -287,6 +335,81 @@ def check_bilinear_kernel(fn) -> float:
     return _done(fn, len(cases), worst)
 
 
+def _tiny_detector(seed: int, num_landmarks: int = 5) -> DetectionNet:
+    """A small DetectionNet in train mode whose head is random (a zero head would pass gradient to itself only)."""
+    torch.manual_seed(seed)
+    net = DetectionNet(DetectionConfig(layers=(1, 1, 1, 1), block="basic", width=8), num_landmarks)
+    nn.init.normal_(net.head.weight, std=0.1)
+    return net.train()
+
+
+def _detection_step_reference(net, optimizer, images, landmarks, face_height, zero_grad: bool = True):
+    """One step of the detection stage, as fa3d's StageLoss and optimizer_step take it."""
+    logits = net(images)
+    S, h = images.shape[-1], logits.shape[-1]
+    targets = disk_heatmaps(resize_points(landmarks, S, h), h, disk_radius(face_height * h / S))
+    loss = detection_loss(logits, targets)
+    if zero_grad:
+        optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def _state_vector(net: nn.Module) -> torch.Tensor:
+    """Every parameter and batch-norm statistic of ``net``, flattened into one float64 vector."""
+    return torch.cat([t.detach().double().flatten() for t in net.state_dict().values() if t.is_floating_point()])
+
+
+@_isolated
+def check_detection_step(fn) -> float:
+    """Notebook 02 §9: ``fn(net, optimizer, images (B, 3, S, S), landmarks (B, N, 3) crop px, face_height (B,)
+    crop px) -> loss``, one training step of the detection stage (targets -> loss -> update), against the
+    step fa3d's training takes: the loss it returns and every weight and batch-norm statistic afterwards."""
+    g = _gen(10)
+    cases = [("SGD with momentum, 3 faces of 32 px, 5 landmarks", 3, 32, 5,
+              lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), 20.0),
+             ("RMSprop at the paper's detection rate 1e-3, 2 faces of 64 px, 4 landmarks", 2, 64, 4,
+              lambda p: torch.optim.RMSprop(p, lr=1e-3), 40.0),
+             ("edge case: 1 face (batch-norm in training mode over one crop), a small face whose disks shrink to "
+              "the 1-pixel floor", 1, 32, 3, lambda p: torch.optim.SGD(p, lr=0.05), 6.0)]
+    worst, name = 0.0, _name(fn)
+    for i, (case, B, S, N, make_opt, height) in enumerate(cases):
+        images = torch.randn(B, 3, S, S, generator=g)
+        landmarks = torch.cat([S * (0.2 + 0.6 * torch.rand(B, N, 2, generator=g)), torch.randn(B, N, 1, generator=g)], 2)
+        face_height = torch.full((B,), height) * (0.9 + 0.2 * torch.rand(B, generator=g))
+        runs = {}
+        for who in ("reference", "student", "no zero_grad"):
+            net = _tiny_detector(100 + i, N)
+            opt = make_opt(net.parameters())
+            for p in net.parameters():                  # gradients left over from an earlier step
+                p.grad = torch.full_like(p, 0.01)
+            runs[who] = net, opt
+        before = [p.detach().clone() for p in runs["student"][0].parameters()]
+        expected_loss = _detection_step_reference(*runs["reference"], images, landmarks, face_height)
+        _detection_step_reference(*runs["no zero_grad"], images, landmarks, face_height, zero_grad=False)
+        with _forbidden(fn, StageLoss, fa3d_train.optimizer_step, fa3d_train.train_one_epoch,
+                        _detection_step_reference):
+            got_loss = _call(fn, case, *runs["student"], images.clone(), landmarks.clone(), face_height.clone())
+        after = _state_vector(runs["student"][0])
+        if all(torch.equal(p, q) for p, q in zip(runs["student"][0].parameters(), before)):
+            raise AssertionError(f"`{name}`, case {case}: the network did not change: take the optimiser's step "
+                                 "(optimizer.step()) after loss.backward()")
+        got = torch.as_tensor(float(got_loss.detach() if torch.is_tensor(got_loss) else got_loss),
+                              dtype=expected_loss.dtype)
+        worst = max(worst, _compare(fn, case + " (the loss it returns)", got, expected_loss, atol=1e-6, rtol=1e-5,
+                                    hint="logits = net(images) in training mode; disks at the logits' resolution "
+                                         "(resize_points(landmarks, S, h)) with radius disk_radius(face_height * h "
+                                         "/ S); the per-pixel sigmoid cross-entropy; return the loss."))
+        worst = max(worst, _compare(fn, case + " (the weights and statistics after the step)", after,
+                                    _state_vector(runs["reference"][0]), atol=1e-6, rtol=1e-4,
+                                    mistakes={"stepping without optimizer.zero_grad() first (the gradients of an "
+                                              "earlier step were added to this one's)":
+                                              _state_vector(runs["no zero_grad"][0])},
+                                    hint="optimizer.zero_grad(); loss.backward(); optimizer.step(), once."))
+    return _done(fn, len(cases), worst)
+
+
 # ----------------------------------------------------------------------------- 03: regression net
 
 def _random_unit(in_ch: int, mid: int, out_ch: int, stride: int, seed: int) -> PreActBottleneck:
@@ -327,6 +450,50 @@ def check_preact_forward(fn) -> float:
         worst = max(worst, _compare(fn, case, got, expected, atol=1e-5, rtol=1e-4, mistakes=mistakes,
                                     hint="out = ReLU(bn1(x)); skip = x, or shortcut(out) when the unit has one; "
                                          "then conv1, BN-ReLU, conv2, BN-ReLU, conv3, and add skip."))
+    return _done(fn, len(cases), worst)
+
+
+def _random_hourglass(depth: int, channels: int, seed: int) -> Hourglass:
+    """An Hourglass in eval mode with random batch-norm statistics and non-bilinear upsampling filters."""
+    torch.manual_seed(seed)
+    level = Hourglass(depth, channels)
+    for m in level.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.normal_(m.bias, std=0.5)
+            m.running_mean.normal_(std=0.5)
+            m.running_var.uniform_(0.5, 2.0)
+        elif isinstance(m, BilinearUpsample):
+            with torch.no_grad():
+                m.weight.add_(0.2 * torch.randn_like(m.weight))   # learned: no longer the bilinear tent
+    return level.eval().requires_grad_(False)
+
+
+@_isolated
+def check_hourglass_forward(fn) -> float:
+    """Notebook 03 §2: ``fn(level, x) -> y``, one hourglass level's forward from its modules (up1, pool, low1,
+    low2: the next level or, at the bottom, residual units; low3, up2), against ``level(x)``."""
+    g = _gen(11)
+    cases = [("depth 1 (low2 is residual units), 4 channels, x (2, 4, 8, 8)", _random_hourglass(1, 4, 0),
+              torch.randn(2, 4, 8, 8, generator=g)),
+             ("depth 3 (low2 is an hourglass of depth 2), 8 channels, x (1, 8, 16, 16)", _random_hourglass(3, 8, 1),
+              torch.randn(1, 8, 16, 16, generator=g)),
+             ("edge case: depth 2 on non-square maps, x (2, 4, 8, 12)", _random_hourglass(2, 4, 2),
+              torch.randn(2, 4, 8, 12, generator=g))]
+    worst = 0.0
+    for case, level, x in cases:
+        with torch.no_grad():
+            expected = level(x)
+            with _forbidden(fn, Hourglass.forward):
+                got = _call(fn, case, level, x.clone())
+            low = level.low2(level.low1(level.pool(x)))
+            mistakes = {"no skip branch (HG(x) = up1(x) + ...)": level.up2(level.low3(low)),
+                        "leaving out low3": level.up1(x) + level.up2(low),
+                        "nearest-neighbour upsampling instead of the learned up2":
+                            level.up1(x) + F.interpolate(level.low3(low), scale_factor=2, mode="nearest")}
+        worst = max(worst, _compare(fn, case, got, expected, atol=1e-5, rtol=1e-4, mistakes=mistakes,
+                                    hint="low = low3(HG(low1(pool(x)))) where HG is your function again when "
+                                         "level.low2 is an Hourglass, else level.low2 itself; y = up1(x) + up2(low)."))
     return _done(fn, len(cases), worst)
 
 
