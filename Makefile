@@ -44,11 +44,12 @@ demo: env
 notebooks: env
 	$(PY) benchmarks/run_notebooks.py --out $(OUT)/notebooks --commit
 	$(PY) notebooks/make_assignments.py --solutions
+	$(PY) notebooks/make_assignments.py --out notebooks/student
 
 # The students' notebooks: the committed ones with every ### BEGIN/END SOLUTION region of the code
 # exercises replaced by `raise NotImplementedError()` (nbgrader's convention), outputs cleared.
 assignments: env
-	$(PY) notebooks/make_assignments.py --out $(OUT)/assignments
+	$(PY) notebooks/make_assignments.py --out notebooks/student
 
 # The teachers' solution keys, notebooks/solutions/NN_*_solutions.md: the numbers each committed, executed
 # notebook printed and its code exercises with their solutions and checks' verdicts, generated; the worked

@@ -38,8 +38,11 @@ def execute(notebook: Path, out_dir: Path, kernel: str = "fa3d", parameters: dic
     executed = out_dir / "executed" / notebook.name
     executed.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    # inside the checkout, OUT_DIR is given relative to it (the kernel's working folder), so that the committed
+    # outputs show the paths a student's clone has, not this machine's
+    shown_out = os.path.relpath(out_dir, ROOT) if out_dir.is_relative_to(ROOT) else str(out_dir)
     pm.execute_notebook(str(notebook), str(executed), kernel_name=kernel, cwd=str(ROOT),
-                        parameters={"OUT_DIR": str(out_dir), **(parameters or {})},
+                        parameters={"OUT_DIR": shown_out, **(parameters or {})},
                         execution_timeout=cell_timeout, progress_bar=False)
     return executed, time.perf_counter() - t0
 

@@ -372,9 +372,7 @@ facts.update({
     "quick_cascade_params": info["quick"]["params"]["total"],
     "paper_cascade_params": info["paper"]["params"]["total"],
 })
-with open(os.path.join(OUT_DIR, "00_overview.json"), "w") as f:
-    json.dump(facts, f, indent=2)
-print(json.dumps({k: v for k, v in facts.items() if k != "presets"}, indent=2))
+course.save_facts(facts, OUT_DIR, "00_overview", shown=[k for k in facts if k not in ("presets",)])
 
 # %% [markdown]
 # ## Summary

@@ -722,9 +722,7 @@ facts.update(export_landmarks_max_diff_px=lm_diff, export_image_mean_abs_diff=ro
 # problem.
 
 # %%
-with open(os.path.join(OUT_DIR, "01_data.json"), "w") as f:
-    json.dump(facts, f, indent=2)
-print(json.dumps(facts, indent=2))
+course.save_facts(facts, OUT_DIR, "01_data")
 
 # %% [markdown]
 # ## Summary

@@ -42,6 +42,10 @@
 # **Quick mode:** about 15 s on a 2-core CPU, on its own on a fresh machine: the quick detector of §9 comes
 # ready-made with fa3d (`course.ensure_run` installs it); `TRAIN = True` trains it here instead, about a
 # minute more.
+#
+# **Quick preset only.** This notebook builds, trains and shows the quick preset; there is no setting that
+# switches it to the paper's networks. The paper preset appears where its shapes, parameters and FLOPs are
+# counted at 384 px (§3, §7), without training; notebook 07 shows how to train it.
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).
@@ -559,9 +563,7 @@ viz.ced_figure({"detection only": (score["pred"], gt_lm), "mean shape": (base, g
 # fraction of a pixel.
 
 # %%
-with open(os.path.join(OUT_DIR, "02_detection.json"), "w") as f:
-    json.dump(facts, f, indent=2)
-print(json.dumps(facts, indent=2))
+course.save_facts(facts, OUT_DIR, "02_detection")
 
 # %% [markdown]
 # ## Summary

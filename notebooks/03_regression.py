@@ -42,6 +42,10 @@
 # **Quick mode:** about 20 s on a 2-core CPU, on its own on a fresh machine: the quick regression run of §6
 # comes ready-made with fa3d; `TRAIN = True` trains the regression and joint stages here instead, on top of
 # notebook 02's detector, about 3.5 minutes more.
+#
+# **Quick preset only.** This notebook builds, trains and shows the quick preset; there is no setting that
+# switches it to the paper's networks. The paper-sized hourglass appears where its shapes and cost are
+# counted, without training; notebook 07 shows how to train it.
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).
@@ -530,9 +534,7 @@ fig
 # remaining error is what notebooks 05 and 08 study.
 
 # %%
-with open(os.path.join(OUT_DIR, "03_regression.json"), "w") as f:
-    json.dump(facts, f, indent=2)
-print(json.dumps(facts, indent=2))
+course.save_facts(facts, OUT_DIR, "03_regression")
 
 # %% [markdown]
 # ## Summary

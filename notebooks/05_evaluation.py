@@ -699,10 +699,8 @@ facts["report_files"] = sorted(p.name for p in paths.values())
 
 # %%
 facts["seconds"] = round(time.perf_counter() - t_start, 1)
-with open(os.path.join(OUT_DIR, "05_evaluation.json"), "w") as f:
-    json.dump(facts, f, indent=2)
-print(json.dumps({k: facts[k] for k in ("model_gte", "baseline_gte", "cvgtce", "baseline_cvgtce", "auc_xyz",
-                                        "failure_rate", "num_images", "seconds")}, indent=2))
+course.save_facts(facts, OUT_DIR, "05_evaluation", shown=("model_gte", "baseline_gte", "cvgtce", "baseline_cvgtce",
+                                                          "auc_xyz", "failure_rate", "num_images", "seconds"))
 
 # %% [markdown]
 # ## Summary

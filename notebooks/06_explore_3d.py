@@ -441,9 +441,7 @@ shown(viz.landmarks_3d_plotly(photo_faces[0].landmarks, aligner.scheme, name="yo
 facts.update(photo_faces=len(photo_faces))
 facts.update(interactive=bool(interactive), num_plotly_figures=len(plotly_figures), num_faces=len(gt),
              seconds=round(time.perf_counter() - t_start, 1))
-with open(os.path.join(OUT_DIR, "06_explore_3d.json"), "w") as f:
-    json.dump(facts, f, indent=2)
-print(json.dumps({k: v for k, v in facts.items() if k not in ("sweep", "median_face")}, indent=2))
+course.save_facts(facts, OUT_DIR, "06_explore_3d", shown=[k for k in facts if k not in ("sweep", "median_face")])
 
 # %% [markdown]
 # ## Summary

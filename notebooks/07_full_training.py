@@ -742,9 +742,7 @@ facts.update(model_gte=result["metrics"]["gte_xyz"], baseline_gte=result["baseli
              model_gte_xy=result["metrics"]["gte_xy"], baseline_gte_xy=result["baseline"]["gte_xy"],
              model_cvgtce=result["metrics"]["cvgtce"], resumed=resumed, seconds=round(train_seconds, 1),
              epochs_logged=len(log), num_test_faces=result["metrics"]["num_images"])
-with open(os.path.join(OUT_DIR, "07_full_training.json"), "w") as f:
-    json.dump(facts, f, indent=2)
-print(json.dumps(facts, indent=2))
+course.save_facts(facts, OUT_DIR, "07_full_training")
 
 # %% [markdown]
 # ## Summary

@@ -427,9 +427,7 @@ facts.update(
     train_seconds=round(sum(seconds.values()), 1),
     seconds=round(time.time() - t_start, 1),
 )
-with open(os.path.join(OUT_DIR, "08_ablations.json"), "w") as f:
-    json.dump(facts, f, indent=2)
-print(json.dumps({k: v for k, v in facts.items() if k != "variants"}, indent=2))
+course.save_facts(facts, OUT_DIR, "08_ablations", shown=[k for k in facts if k not in ("variants",)])
 
 # %% [markdown]
 # ## Summary

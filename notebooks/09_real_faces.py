@@ -636,9 +636,7 @@ facts.update(export_refused=refused, export_message_names_research="non-commerci
 
 # %%
 facts["seconds"] = round(time.perf_counter() - t_start, 1)
-with open(os.path.join(OUT_DIR, "09_real_faces.json"), "w") as f:
-    json.dump(facts, f, indent=2)
-print(json.dumps(facts, indent=2))
+course.save_facts(facts, OUT_DIR, "09_real_faces")
 
 # %% [markdown]
 # ## Summary

@@ -1,6 +1,6 @@
 """Write the student versions of the course notebooks: the teacher's solutions taken out.
 
-    python notebooks/make_assignments.py [--out outputs/assignments] [--src notebooks]
+    python notebooks/make_assignments.py [--out notebooks/student] [--src notebooks]
 
 Reads the committed teacher notebooks ``SRC/[0-9][0-9]_*.ipynb`` and writes one notebook of the
 same name per notebook into OUT. In every code cell, each region from a ``### BEGIN SOLUTION``
@@ -13,7 +13,8 @@ line to its ``### END SOLUTION`` line (markers included) becomes, at the marker'
 Outputs and execution counts are cleared; everything else, the nbgrader cell metadata included,
 is kept as it is. Notebooks without exercises are copied too (outputs cleared), so OUT is a
 complete course. A marker without its partner is an error naming the notebook and the cell.
-``make assignments`` runs this into ``$(OUT)/assignments``.
+``make assignments`` writes the committed student edition, ``notebooks/student/``, whose Colab badges
+open the student notebooks (a test fails when it is out of date).
 
     python notebooks/make_assignments.py --solutions [--keys notebooks/solutions] [--check]
 
@@ -66,14 +67,21 @@ def clear_solutions(source: str, where: str = "a cell") -> tuple[str, int]:
     return "\n".join(out) + ("\n" if source.endswith("\n") else ""), count
 
 
+# The Colab badge of a teacher notebook opens notebooks/NN_name.ipynb; the student edition's opens its own copy.
+TEACHER_BADGE = re.compile(r"(colab\.research\.google\.com/github/[^)\s]*/blob/[^/)\s]+/notebooks/)(\d\d_\w+\.ipynb)")
+STUDENT_FOLDER = "student"    # notebooks/student: the committed student edition
+
+
 def student_version(nb, name: str = "notebook"):
     """A copy of the notebook ``nb`` (nbformat node) with the solutions cleared, outputs and
-    execution counts removed. ``name`` is used in error messages."""
+    execution counts removed, and its Colab badge pointing at the student edition
+    (``notebooks/student/``). ``name`` is used in error messages."""
     nb = copy.deepcopy(nb)
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             if BEGIN in cell.source or END in cell.source:
                 raise MarkerError(f"{name}, cell {index} ({cell.cell_type}): solution markers outside a code cell")
+            cell.source = TEACHER_BADGE.sub(rf"\g<1>{STUDENT_FOLDER}/\g<2>", cell.source)
             continue
         cell.source, _ = clear_solutions(cell.source, f"{name}, cell {index}")
         cell.outputs, cell.execution_count = [], None
@@ -132,8 +140,12 @@ def _stream(cell) -> str:
 
 
 def printed_facts(nb) -> dict:
-    """The JSON object the notebook's last code cell printed (its facts), {} if it printed none."""
+    """The facts the notebook's last code cell showed (``fa3d.course.save_facts`` puts them in the output's
+    metadata; older notebooks printed them as JSON), {} if it showed none."""
     for cell in reversed([c for c in nb.cells if c.cell_type == "code"]):
+        for out in cell.get("outputs", []):
+            if "fa3d_facts" in out.get("metadata", {}):
+                return dict(out["metadata"]["fa3d_facts"])
         text = _stream(cell).strip()
         if text.startswith("{"):
             try:
@@ -258,7 +270,8 @@ def make_solutions(src: Path, keys: Path, check: bool = False) -> dict[str, bool
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="outputs/assignments", help="folder of the student notebooks")
+    parser.add_argument("--out", default=str(ROOT / "notebooks" / STUDENT_FOLDER),
+                        help="folder of the student notebooks (default: the committed student edition)")
     parser.add_argument("--src", default=str(ROOT / "notebooks"), help="folder of the teacher notebooks")
     parser.add_argument("--solutions", action="store_true",
                         help="write the teachers' solution keys (KEYS/NN_name_solutions.md) instead")

@@ -138,6 +138,18 @@ EXECUTED = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 KEYS = ROOT / "notebooks" / "solutions"
 
 
+@pytest.mark.parametrize("stem", [p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))])
+def test_committed_student_edition_is_what_make_assignments_writes_and_its_badge_opens_it(stem):
+    teacher = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+    committed = ROOT / "notebooks" / make_assignments.STUDENT_FOLDER / f"{stem}.ipynb"
+    assert committed.exists(), f"{committed} is missing: run `make assignments`"
+    student = nbformat.read(committed, as_version=4)
+    assert student == make_assignments.student_version(teacher, stem), f"{committed.name} is out of date: run `make assignments`"
+    text = "\n".join(c.source for c in student.cells)
+    assert f"/notebooks/student/{stem}.ipynb" in text and f"/notebooks/{stem}.ipynb" not in text
+    assert "### BEGIN SOLUTION" not in text and not any(c.get("outputs") for c in student.cells if c.cell_type == "code")
+
+
 @pytest.mark.parametrize("path", EXECUTED, ids=lambda p: p.stem)
 def test_committed_solution_key_is_what_make_solutions_writes(path):
     key = make_assignments.key_path(KEYS, path.stem)

@@ -113,10 +113,12 @@ def test_stage_grid_panels(cascade, crops):
 def test_training_curves_from_a_hand_made_log():
     log = [{"stage": s, "epoch": e, "lr": 1e-3 / (e + 1), "train_loss": 1.0 / (e + 1), "valid_loss": 1.2 / (e + 1),
             "valid_gte_xy": 30.0 - e, "valid_gte_xyz": 40.0 - e, "seconds": 1.0}
-           for s in ("detection", "regression") for e in range(3)]
+           for s in ("detection", "regression", "z") for e in range(3)]
     fig = viz.training_curves(log)
     loss, gte_ax, lr = fig.axes
-    assert len(loss.get_lines()) == 4 and len(gte_ax.get_lines()) == 4 and len(lr.get_lines()) == 2
+    assert len(loss.get_lines()) == 6 and len(lr.get_lines()) == 3
+    # xy for every stage, xyz for the Z stage only (the 2D stages predict no depth)
+    assert [line.get_label() for line in gte_ax.get_lines()] == ["detection xy", "regression xy", "z xy", "z xyz"]
     x, y = lr.get_lines()[1].get_data()  # the regression stage: epochs 4..6 of the run
     np.testing.assert_allclose(x, [4, 5, 6])
     np.testing.assert_allclose(y, [1e-3, 5e-4, 1e-3 / 3])

@@ -81,6 +81,33 @@ def show_source(obj) -> None:
         print(source)
 
 
+def _fact_text(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple, dict)):
+        return f"({len(value)} values: see the JSON file)"
+    return str(value)
+
+
+def save_facts(facts: dict, out_dir, notebook: str, shown=None) -> Path:
+    """Write what a notebook computed to ``out_dir/<notebook>.json`` (the tests and reports read it) and show
+    the keys in ``shown`` (default: all) as a two-column table. The shown values travel in the output's
+    metadata (``fa3d_facts``), where the solution keys (``make solutions``) read them."""
+    path = Path(out_dir) / f"{notebook}.json"
+    path.write_text(json.dumps(facts, indent=2) + "\n")
+    shown = {k: facts[k] for k in (shown or facts)}
+    rows = "\n".join(f"| `{k}` | {_fact_text(v)} |" for k, v in shown.items())
+    text = f"What this notebook computed (saved to `{notebook}.json` in `OUT_DIR`):\n\n| fact | value |\n|---|---|\n{rows}"
+    try:
+        from IPython.display import Markdown, display
+        display(Markdown(text), metadata={"fa3d_facts": shown})
+    except ImportError:
+        print(text)
+    return path
+
+
 def own_folder(folder, notebook: str) -> Path:
     """A fresh, empty ``folder`` for one notebook's files, emptied on every run: only a folder that carries
     this notebook's marker file (``.made-by-notebook-<notebook>``) is ever deleted, never a user's."""

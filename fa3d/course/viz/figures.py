@@ -242,7 +242,8 @@ def draw_stages(axes, stages: dict, scheme: str | LandmarkScheme, *, landmark: i
 def training_curves(log: list[dict], *, title: str | None = None) -> Figure:
     """Loss, validation GTE and learning rate per epoch from a run's log
     (:func:`fa3d.runs.read_log`: dicts with stage, epoch, lr, train_loss, valid_loss,
-    valid_gte_xy, valid_gte_xyz). Epochs of all stages on one axis, stages shaded."""
+    valid_gte_xy, valid_gte_xyz). Epochs of all stages on one axis, stages shaded. GTE xyz is drawn for
+    the Z stage only: the 2D stages predict no depth."""
     fig = Figure(figsize=(11, 3.2), layout="constrained")
     ax_loss, ax_gte, ax_lr = fig.subplots(1, 3)
     stages = list(dict.fromkeys(r["stage"] for r in log))
@@ -254,7 +255,8 @@ def training_curves(log: list[dict], *, title: str | None = None) -> Figure:
         ax_loss.plot(xs, [log[i].get("train_loss", np.nan) for i in idx], "o-", ms=3, color=c, label=f"{stage} train")
         ax_loss.plot(xs, [log[i].get("valid_loss", np.nan) for i in idx], "s--", ms=3, color=c, label=f"{stage} valid")
         ax_gte.plot(xs, [log[i].get("valid_gte_xy", np.nan) for i in idx], "o-", ms=3, color=c, label=f"{stage} xy")
-        ax_gte.plot(xs, [log[i].get("valid_gte_xyz", np.nan) for i in idx], "s--", ms=3, color=c, label=f"{stage} xyz")
+        if stage == "z":    # only the Z stage predicts depth: a 2D stage's xyz error is its z = 0 guess
+            ax_gte.plot(xs, [log[i].get("valid_gte_xyz", np.nan) for i in idx], "s--", ms=3, color=c, label=f"{stage} xyz")
         ax_lr.plot(xs, [log[i].get("lr", np.nan) for i in idx], "o-", ms=3, color=c, label=stage)
         for ax in (ax_loss, ax_gte, ax_lr):
             ax.axvspan(xs.min() - 0.5, xs.max() + 0.5, color=c, alpha=0.06, lw=0)
