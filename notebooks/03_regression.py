@@ -116,8 +116,7 @@ print(preset.name, "preset:", cfg, f"| crops {S}×{S} px, hourglass input {S // 
 # sum from the first unit to the last (torchvision's post-activation `Bottleneck` puts a ReLU after every
 # addition). A strided 1×1 projection of the pre-activated input replaces the identity when the shape changes.
 
-# %%
-# NBVAL_CHECK_OUTPUT   (nbval compares this cell's printout with the committed one)
+# %% tags=["nbval-check-output"]
 unit = PreActBottleneck(C, C // 2, C).requires_grad_(False)
 x = torch.randn(2, C, 16, 16)
 print(f"PreActBottleneck({C}, {C // 2}, {C}): {num_parameters(unit):,} parameters, {tuple(x.shape)} -> {tuple(unit(x).shape)}")

@@ -59,7 +59,7 @@ BROWSE_FACES = 12         # test faces the browser's slider steps through
 SWEEP_FACE = 3            # which synthetic face the yaw sweep turns
 SWEEP_YAWS = (-90, -60, -30, 0, 30, 60, 90)   # degrees; any list, e.g. range(-90, 91, 15)
 SWEEP_SIZE = 160          # side of the sweep's rendered images (px)
-PHOTO = None              # §7: a path to your own photo; None: a real sample if ../shared has them, else a render
+PHOTO = None              # §7: a path to your own photo; None: a rendered face
 OUT_DIR = "outputs/notebooks"
 
 # %%
@@ -402,15 +402,13 @@ widgets.browse(crops["image"][:BROWSE_FACES], cascade, scheme, gt=gt[:BROWSE_FAC
 from fa3d import FaceAligner
 from fa3d.app.aligner import REFINE_STEPS, as_image
 
-sample = Path("../shared/real-samples/photos-68/lenna.png")
 aligner = FaceAligner("pretrained", device=device)
-if PHOTO or sample.is_file():
-    photo_name = str(PHOTO or sample)
-    photo = photo_name
+if PHOTO:
+    photo_name = photo = str(PHOTO)
     photo_faces = aligner.predict(photo)
-else:   # a fresh clone without the real samples: a rendered face, with its own box if the detector misses it
+else:   # no photo given: a rendered face (fa3d ships no photographs), with its own box if the detector misses it
     item = SyntheticFaces(1, image_size=256, scheme=aligner.scheme, seed=7)[0]
-    photo_name, photo = "a synthetic face (no ../shared/real-samples here)", item["image"]
+    photo_name, photo = "a synthetic face (set PHOTO to try a photograph)", item["image"]
     photo_faces = aligner.predict(photo) or aligner.predict(photo, [tuple(item["bbox"].tolist())])
 photo_image = as_image(photo)
 print(f"{photo_name}: {len(photo_faces)} face(s)")
@@ -493,7 +491,7 @@ course.save_facts(facts, OUT_DIR, "06_explore_3d", shown=[k for k in facts if k 
 #    `FaceAligner("pretrained", refine=0, flip=False)` with the default (`REFINE_STEPS` re-crops, `flip=True`)
 #    and with `scales=fa3d.predict.MULTI_SCALE`: plot the landmarks on the image. Where do they differ most,
 #    and why would the detector's box matter more without re-crops?
-#    *Hint:* `aligner.predict(photo)[0].landmarks`; with `../shared` present, `read_pts` gives lenna's truth.
+#    *Hint:* `aligner.predict(photo)[0].landmarks`; on the rendered face, `item["landmarks"]` is the truth.
 
 # %% [markdown]
 # ## References

@@ -263,7 +263,7 @@ def test_exported_notebook_draws_its_3d_figures_offline_in_a_real_browser(notebo
 @pytest.mark.slow
 def test_committed_notebooks_pass_nbval(tmp_path):
     """``pytest --nbval-lax``: every committed notebook runs top to bottom in the project's kernel
-    (cells marked ``# NBVAL_CHECK_OUTPUT`` must print what they printed when committed). On copies,
+    (cells tagged ``nbval-check-output`` must print what they printed when committed). On copies,
     so that their outputs land in a temporary folder."""
     pytest.importorskip("nbval")
     copies = tmp_path / "notebooks"

@@ -218,15 +218,16 @@ def get_detector(name: str = "auto", *, download: bool | None = None, log=print)
         return DlibHogDetector()
     try:
         return YuNetDetector(download=download)
-    except FaceDetectorUnavailable as e:
+    except FaceDetectorUnavailable:
         if name == "yunet":
             raise
-        reason = e
+    # one line, not the fetch's error: get_detector("yunet") raises it, with how to install the model by hand
+    reason = f"YuNet unavailable: its model is not in {cache_dir()} and could not be fetched"
     try:
         detector = DlibHogDetector()
-        log(f"face detector: YuNet unavailable ({reason}). Using dlib's HOG detector instead (to about 60° yaw).")
+        log(f"face detector: dlib's HOG, to about 60° yaw ({reason}).")
     except FaceDetectorUnavailable:
         detector = HaarDetector()
-        log(f"face detector: YuNet unavailable ({reason}). Using OpenCV's Haar cascade instead: frontal "
-            f"faces only, so a turned face may be missed (pass its box with --bbox).")
+        log(f"face detector: OpenCV's Haar cascade, frontal faces only, so a turned face may be missed: pass "
+            f"its box with --bbox ({reason}).")
     return detector
