@@ -100,9 +100,37 @@ def _draw_flat_panel(ax, traces: list[dict]) -> None:
     ax.set_axis_off()
 
 
+def _colour_scale(trace: dict):
+    """(values, matplotlib colour map name, vmin, colour bar title) of a trace's per-point marker colours,
+    or None when its markers have one colour."""
+    marker = trace.get("marker") or {}
+    values = marker.get("color")
+    if values is None or isinstance(values, str):
+        return None
+    title = (marker.get("colorbar") or {}).get("title") or ""
+    title = (title.get("text") or "") if isinstance(title, dict) else str(title)
+    scale = marker.get("colorscale")
+    if isinstance(scale, str):
+        cmap = scale.lower()
+    elif scale:     # plotly's [[position, colour], ...], as its JSON spells out a named scale
+        from matplotlib.colors import LinearSegmentedColormap, to_rgb
+
+        def rgb(colour: str):
+            if colour.startswith("rgb"):
+                return tuple(float(v) / 255 for v in colour[colour.index("(") + 1:-1].split(",")[:3])
+            return to_rgb(colour)
+
+        cmap = LinearSegmentedColormap.from_list("plotly", [(float(p), rgb(c)) for p, c in scale])
+    else:
+        cmap = "viridis"
+    return _array(values), cmap, marker.get("cmin"), title
+
+
 def _draw_scene(ax, traces: list[dict]) -> None:
     """The scatter3d traces of one scene. fa3d's (x, y, z) are drawn as matplotlib's (x, -z, -y):
-    its vertical axis up the face, and z toward a viewer in front, turned by 30 degrees."""
+    its vertical axis up the face, and z toward a viewer in front, turned by 30 degrees. The axes keep
+    their ticks (pixels; the vertical one shows y, which runs down the face), and per-point colours get
+    their colour bar, as in the interactive figure."""
     points = []
     for t in traces:
         x, y, z = (_array(t.get(k)) for k in "xyz")
@@ -111,12 +139,20 @@ def _draw_scene(ax, traces: list[dict]) -> None:
         if "lines" in mode:
             ax.plot(x, -z, -y, lw=1, color=_colour(t, "line"))
         if "markers" in mode:
-            ax.scatter(x, -z, -y, s=6, depthshade=False, c=_colour(t, "marker"))
+            scale = _colour_scale(t)
+            if scale is None:
+                ax.scatter(x, -z, -y, s=6, depthshade=False, c=_colour(t, "marker"))
+            else:
+                values, cmap, vmin, title = scale
+                dots = ax.scatter(x, -z, -y, s=9, depthshade=False, c=values, cmap=cmap, vmin=vmin)
+                ax.figure.colorbar(dots, ax=ax, shrink=0.6, pad=0.12, label=title)
     ax.view_init(elev=10, azim=-60)
-    ax.set_xlabel("x"), ax.set_ylabel("z (toward you)"), ax.set_zlabel("-y")
-    ax.set_xticklabels([]), ax.set_yticklabels([]), ax.set_zticklabels([])
+    ax.set_xlabel("x (px)", fontsize=7), ax.set_ylabel("z (px, toward you)", fontsize=7)
+    ax.set_zlabel("y (px, down)", fontsize=7)
+    ax.zaxis.set_major_formatter(lambda value, _: f"{-value:g}")     # drawn as -y: label with y itself
+    ax.tick_params(labelsize=6, pad=0)
     extent = np.ptp(np.nan_to_num(np.concatenate(points)), axis=0) if points else np.ones(3)
-    ax.set_box_aspect(np.maximum(extent, 1e-3 * extent.max() + 1e-9), zoom=0.9)   # equal scales
+    ax.set_box_aspect(np.maximum(extent, 1e-3 * extent.max() + 1e-9), zoom=0.85)   # equal scales
 
 
 def static_picture(figure: dict) -> bytes:
@@ -129,7 +165,7 @@ def static_picture(figure: dict) -> bytes:
     scenes = list(dict.fromkeys(t.get("scene", "scene") for t in data if t.get("type") == "scatter3d"))
     has_image = any(t.get("type") == "image" for t in data)
     panels = (["flat"] if has_image else []) + scenes
-    fig = Figure(figsize=(4.4 * max(len(panels), 1), 4.4), dpi=80)
+    fig = Figure(figsize=(4.6 * max(len(panels), 1), 4.6), dpi=90)
     fig.suptitle(_title(figure.get("layout", {})) + "\n(static view: open in JupyterLab or Colab to turn it)",
                  fontsize=9)
     for i, panel in enumerate(panels):

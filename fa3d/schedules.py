@@ -76,8 +76,8 @@ def paper_schedule() -> TrainSchedule:
 
 
 def quick_schedule() -> TrainSchedule:
-    """A few epochs on a 2-core CPU (``make demo``). Adam learns far faster than RMSprop in
-    so few steps, so the quick preset uses it, with rates tuned on synthetic faces (higher
+    """A few epochs on a 2-core CPU (``make demo``). The quick preset uses Adam (our choice for so few
+    steps; notebook 07's exercise 2 compares RMSprop), with rates tuned on synthetic faces (higher
     starting rates than the paper's: the small nets take 500-750 steps per stage, not ~50,000).
     Measured on 1,000 synthetic faces (make demo, seed 0): GTE xy 8.4 %, xyz 11.7 %."""
     return TrainSchedule(

@@ -499,7 +499,9 @@ fig
 #
 # The same test faces, the same final (jointly trained) cascade, decoded two ways: from the detection
 # maps alone and from the regression heatmaps; the mean shape as the baseline. GTE in $x, y$ only (the Z net
-# is still untrained: notebook 04).
+# is still untrained: notebook 04). The detection-only error here is not notebook 02's: the joint stage
+# trains the detector too, through the regression net's loss, so the cell also scores notebook 02's
+# detector, before the joint stage, on the same faces.
 
 # %%
 det = course.score_stage(cascade, crops, "detection", ckpt["mean_shape"])
@@ -512,7 +514,12 @@ improved = float((per_reg < per_det).float().mean())
 print(f"GTE xy on {len(gt_lm)} test faces: detection-only {det_only:.2f} % -> regression {model_gte:.2f} % "
       f"(mean shape {baseline_gte:.2f} %)")
 print(f"regression is better on {100 * improved:.0f} % of the faces; error ratio {model_gte / det_only:.2f}")
+det_cascade, det_ckpt = load_run(DET_DIR)        # notebook 02's detector, before the joint stage trained it
+det_before = course.score_stage(det_cascade, crops, "detection", det_ckpt["mean_shape"])["model"]["gte_xy"]
+print(f"detection only, on the same faces: {det_before:.2f} % with notebook 02's detector -> {det_only:.2f} % "
+      "after the joint stage")
 facts.update(model_gte=model_gte, baseline_gte=baseline_gte, detection_only_gte=det_only,
+             detection_only_gte_before_joint=det_before,
              fraction_faces_improved=round(improved, 3), num_eval=len(gt_lm))
 
 base = ckpt["mean_shape"].expand_as(gt_lm)

@@ -626,7 +626,7 @@ facts["exercise_auc_max_diff"] = exercises.check_auc(auc_exercise)
 def as_jpeg(fig):
     """Photos compress ~10x better as JPEG than as PNG: keeps the executed notebook small."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="jpeg", dpi=80, pil_kwargs={"quality": 85})
+    fig.savefig(buf, format="jpeg", dpi=110, pil_kwargs={"quality": 85})
     return Image(buf.getvalue())
 
 as_jpeg(viz.prediction_gallery(crops["image"], preds["full cascade"], gt, scheme, errors=e_xyz, per_row=PER_ROW,

@@ -57,6 +57,7 @@ def _check_built(m):
 def _check_03(m):
     _check_built(m)
     assert m["model_gte"] < m["detection_only_gte"]          # regression refines detection
+    assert _finite(m["detection_only_gte_before_joint"])     # notebook 02's detector on the same faces
 
 
 def _check_05(m):

@@ -108,7 +108,8 @@ def face_grid(items: list[dict], scheme: str | LandmarkScheme, *, ncols: int = 6
 
 
 def show_prediction(image, pred, gt, scheme: str | LandmarkScheme, *, ax=None, title: str | None = None,
-                    error_segments: bool = True, zoom: bool = True, legend: bool = True) -> Figure:
+                    error_segments: bool = True, zoom: bool = True, legend: bool = True,
+                    marker_size: float = 9, line_width: float = 0.9) -> Figure:
     """An image with the predicted (magenta) and ground-truth (green) landmarks, (N, 2+) in
     image pixels, and a red segment from each ground-truth point to its prediction.
     ``gt=None`` draws the prediction alone, by face part. ``zoom`` frames the face."""
@@ -123,9 +124,11 @@ def show_prediction(image, pred, gt, scheme: str | LandmarkScheme, *, ax=None, t
         g = _numpy(gt)
         if error_segments:
             segs = np.stack([g[:, :2], p[:, :2], np.full_like(g[:, :2], np.nan)], 1).reshape(-1, 2)
-            ax.plot(segs[:, 0], segs[:, 1], "-", color=ERROR_COLOUR, lw=0.9, label="error")
-        draw_landmarks(ax, g, scheme, colour=GT_COLOUR, marker_size=9, line_width=0.9, label="ground truth")
-        draw_landmarks(ax, p, scheme, colour=PRED_COLOUR, marker_size=9, line_width=0.9, label="prediction")
+            ax.plot(segs[:, 0], segs[:, 1], "-", color=ERROR_COLOUR, lw=line_width, label="error")
+        draw_landmarks(ax, g, scheme, colour=GT_COLOUR, marker_size=marker_size, line_width=line_width,
+                       label="ground truth")
+        draw_landmarks(ax, p, scheme, colour=PRED_COLOUR, marker_size=marker_size, line_width=line_width,
+                       label="prediction")
         if legend:
             ax.legend(loc="lower left", fontsize=6, framealpha=0.6, markerscale=0.8)
     pts = p if gt is None else np.concatenate([p, _numpy(gt)])
@@ -340,7 +343,7 @@ def ced_figure(runs: dict, *, axes=ERROR_AXES, max_error: float | dict | None = 
 
 
 def prediction_gallery(images, pred, gt, scheme: str | LandmarkScheme, *, errors=None, per_row: int = 4,
-                       ids: list[str] | None = None, panel_size: float = 2.2, title: str | None = None) -> Figure:
+                       ids: list[str] | None = None, panel_size: float = 3.0, title: str | None = None) -> Figure:
     """The paper's Fig. 4 analogue: the ``per_row`` best, median and worst test faces (one row
     each) by ``errors`` (V,) (default GTE xyz), prediction (magenta) vs truth (green).
 
@@ -360,8 +363,10 @@ def prediction_gallery(images, pred, gt, scheme: str | LandmarkScheme, *, errors
         for c, i in enumerate(idx):
             i = int(i)
             label = ids[i] if ids is not None else f"#{i}"
+            # small markers, thin lines: 2N points on a small crop stay apart
             show_prediction(images[i] if images is not None else None, pred_np[i], gt_np[i], scheme,
-                            ax=axes[r, c], legend=False, title=f"{name}: {label}\n{100 * e[i]:.2f} %")
+                            ax=axes[r, c], legend=r == c == 0, marker_size=4, line_width=0.6,
+                            title=f"{name}: {label}\n{100 * e[i]:.2f} %")
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
