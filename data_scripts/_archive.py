@@ -194,6 +194,15 @@ def parse_args(argv, description: str, default_url: str | None, configure: Calla
     return p.parse_args(argv)
 
 
+def shown_path(path) -> str:
+    """A path as the user would type it: relative to the working folder when it is inside it."""
+    path = Path(path)
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def prepare(args, open_fn: Callable, known_sha256: dict[str, str | None]):
     """Fetch, verify, extract and open; returns (dataset root, dataset)."""
     if args.sha256 and len(args.sha256) != len(args.sources):
@@ -226,10 +235,10 @@ def prepare(args, open_fn: Callable, known_sha256: dict[str, str | None]):
                 joined.unlink()
         else:
             safe_extract(group[0], out, force=True)
-        print(f"extracted {name} into {out}")
+        print(f"extracted {name} into {shown_path(out)}")
     root, ds = find_dataset(out, open_fn)
     item = ds[0]
-    print(f"OK: {len(ds)} faces in {root} ({type(ds).__name__}, {ds.scheme.num_points} points; "
+    print(f"OK: {len(ds)} faces in {shown_path(root)} ({type(ds).__name__}, {ds.scheme.num_points} points; "
           f"first: {item['id']!r}, image {tuple(item['image'].shape)})")
     return root, ds
 

@@ -27,7 +27,7 @@ The archive is only read; --out must be empty (or pass --force).
 """
 import sys
 
-from _archive import run  # first: it makes fa3d importable from a plain checkout
+from _archive import run, shown_path  # first: it makes fa3d importable from a plain checkout
 
 from fa3d.data.morphable import load_bases
 from fa3d.data.readers import W300LP
@@ -53,7 +53,7 @@ def _add_depth(args, root, ds, bases) -> None:
         print("2D only (pass --bases DIR to add depth from the 3DMM fits)")
         return
     written, skipped = prepare_300wlp_depth(root, bases)
-    print(f"3D landmarks for {written} faces in {root / 'landmarks_3d'}; {len(skipped)} skipped"
+    print(f"3D landmarks for {written} faces in {shown_path(root / 'landmarks_3d')}; {len(skipped)} skipped"
           + (f" (reasons in {root / 'landmarks_3d' / 'skipped.tsv'}, e.g. {skipped[0][0]}: {skipped[0][1]})"
              if skipped else ""))
 

@@ -23,9 +23,8 @@
 # `torchrun` command lines, optional checkpoints on Google Drive, and training that **survives a
 # disconnect**. In quick mode (the default, for a CPU) it trains a small cascade, cuts it off on purpose
 # half-way, resumes it from its checkpoint in a *new process*, and evaluates it against the mean-shape
-# baseline. Then it turns to **real faces**: 3DFAW, the paper's data, is no longer available, and §6 explains
-# the public route that replaces it (train on 300W-LP with depth from its 3D Morphable Model fits, test on
-# AFLW2000-3D) and runs that recipe, command by command, on small stand-ins of the two downloads.
+# baseline, and estimates what the paper-sized run costs. Real 3D faces (3DFAW is no longer available; the
+# public route is 300W-LP → AFLW2000-3D) have their own notebook, 10.
 #
 # **You will learn** to
 #
@@ -34,16 +33,14 @@
 # - pick a batch size that fits your GPU by measuring, and run the same training from a terminal or with
 #   `torchrun`;
 # - make a long run survive a disconnect: what a checkpoint must hold for a resumed run to continue exactly;
-# - estimate the paper preset's compute from its counted FLOPs, and say which assumptions the hours rest on;
-# - take the public route to real faces when 3DFAW is not available: 300W-LP with 3DMM depth for training,
-#   AFLW2000-3D and its protocol for testing.
+# - estimate the paper preset's compute from its counted FLOPs, and say which assumptions the hours rest on.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fa3d-course/fa3d/blob/main/notebooks/07_full_training.ipynb)
 #
-# **Quick mode:** about 2.5 minutes on a 2-core CPU, §6's short stand-in run of the real-data recipe
-# included: this notebook is about training, so it trains its quick run itself (nothing ready-made).
+# **Quick mode:** about 2 minutes on a 2-core CPU: this notebook is about training, so it trains its quick
+# run itself (nothing ready-made).
 # **Paper preset:** of the order of an hour of pure compute on an H100 and many hours on a T4,
-# under stated assumptions, plus data loading and evaluation (§7 computes it).
+# under stated assumptions, plus data loading and evaluation (§6 computes it).
 
 # %%
 # Colab / fresh machine: install fa3d if it is missing (the URL lives in fa3d.REPO_URL once installed).
@@ -57,7 +54,7 @@ device = course.setup(seed=0)   # prints device, memory, versions; seeds everyth
 
 # %% tags=["parameters"]
 PRESET = "quick"             # "paper" on a GPU: ResNet-152 + hourglass + ResNet-200 at 384 px
-DATA = "synthetic"           # or "3dfaw:/path/3DFAW", "300wlp:/path/300W_LP" (with depth, §6), "folder:/path"
+DATA = "synthetic"           # or "3dfaw:/path/3DFAW", "300wlp:/path/300W_LP" (with depth, notebook 10), "folder:/path"
 STAGES = "detection,regression,joint,z"   # all four stages of §2.3, in order
 EPOCHS_SCALE = 0.25          # quick: a quarter of each stage's epochs (about a minute on 2 CPU cores); 1.0: the preset's full epochs (paper: 30/30/30/100)
 NUM_TRAIN = 400              # synthetic training faces (ignored for real data); 20000+ for the paper preset
@@ -67,14 +64,12 @@ PRETRAINED = None            # ImageNet init of the detection net; None: yes for
 USE_DRIVE = False            # Colab: keep the run on Google Drive so that it survives a disconnect
 RESUME = True                # continue the run in RUN_DIR if one is there (after a disconnect)
 SIMULATE_DISCONNECT = True   # quick demo: cut the fresh run off half-way, then resume it; False for a real run
-RECIPE_MAX_STEPS = 3         # optimiser steps per stage of §6's stand-in run of the 300W-LP recipe (plumbing only)
 OUT_DIR = "outputs/notebooks"
 
 # %%
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -84,17 +79,12 @@ import torch
 from IPython.display import Markdown, display
 from matplotlib.figure import Figure
 
-import fa3d.data.pose
 import fa3d.runs
 import fa3d.schedules
 from fa3d.course import viz
 from fa3d.course.report import write_run_report
 from fa3d.checkpoint import load_checkpoint
-from fa3d.data import open_dataset, read_300wlp_landmarks
-from fa3d.data.morphable import landmarks_from_3dmm
-from fa3d.data.pose import face_normal
 from fa3d.data.splits import SYNTHETIC_TEST_SEED_OFFSET, SYNTHETIC_VALID_SEED_OFFSET
-from fa3d.data.standins import write_standins
 from fa3d.evaluate import evaluate_run
 from fa3d.runs import TrainConfig, load_run, read_log
 from fa3d.models import STAGES as ALL_STAGES
@@ -339,19 +329,9 @@ if SIMULATE_DISCONNECT:
 # Now the resume, as you would type it after reconnecting: a new process, only the run folder in common.
 
 # %%
-def run_step(cmd):
-    """One command in a new process, shown as you would type it; prints its output, raises on failure."""
-    cmd = [str(c) for c in cmd]
-    print("$ " + shlex.join(["python", *cmd[1:]]))
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    print(proc.stdout.strip() + "\n")
-    if proc.returncode != 0:
-        raise RuntimeError(f"the command failed (exit status {proc.returncode}):\n{proc.stderr[-3000:]}")
-
-
 if SIMULATE_DISCONNECT and not load_checkpoint(ckpt_path)["finished"]:
     t1 = time.time()
-    run_step([sys.executable, "-m", "fa3d", "train", "--out", RUN_DIR, "--resume", "--no-progress"])
+    course.run_step([sys.executable, "-m", "fa3d", "train", "--out", RUN_DIR, "--resume", "--no-progress"])
     resumed = True
     train_seconds += time.time() - t1
 log = read_log(RUN_DIR)
@@ -406,7 +386,7 @@ fig
 # * **A single folder** (`aflw2000:`, `300wlp:`, `folder:`): a seeded shuffle holds out `NUM_VALID`
 #   validation faces and as many test faces (each at most a fifth of the folder), and trains on the rest.
 #   Evaluated on the folder it trained on, a run scores only those held-out test faces; on any other folder,
-#   every face. That is how §6 trains on 300W-LP and tests on all of AFLW2000-3D.
+#   every face. That is how notebook 10 trains on 300W-LP and tests on all of AFLW2000-3D.
 
 # %%
 result = evaluate_run(RUN_DIR, DATA, progress=False)
@@ -434,197 +414,7 @@ viz.ced_figure({"fa3d": scores["model"]["errors"], "mean-shape baseline": scores
                axes=("xy", "xyz", "z"), title=f"{PRESET} preset on {DATA}")
 
 # %% [markdown]
-# ## 6. The public route: 300W-LP → AFLW2000-3D
-#
-# Everything so far ran on synthetic faces. The paper trained and tested on **3DFAW**, and 3DFAW can no
-# longer be had: its organisers gave it to challenge participants after a signed request, and the request
-# form is gone (`data_scripts/README_3dfaw.md`). A reproduction that anyone can run needs public faces with
-# 3D landmarks. The field has one standard route, the one the same authors took a year later for 3D-FAN
-# (Bulat & Tzimiropoulos, ICCV 2017): **train on 300W-LP, test on AFLW2000-3D**. Both come from the 3DDFA
-# project of Zhu et al. (CVPR 2016) and are free for non-commercial research:
-#
-# * **300W-LP** ("large pose"): about 61,000 faces made from the 300-W images (AFW, HELEN, IBUG, LFPW) by
-#   *face profiling*: each face was fitted with a 3D Morphable Model, turned to a larger yaw and rendered
-#   back into its photo, and each is also flipped horizontally (the `*_Flip` folders). Beside every image a
-#   `.mat` holds 2D landmarks `pt2d` and the 3DMM fit: `Shape_Para` (199 numbers), `Exp_Para` (29) and
-#   `Pose_Para` (pitch, yaw, roll, $t_x$, $t_y$, $t_z$, scale). **No z is stored.**
-# * **AFLW2000-3D**: the first 2,000 images of AFLW (450 × 450 px, yaw up to ±90°), fitted the same way,
-#   with their 68 3D landmarks `pt3d_68`: the test set.
-#
-# ### Depth from the 3DMM fit
-#
-# A 3D Morphable Model writes a face as a mean plus a few directions of variation. Restricted to the 68
-# landmarks, the Basel Face Model (BFM) has a mean $u$ of 204 numbers (68 × (x, y, z)), shape directions
-# $W_\text{shp}$ and expression directions $W_\text{exp}$; 3DDFA keeps the first 40 and 10 of them. A face's
-# parameters $a$ (`Shape_Para`), $b$ (`Exp_Para`) and its pose give its 68 points in 3D:
-#
-# $$v = u + W_\text{shp}\, a_{[:40]} + W_\text{exp}\, b_{[:10]} \quad (\text{read as } 68 \times 3), \qquad
-#   p = s\, v R^\top + t,$$
-#
-# with $R = R_x(\text{pitch})\, R_y(\text{yaw})\, R_z(\text{roll})$ in 3DDFA's signs, $s$ the scale and
-# $t = (t_x, t_y, t_z)$. The result is in 3DDFA's pixels, which are MATLAB's (the first pixel is 1) with
-# y pointing **up**: the image position is $x = p_x$, $y = H + 1 - p_y$ for an image $H$ pixels high, and
-# fa3d, whose pixels start at 0, subtracts 1 from both. $z = p_z$, larger = closer to the camera, as in fa3d.
-# The truncation to 40 + 10 directions is why this reproduces AFLW2000-3D's stored `pt3d_68` closely
-# but not exactly. The whole computation is one function:
-
-# %%
-course.show_source(landmarks_from_3dmm)
-
-# %% [markdown]
-# **Why the bases are fetched, not shipped.** The 68-point bases are derived from the BFM, whose terms
-# (University of Basel) allow non-commercial research only; fa3d is MIT-licensed and never contains
-# them. `data_scripts/fetch_bfm68.py` downloads the three text files (`u_base.txt`, `w_shp_base.txt`,
-# `w_exp_base.txt`) from the 3DDFA repository onto *your* machine, and refuses any file whose SHA-256 is not
-# the published one. `prepare_300w_lp.py --bases` then computes the 3D landmarks of every face once and
-# writes them beside the data (`landmarks_3d/<subset>/<name>.csv`), so training needs no bases. Without
-# them 300W-LP is 2D only, and the Z stage refuses to train on it, with an error that says why.
-#
-# **Which 2D landmarks train.** At large yaw a 300W-LP face has two different sets of 2D landmarks. `pt2d`
-# follows the *visible* jaw contour: as the head turns, the jaw points slide onto the silhouette. The
-# projected 3D landmarks keep every point fixed on the face, hidden or not: the convention of 3DFAW and of
-# AFLW2000-3D's `pt3d_68`, the test ground truth. fa3d trains the 2D stages on the **projected** landmarks:
-# they are what the test measures, and the only 2D points that agree with the z of the same points (a
-# point that slides along the silhouette is not one point of the 3D face). The difference is not small: on
-# one real 300W-LP face at 44° yaw, the two sets differ by 13 % of $\sqrt{w h}$ of the face's box on average
-# over the 17 jaw points (up to 29 % on the side turned away), against 2 % on the 51 inner points. `pt2d`
-# still has a use: a face whose fit disagrees with its own `pt2d` on the inner points (a bad fit, or one of
-# another image) is left out, and listed with the reason in `landmarks_3d/skipped.tsv`.
-#
-# **One pose convention, one pixel convention.** Every reader gives `pose = (yaw, pitch, roll)` in degrees
-# in fa3d's convention (`fa3d.data.pose`): yaw > 0 turns the nose to the image's right, pitch > 0 lifts
-# the nose, roll > 0 turns the face clockwise in the image, $R = R_z(\text{roll})\, R_x(\text{pitch})\,
-# R_y(\text{yaw})$. 3DDFA's `Pose_Para` uses another order and frame, in which the yaw has the opposite
-# sign (measured on real AFLW2000-3D files); the readers convert it. And every MATLAB-made annotation
-# (`pt3d_68`, `pt2d`, iBUG `.pts`) is 1-based; the readers subtract 1.
-
-# %%
-course.show_source(fa3d.data.pose.pose_from_3ddfa)
-
-# %% [markdown]
-# **The protocol.** AFLW2000-3D is scored differently from 3DFAW: the error of a face is its mean 2D
-# distance over the 68 points divided by $\sqrt{w h}$ of the ground-truth landmarks' box (NME, in %),
-# averaged per |yaw| bin $[0, 30]$, $(30, 60]$, $(60, 90]$. Most faces are near frontal, so the headline
-# number is the **balanced** NME, the mean of the three bin means, in which profiles count as much as
-# frontal faces; the mean over all faces is reported beside it. For 68-point data `fa3d evaluate` prints this
-# table under the GTE/CVGTCE one, with the published balanced NMEs of 3D-FAN (3.76 %), 3DDFA-V2 (3.51 %)
-# and SynergyNet (3.41 %) as rows labelled "(published)": their numbers, on the full AFLW2000-3D, not ours.
-#
-# ### The recipe, for your downloads
-#
-# Download `300W-LP.zip` and `AFLW2000-3D.zip` from the 3DDFA project page (you accept their terms), then,
-# from a clone of the repository, one command per step:
-#
-# 1. `python data_scripts/fetch_bfm68.py --out data/bfm68`: the BFM's 68-landmark bases, checked
-#    against their SHA-256;
-# 2. `python data_scripts/prepare_300w_lp.py ~/Downloads/300W-LP.zip --out data/300wlp --bases data/bfm68`:
-#    extract 300W-LP safely and write the 3D landmarks of every face once
-#    (`data/300wlp/300W_LP/landmarks_3d/<subset>/<name>.csv`; the faces left out are in
-#    `landmarks_3d/skipped.tsv`);
-# 3. `python data_scripts/prepare_aflw2000_3d.py ~/Downloads/AFLW2000-3D.zip --out data/aflw2000`: the test set;
-# 4. `fa3d train --preset paper --data 300wlp:data/300wlp/300W_LP --out runs/300wlp-paper`: all four stages
-#    on 300W-LP (68 points by default for 300wlp data, `--scheme 68`), on a GPU (§7);
-# 5. `fa3d evaluate --run runs/300wlp-paper --data aflw2000:data/aflw2000/AFLW2000`: the GTE/CVGTCE table
-#    and the AFLW2000-3D protocol table on all 2,000 faces.
-#
-# ### The same recipe on stand-ins
-#
-# The cells below run steps 2–5 on stand-ins of the two downloads, with the quick preset and
-# `RECIPE_MAX_STEPS` optimiser steps per stage. `fa3d.data.standins.write_standins` writes
-# `300W-LP.zip` (24 faces) and `AFLW2000-3D.zip` (8 faces) in the real file formats (the folders, the `.mat`
-# variables, MATLAB's 1-based pixels, 3DDFA's rotation and y-up frame), made from synthetic faces, and
-# stand-in bases built from the same faces, so that every `.mat`'s fit reproduces its face exactly: a wrong
-# sign or a forgotten −1 anywhere on the way would show up as wrong landmarks. They replace step 1; being
-# fakes, their checksums are not 3DDFA's, hence `--no-verify-bases` in step 2 (never pass it for bases you
-# fetched). The steps run as separate processes, as from a terminal; the data scripts live in the repository,
-# not in the installed package (§4's `run_step` runs each). Everything goes into this notebook's own
-# folder, emptied on every run.
-
-# %%
-SCRIPTS = Path(fa3d.__file__).resolve().parents[1] / "data_scripts"
-have_scripts = (SCRIPTS / "prepare_300w_lp.py").is_file()
-RECIPE_DIR = Path(OUT_DIR) / "07_recipe"                 # this notebook's own folder (course.own_folder)
-LP_DIR, AFLW_DIR = RECIPE_DIR / "data" / "300wlp", RECIPE_DIR / "data" / "aflw2000"
-RECIPE_RUN = RECIPE_DIR / "runs" / "300wlp-quick"
-if not have_scripts:
-    print(f"{SCRIPTS} is missing: fa3d is installed without a checkout. Clone the repository for the data "
-          f"scripts (git clone {fa3d.REPO_URL}) and run this notebook from it; §6's stand-in run is skipped.")
-else:
-    course.own_folder(RECIPE_DIR, "07")                   # emptied on every run, and only if this notebook made it
-    standins = write_standins(RECIPE_DIR / "standins")   # 24 + 8 synthetic faces, 128 px, seed 0
-    for name, path in standins.items():
-        print(f"{name:>16}: {path}")
-
-
-# %% [markdown]
-# Steps 2 and 3 (add `--force` to prepare into a folder that is not empty):
-
-# %%
-if have_scripts:
-    run_step([sys.executable, SCRIPTS / "prepare_300w_lp.py", standins["300W-LP.zip"], "--out", LP_DIR,
-              "--bases", standins["bases"], "--no-verify-bases"])
-    run_step([sys.executable, SCRIPTS / "prepare_aflw2000_3d.py", standins["AFLW2000-3D.zip"], "--out", AFLW_DIR])
-
-# %% [markdown]
-# Two checks of the conventions on the prepared 300W-LP faces. First, the prepared landmarks' x, y against
-# the file's own `pt2d`: the stand-ins' `pt2d` *is* the projection of their 3D landmarks (the synthetic
-# faces label the jaw on the face), so the two must agree to rounding here, which they can only do if the
-# rotation, the y flip, the −1 and the truncation are all right. On the real files they differ, most on the
-# jaw at large yaw (exercise 5). Second, the yaw sign, from geometry alone: `face_normal` points out of
-# the face, so its x must have the sign of the reader's yaw (exercise 6 does it on AFLW2000-3D).
-
-# %%
-if have_scripts:
-    lp = open_dataset(f"300wlp:{LP_DIR / '300W_LP'}")
-    fit_px, yaw_agrees = 0.0, []
-    for sid, image_path, mat_path in lp.samples:
-        lm3d, (yaw, pitch, roll) = lp.read_annotation(mat_path)
-        lm3d = np.asarray(lm3d, np.float64)
-        fit_px = max(fit_px, float(np.abs(lm3d[:, :2] - read_300wlp_landmarks(mat_path)).max()))
-        if abs(yaw) > 10:                                 # near 0 the sign of a normal means little
-            yaw_agrees.append(bool(np.sign(face_normal(lm3d)[0]) == np.sign(yaw)))
-    print(f"{len(lp)} faces, depth {lp.depth!r}: prepared x, y vs pt2d, max difference {fit_px:.2g} px; "
-          f"sign of the face normal's x = sign of the yaw on {sum(yaw_agrees)} of {len(yaw_agrees)} faces "
-          "with |yaw| > 10°")
-    assert fit_px < 0.01 and all(yaw_agrees), "a convention is broken on the way from the .mat to the landmarks"
-    facts["recipe"] = {"max_steps": RECIPE_MAX_STEPS, "standin_fit_vs_pt2d_max_px": fit_px,
-                       "standin_yaw_sign_agreement": sum(yaw_agrees) / max(1, len(yaw_agrees))}
-
-# %% [markdown]
-# Step 4, training on the prepared 300W-LP stand-in: the quick preset, 68 points (the default for `300wlp`
-# data), all four stages including Z, which trains on the depth prepared in step 2. Of the 24 faces a
-# seeded shuffle holds out 4 for validation and 4 for test (at most a fifth each, §5), so 16 train.
-
-# %%
-if have_scripts:
-    run_step([sys.executable, "-m", "fa3d", "train", "--preset", "quick", "--data", f"300wlp:{LP_DIR / '300W_LP'}",
-              "--out", RECIPE_RUN, "--max-steps", RECIPE_MAX_STEPS, "--device", device, "--no-progress",
-              "--overwrite"])
-
-# %% [markdown]
-# Step 5, the test on another dataset: every face of the AFLW2000-3D stand-in, and both tables.
-
-# %%
-if have_scripts:
-    run_step([sys.executable, "-m", "fa3d", "evaluate", "--run", RECIPE_RUN, "--data",
-              f"aflw2000:{AFLW_DIR / 'AFLW2000'}", "--device", device, "--no-progress"])
-    recipe_metrics = json.loads((RECIPE_RUN / "metrics.json").read_text())
-    protocol = recipe_metrics.get("protocol", {})
-    facts["recipe"].update(test_faces=recipe_metrics["num_images"], gte_xyz=recipe_metrics["gte_xyz"],
-                           balanced_nme=protocol.get("model", {}).get("balanced"),
-                           baseline_balanced_nme=protocol.get("baseline", {}).get("balanced"))
-
-# %% [markdown]
-# **These numbers measure nothing about real faces.** They come from a few optimiser steps per stage on 16
-# synthetic training faces at 64 px, scored on 8 synthetic faces; the published rows are other methods on
-# the real 2,000 AFLW2000-3D faces, and no comparison with them is meant. What the cells prove is the
-# plumbing: the archives extract safely, the 3DMM fits become 3D landmarks with the right signs and pixels,
-# a 68-point cascade trains all four stages on 300W-LP's depth, and a run trained on one dataset is scored
-# on another with both protocols. Real numbers need the real downloads and a GPU (the paper preset, §7);
-# none has been measured for fa3d yet.
-
-# %% [markdown]
-# ## 7. Scaling up
+# ## 6. Scaling up
 #
 # In quick mode, with a quarter of the epochs, the cascade above is not yet better than the mean shape on every
 # measure (§5's table), and far from the paper's 4.94 % GTE xyz on the 3DFAW validation set: the networks are shallow and narrow, the crops 64 px, the
@@ -639,7 +429,7 @@ if have_scripts:
 # and run all cells; after a disconnect, run them again. The compute this takes is estimated below; try
 # `EPOCHS_SCALE = 0.1` first.
 #
-# Without 3DFAW, take the public route of §6: run its steps 1–3 on your downloads, then set
+# Without 3DFAW, take the public route of notebook 10: run its steps 1–3 on your downloads, then set
 # `DATA = "300wlp:/content/data/300wlp/300W_LP"` (§5 then scores the 300W-LP faces held out for test) and,
 # once the run has finished, `fa3d evaluate --run RUN_DIR --data aflw2000:/content/data/aflw2000/AFLW2000`
 # for the AFLW2000-3D tables. 300W-LP, flipped copies included, holds several times as many images as
@@ -753,10 +543,10 @@ course.save_facts(facts, OUT_DIR, "07_full_training")
 #   `torchrun` command (§3).
 # - The quick run was cut off half-way and resumed in a new process from its checkpoint (§4), then scored
 #   against the mean shape on its test faces (§5; the numbers are printed there).
-# - §6 ran the public 300W-LP → AFLW2000-3D recipe on stand-ins: plumbing only, no real numbers.
-# - §7 estimated the paper preset's compute from counted FLOPs, with its peak-rate and utilisation
+# - §6 estimated the paper preset's compute from counted FLOPs, with its peak-rate and utilisation
 #   assumptions stated (the FLOP total and hours are printed there).
-# - Next: notebook 08 tests the paper's claims about the Z regressor with controlled ablations.
+# - Next: notebook 08 tests the paper's claims about the Z regressor with controlled ablations; notebook 10
+#   takes the public route to real 3D faces.
 
 # %% [markdown]
 # ## The paper and fa3d
@@ -771,7 +561,7 @@ course.save_facts(facts, OUT_DIR, "07_full_training")
 # | the optimiser | silent | RMSprop with Torch7's defaults for the paper preset, as the authors' Torch7 code of the time used; Adam for the quick preset, our choice for a few hundred steps, with its rates tuned for it (not compared here: exercise 2). |
 # | batches and GPUs | "on two Titan X 12Gb GPUs using a batch of 8 and 16 images for X,Y landmark heatmap regression and Z regression, respectively" (§2.3); how the batch was split: silent | The batch is global: `torchrun` on two GPUs gives 4 (2D) and 8 (Z) per GPU. `pick_batch_sizes` halves a batch that does not fit your GPU (§2–3 above). |
 # | ImageNet weights | the detector "fine-tuned from a pretrained model on the large ImageNet [17] dataset"; the Z net "fine-tuned from a model previously trained on ImageNet [17]; this time we used a ResNet-200 network [12]" (§2.3) | torchvision's ResNet-152 for the detector. There is no ImageNet pre-activation ResNet-200 to download, so the Z net starts from scratch unless you bring one; from scratch, at the paper's $10^{-2}$, it blew up in its first steps (§1 above). |
-# | data | "The final model was trained on the training set (13672 images) and the validation set (4725 images), and tested on the test set" (§3, Dataset) | 3DFAW where you have it, scored on its validation folder (the protocol of Table 3). Without it, synthetic faces, or the public route: 300W-LP with depth from its 3DMM fits, tested on AFLW2000-3D, as the same authors did a year later for 3D-FAN (§5–6 above). |
+# | data | "The final model was trained on the training set (13672 images) and the validation set (4725 images), and tested on the test set" (§3, Dataset) | 3DFAW where you have it, scored on its validation folder (the protocol of Table 3). Without it, synthetic faces, or the public route: 300W-LP with depth from its 3DMM fits, tested on AFLW2000-3D, as the same authors did a year later for 3D-FAN (notebook 10). |
 
 # %% [markdown]
 # ## Exercises
@@ -793,23 +583,9 @@ course.save_facts(facts, OUT_DIR, "07_full_training")
 #    with gradient accumulation instead?
 #    *Hint:* steps per epoch = ⌊13,672 / batch⌋; $\gamma = (\eta_\text{end}/\eta_\text{start})^{1/(T-1)}$.
 # 4. **Where does the time go?** From this run's `log.jsonl`, compute seconds per training image for each
-#    stage, and extrapolate the paper preset's cost using the GFLOP figures of §7 (quick preset:
+#    stage, and extrapolate the paper preset's cost using the GFLOP figures of §6 (quick preset:
 #    `fa3d.models.get_preset("quick")`; count its FLOPs with `torch.utils.flop_counter.FlopCounterMode`).
 #    *Hint:* each record has `seconds` and `images`.
-# 5. **pt2d or the projected landmarks?** On your real 300W-LP (prepared with `--bases`), compare each
-#    face's `pt2d` with its projected 3D landmarks: the mean distance in % of $\sqrt{w h}$ of the box, for the
-#    17 jaw points and for the 51 inner points separately, per |yaw| bin of the protocol. Which group grows
-#    with the yaw, and why? Why are the two equal on the stand-ins of §6? On which points, and at which
-#    poses, would a model trained on `pt2d` be scored as wrong against AFLW2000-3D's `pt3d_68`?
-#    *Hint:* `lp = open_dataset("300wlp:...")`; for `sid, image, mat in lp.samples`: `lp.read_annotation(mat)`
-#    gives the 3D landmarks and the pose, `read_300wlp_landmarks(mat)` the `pt2d`; points 0–16 are the jaw.
-# 6. **Which way is yaw?** For the AFLW2000-3D stand-in of §6 (and the real files, if you have them),
-#    compare three signs per face with |yaw| > 10°: the x of `fa3d.data.pose.face_normal(landmarks)`, the
-#    reader's yaw, and the raw yaw stored in the file (`scipy.io.loadmat(mat)["Pose_Para"][0, 1]`,
-#    radians). Which two agree? Then show a face with its normal drawn from the nose tip (point 30) and
-#    say in words which way it looks.
-#    *Hint:* `ds = open_dataset("aflw2000:...")`, `ds.samples`, `ds.read_annotation(mat)`; the normal is a
-#    unit vector in fa3d's frame (x right, y down, z toward the camera).
 
 # %% [markdown]
 # ## References
@@ -818,7 +594,7 @@ course.save_facts(facts, OUT_DIR, "07_full_training")
 #   alignment in the wild (3DFAW) challenge.* ECCV 2016 Workshops.
 #   [arXiv:1609.09545](https://arxiv.org/abs/1609.09545),
 #   [doi:10.1007/978-3-319-48881-3_43](https://doi.org/10.1007/978-3-319-48881-3_43). §2.3: the training
-#   schedule and its hyperparameters; Table 3: the validation numbers of §7.
+#   schedule and its hyperparameters; Table 3: the validation numbers of §6.
 # - He, K., Zhang, X., Ren, S. & Sun, J. (2016a). *Deep residual learning for image recognition.* CVPR.
 #   [arXiv:1512.03385](https://arxiv.org/abs/1512.03385). ResNet-152, the paper preset's detection backbone.
 # - He, K., Zhang, X., Ren, S. & Sun, J. (2016b). *Identity mappings in deep residual networks.* ECCV.
@@ -832,7 +608,7 @@ course.save_facts(facts, OUT_DIR, "07_full_training")
 #   request-only today.
 # - Zhu, X., Lei, Z., Liu, X., Shi, H. & Li, S. Z. (2016). *Face alignment across large poses: a 3D solution*
 #   (3DDFA, 300W-LP, AFLW2000-3D). CVPR. [arXiv:1511.07212](https://arxiv.org/abs/1511.07212). 300W-LP, its 3DMM
-#   fits and AFLW2000-3D: the public route of §6.
+#   fits and AFLW2000-3D: the public route (notebook 10).
 # - Bulat, A. & Tzimiropoulos, G. (2017). *How far are we from solving the 2D & 3D face alignment problem? (and
 #   a dataset of 230,000 3D facial landmarks).* ICCV. [arXiv:1703.07332](https://arxiv.org/abs/1703.07332).
 #   3D-FAN: the same authors' train-on-300W-LP, test-on-AFLW2000-3D protocol.

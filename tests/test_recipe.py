@@ -1,4 +1,4 @@
-"""The public reproduction recipe (README, notebook 07) end to end on stand-ins in the real file formats:
+"""The public reproduction recipe (README, notebook 10) end to end on stand-ins in the real file formats:
 
     fetch_bfm68.py -> prepare_300w_lp.py --bases -> prepare_aflw2000_3d.py -> fa3d train -> fa3d evaluate
 

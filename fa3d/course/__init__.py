@@ -12,7 +12,9 @@ import json
 import os
 import platform
 import random
+import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +108,20 @@ def save_facts(facts: dict, out_dir, notebook: str, shown=None) -> Path:
     except ImportError:
         print(text)
     return path
+
+
+def run_step(cmd) -> str:
+    """Run one command in a new process, shown as you would type it (``python`` for the interpreter);
+    print its output and return it; a failure raises RuntimeError with the end of its error output."""
+    cmd = [str(c) for c in cmd]
+    here = os.getcwd() + os.sep      # a file under the working folder is shown relative to it, as you would type it
+    shown = [os.path.relpath(c) if os.path.isabs(c) and c.startswith(here) else c for c in cmd[1:]]
+    print("$ " + shlex.join(["python", *shown]))
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    print(proc.stdout.strip() + "\n")
+    if proc.returncode != 0:
+        raise RuntimeError(f"the command failed (exit status {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout
 
 
 def own_folder(folder, notebook: str) -> Path:
