@@ -64,8 +64,10 @@ class TrainSchedule:
 def paper_schedule() -> TrainSchedule:
     """§2.3: 30/30/30/~100 epochs, batches 8 (2D) and 16 (Z), the paper's end points.
     Joint fine-tuning: the paper gives no rate; we reuse the regression stage's 1e-4 -> 2.5e-5.
-    Z's 1e-2 is for the paper's ImageNet ResNet-200: from scratch (128 px, benchmarks/paper_cpu_training.py)
-    it blew up in the first 20 steps and recovered as it decayed (docs/speed.md)."""
+    Z's 1e-2 is for the paper's ImageNet ResNet-200. From scratch (128 px, benchmarks/paper_cpu_training.py,
+    docs/speed.md) it blew up in the first 20 steps, even with the preset's identity-initialised units; at
+    1e-3 -> 2.5e-5 (the same decay shape) it trained from the first step. Without ImageNet Z weights, start
+    the Z stage there: ``s = paper_schedule(); s.z.lr_start, s.z.lr_end = 1e-3, 2.5e-5``."""
     return TrainSchedule(
         detection=StageSchedule(epochs=30, lr_start=1e-3, lr_end=2.5e-5, batch_size=8),
         regression=StageSchedule(epochs=30, lr_start=1e-4, lr_end=2.5e-5, batch_size=8),
