@@ -412,16 +412,21 @@ def check_detection_step(fn) -> float:
 
 # ----------------------------------------------------------------------------- 03: regression net
 
-def _random_unit(in_ch: int, mid: int, out_ch: int, stride: int, seed: int) -> PreActBottleneck:
-    """A PreActBottleneck in eval mode with random weights and batch-norm statistics."""
-    torch.manual_seed(seed)
-    unit = PreActBottleneck(in_ch, mid, out_ch, stride)
-    for bn in (unit.bn1, unit.bn2, unit.bn3):
+def _random_batch_norms(module: nn.Module) -> nn.Module:
+    """``module`` in eval mode, without gradients, every batch norm given random scales, shifts and statistics
+    (fresh ones are the identity, which would hide a batch norm used in the wrong place)."""
+    for bn in (m for m in module.modules() if isinstance(m, nn.BatchNorm2d)):
         nn.init.uniform_(bn.weight, 0.5, 1.5)
         nn.init.normal_(bn.bias, std=0.5)
         bn.running_mean.normal_(std=0.5)
         bn.running_var.uniform_(0.5, 2.0)
-    return unit.eval().requires_grad_(False)
+    return module.eval().requires_grad_(False)
+
+
+def _random_unit(in_ch: int, mid: int, out_ch: int, stride: int, seed: int) -> PreActBottleneck:
+    """A PreActBottleneck in eval mode with random weights and batch-norm statistics."""
+    torch.manual_seed(seed)
+    return _random_batch_norms(PreActBottleneck(in_ch, mid, out_ch, stride))
 
 
 @_isolated
@@ -457,16 +462,11 @@ def _random_hourglass(depth: int, channels: int, seed: int) -> Hourglass:
     """An Hourglass in eval mode with random batch-norm statistics and non-bilinear upsampling filters."""
     torch.manual_seed(seed)
     level = Hourglass(depth, channels)
-    for m in level.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            nn.init.uniform_(m.weight, 0.5, 1.5)
-            nn.init.normal_(m.bias, std=0.5)
-            m.running_mean.normal_(std=0.5)
-            m.running_var.uniform_(0.5, 2.0)
-        elif isinstance(m, BilinearUpsample):
-            with torch.no_grad():
+    with torch.no_grad():
+        for m in level.modules():
+            if isinstance(m, BilinearUpsample):
                 m.weight.add_(0.2 * torch.randn_like(m.weight))   # learned: no longer the bilinear tent
-    return level.eval().requires_grad_(False)
+    return _random_batch_norms(level)
 
 
 @_isolated
