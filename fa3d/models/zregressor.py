@@ -48,9 +48,9 @@ class ZConfig:
     # needs far less detail than x, y do, and at full size the Z net would take most of a face's time.
     input_size: int | None = None
     # Start every residual unit as the identity (its last convolution at zero, as Fixup and SkipInit do for
-    # nets without a closing BN). Our choice for the paper preset trained from scratch: the paper fine-tunes
-    # an ImageNet ResNet-200 at 1e-2; from random weights, 66 random residuals at that rate diverged
-    # (docs/speed.md). Pretrained weights overwrite it.
+    # nets without a closing BN). Our choice for the paper preset trained from scratch, as for its detection
+    # net; pretrained weights overwrite it. It does not make the paper's 1e-2 (meant for an ImageNet
+    # ResNet-200) safe from scratch: that still blew up, 1e-3 trained (docs/speed.md, paper_schedule).
     zero_init_residual: bool = False
 
     def __post_init__(self):
