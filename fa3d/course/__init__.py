@@ -97,8 +97,7 @@ def save_facts(facts: dict, out_dir, notebook: str, shown=None) -> Path:
     """Write what a notebook computed to ``out_dir/<notebook>.json`` (the tests and reports read it) and show
     the keys in ``shown`` (default: all) as a two-column table. The shown values travel in the output's
     metadata (``fa3d_facts``), where the solution keys (``make solutions``) read them."""
-    path = Path(out_dir) / f"{notebook}.json"
-    path.write_text(json.dumps(facts, indent=2) + "\n")
+    path = atomic_write(Path(out_dir) / f"{notebook}.json", json.dumps(facts, indent=2) + "\n")
     shown = {k: facts[k] for k in (shown or facts)}
     rows = "\n".join(f"| `{k}` | {_fact_text(v)} |" for k, v in shown.items())
     text = f"What this notebook computed (saved to `{notebook}.json` in `OUT_DIR`):\n\n| fact | value |\n|---|---|\n{rows}"
