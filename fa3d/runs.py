@@ -25,7 +25,7 @@ import fa3d
 from .checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
 from .data.schemes import SCHEMES
 from .data.splits import data_terms
-from .data.synthetic import LEVERS
+from .data.synthetic import DEFAULT_LEVERS
 from .data.transforms import AUGMENTS
 from .files import atomic_write
 from .models import PRESETS, STAGE_SUBNETS, STAGES, SUBNETS, Cascade, Preset, check_stages
@@ -71,8 +71,8 @@ class TrainConfig:
                                  "are held out too)")
     synthetic_size: int | None = option(None, "rendered image side (default 2x crop)")
     synthetic_levers: tuple[str, ...] | None = option(   # None: all
-        None, f"scene/camera levers of the synthetic faces, comma-separated, or none (default: all of "
-              f"{','.join(LEVERS)})", metavar="LIST")
+        None, f"levers of the synthetic faces, comma-separated, or none (fa3d.data.synthetic.LEVERS; default: "
+              f"{','.join(DEFAULT_LEVERS)})", metavar="LIST")
     augment: str = option("paper", "training augmentation: the paper's (§2.3: crop, scale, rotation, flip, "
                                    "colour), or photo: that plus random blur, sensor noise and greyscale per "
                                    "epoch (default: paper)", choices=AUGMENTS)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fa3d.data.synthetic import LEVERS, SyntheticFaceParams, SyntheticFaces, render_face, sample_face_params
+from fa3d.data.synthetic import DEFAULT_LEVERS, LEVERS, SyntheticFaceParams, SyntheticFaces, render_face, sample_face_params
 
 S = 128
 PLAIN = dict(body=False, glasses=False, occluder=0, bg_saturation=1.0, bg_tone_mix=0.0, bg_blur=0.0, blur=0.0,
@@ -42,7 +42,21 @@ def test_levers_off_give_the_plain_head_and_unknown_levers_are_refused():
     ds = SyntheticFaces(40, image_size=64, seed=1, levers=("body", "camera"))
     params = [ds.params(i) for i in range(40)]
     assert not any(q.glasses or q.occluder for q in params) and any(q.body for q in params)
-    assert set(LEVERS) == {"background", "body", "glasses", "occluders", "camera"}
+    assert set(LEVERS) == {*DEFAULT_LEVERS, "even_jaw", "photo_poses"}
+    assert set(DEFAULT_LEVERS) == {"background", "body", "glasses", "occluders", "camera"}
+
+
+def test_photo_poses_draw_half_the_heads_near_frontal_and_leave_the_rest_of_each_face():
+    ds, photo = (SyntheticFaces(400, image_size=64, seed=3, levers=levers)
+                 for levers in (DEFAULT_LEVERS, (*DEFAULT_LEVERS, "photo_poses")))
+    before, after = [ds.params(i) for i in range(400)], [photo.params(i) for i in range(400)]
+    near = lambda ps: np.mean([abs(q.yaw) < 30 and abs(q.pitch) < 25 for q in ps])  # noqa: E731
+    assert near(before) < 0.25 and 0.4 < near(after) < 0.65   # about 0.17 and 0.5 + 0.17 / 2
+    assert np.mean([abs(q.yaw) > 60 for q in after]) > 0.12         # profiles stay in training
+    changed = [a.yaw != b.yaw for a, b in zip(before, after)]
+    assert 0.4 < np.mean(changed) < 0.6
+    same = lambda q: dataclasses.replace(q, yaw=0.0, pitch=0.0)  # noqa: E731
+    assert all(same(a) == same(b) for a, b in zip(before, after))
 
 
 def test_every_lever_is_drawn_and_items_stay_deterministic():

@@ -316,3 +316,33 @@ def test_photo_degradation_is_off_for_the_paper_and_leaves_the_random_stream_alo
         item, torch.Generator().manual_seed(0))["image"]
     edges = lambda im: (im.float().diff(dim=-1).abs().mean() + im.float().diff(dim=-2).abs().mean())  # noqa: E731
     assert edges(blurred) < 0.8 * edges(sharp)
+
+
+def test_the_erased_patch_is_one_flat_rectangle_and_photo_keeps_its_random_stream():
+    """erase_prob paints a flat grey rectangle (an occluder) and never moves the landmarks; "photo"
+    (no patch) draws no more random numbers than before the patch existed."""
+    from fa3d.data.transforms import AUGMENTS
+    item = make_item(96, 96)
+    plain = dict(brightness=0, contrast=0, saturation=0, hue=0)
+    erase = Augment3D(64, AugmentConfig(**plain, erase_prob=1.0, erase_max=0.3))
+    for seed in range(5):
+        a = Augment3D(64, AugmentConfig(**plain, grayscale_prob=1e-9))(item, torch.Generator().manual_seed(seed))
+        b = erase(item, torch.Generator().manual_seed(seed))
+        assert torch.equal(a["landmarks"], b["landmarks"])
+        differ = (a["image"] != b["image"]).any(0)
+        rows, cols = differ.any(1).nonzero().ravel(), differ.any(0).nonzero().ravel()
+        h, w = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+        assert 0.1 * 64 - 1 <= h <= 0.3 * 64 + 1 and 0.1 * 64 - 1 <= w <= 0.3 * 64 + 1
+        patch = b["image"][:, rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert (patch == patch[0, 0, 0]).all()
+    photo = Augment3D(64, AUGMENTS["photo"])
+    g = torch.Generator().manual_seed(9)
+    photo.draw(item["bbox"], g)
+    after = torch.rand(1, generator=g)
+    g = torch.Generator().manual_seed(9)
+    photo.sample_matrix(item["bbox"], g)
+    torch.rand(4, generator=g, dtype=torch.float64), torch.randperm(4, generator=g)
+    u = torch.rand(6, generator=g, dtype=torch.float64)
+    if u[2] < AUGMENTS["photo"].noise_prob:
+        torch.randn((3, 64, 64), generator=g)
+    assert torch.equal(torch.rand(1, generator=g), after)

@@ -142,6 +142,14 @@ class SyntheticFaceParams:
     body_turn: float = 0.5                 # fraction of the head's yaw and roll the torso follows
     cloth_color: tuple[float, float, float] = (0.25, 0.3, 0.4)
     cloth_pattern: float = 0.0             # stripe contrast, 0 = plain
+    even_jaw: bool = False                 # 68 points: the jaw's points evenly spread along its outline
+    # Feature contrast (the "features" lever) and hair styles ("hair_styles"); the defaults are the plain head's.
+    brow_thickness: float = 1.0
+    brow_strength: float = 0.9             # opacity of the brows' paint
+    lash_strength: float = 0.85            # opacity of the upper lash line
+    lower_lash: float = 0.0                # opacity of the lower one
+    eye_shade: float = 0.18                # how much darker the skin around the eyes is
+    hair_sides: float = 0.3                # hairline latitude above the ears (radians); low = long hair
     glasses: bool = False
     glasses_size: float = 1.0
     glasses_frame: float = 0.5             # 0 thin wire .. 1 thick frame
@@ -159,10 +167,16 @@ class SyntheticFaceParams:
     jpeg_quality: int = 0                  # 0 = no JPEG
 
 
-#: The scene and camera levers that :func:`sample_face_params` randomises (``SyntheticFaces(levers=...)``
-#: turns some off, as in ``benchmarks/renderer_ablation.py``): muted backgrounds, neck and shoulders,
-#: glasses, occluders, camera effects. A lever that is off keeps its parameters' defaults.
-LEVERS = ("background", "body", "glasses", "occluders", "camera")
+#: The levers that :func:`sample_face_params` can turn on (``SyntheticFaces(levers=...)``; each is measured
+#: on real faces by ``benchmarks/renderer_bench.py``). Scene and camera: muted backgrounds, neck and
+#: shoulders, glasses, occluders, camera effects. Labels and poses: ``even_jaw`` spreads the 68 scheme's
+#: jaw points evenly along the outline (:func:`_even_jaw`); ``photo_poses`` draws half the heads at the
+#: near-frontal poses most photographs show. Appearance: ``features`` draws bolder brows, lashes, eye
+#: sockets and lips; ``hair_styles`` adds fringes and long hair down the sides. A lever that is off keeps
+#: its parameters' defaults and draws no random number, so the faces of the other levers stay the same.
+LEVERS = ("background", "body", "glasses", "occluders", "camera", "even_jaw", "photo_poses", "features", "hair_styles")
+#: The levers of a run that names none (``synthetic_levers`` None): every run before the real-face bench.
+DEFAULT_LEVERS = ("background", "body", "glasses", "occluders", "camera")
 
 
 def _skin_tone(u) -> np.ndarray:
@@ -171,9 +185,9 @@ def _skin_tone(u) -> np.ndarray:
     return np.clip(skin * u(0.92, 1.08, 3), 0.05, 1.0)
 
 
-def _scene_params(rng: np.random.Generator, skin: np.ndarray, levers) -> dict:
-    """The scene and camera part of a face's parameters (see LEVERS); drawn after the head's."""
-    u, out = rng.uniform, {}
+def _scene_params(rng: np.random.Generator, head: dict, levers) -> dict:
+    """The levers' part of a face's parameters (see LEVERS), drawn after the ``head``'s, which some replace."""
+    u, out, skin = rng.uniform, {}, np.asarray(head["skin"])
     if "background" in levers:
         out.update(bg_saturation=float(u(0.15, 0.8)), bg_tone=tuple(map(float, u(0.1, 0.9) * u(0.7, 1.1, 3))),
                    bg_tone_mix=float(u(0.0, 0.5)), bg_blur=float(u(0.0, 2.5) if u() < 0.5 else 0.0))
@@ -196,10 +210,28 @@ def _scene_params(rng: np.random.Generator, skin: np.ndarray, levers) -> dict:
         out.update(blur=float(u(0.3, 1.5) if u() < 0.3 else 0.0), color_cast=tuple(map(float, u(0.85, 1.15, 3))),
                    gamma=float(u(0.75, 1.3)), grayscale=bool(u() < 0.1),
                    jpeg_quality=int(rng.integers(25, 90) if u() < 0.4 else 0))
+    if "even_jaw" in levers:
+        out.update(even_jaw=True)
+    if "features" in levers:
+        # photographs show brows, lashes, eye sockets and lips darker and bolder than the plain head's
+        out.update(brow_thickness=float(u(0.8, 1.7)), brow_strength=float(u(0.7, 1.0)),
+                   lash_strength=float(u(0.85, 1.0)), lower_lash=float(u(0.2, 0.6)), eye_shade=float(u(0.1, 0.4)),
+                   lips=tuple(map(float, np.asarray(head["lips"]) * u(0.65, 1.0))))
+    if "hair_styles" in levers and head["hair"] > 0:
+        # a fringe down toward the brows, and long hair down the sides of the face to the jaw
+        fringe, long_hair = u() < 0.35, u() < 0.4
+        if fringe:
+            out.update(hair=float(u(0.33, 0.45)))
+        if long_hair:
+            out.update(hair_sides=float(u(-0.9, -0.2)))
+    if "photo_poses" in levers and u() < 0.5:
+        # fa3d's choice, round numbers (not fitted to any dataset): most photographs show a face within
+        # about 20 degrees of frontal and little tilt, while the default draws every yaw up to profile alike
+        out.update(yaw=float(np.clip(rng.normal(0.0, 20.0), -90, 90)), pitch=float(np.clip(rng.normal(0.0, 12.0), -40, 40)))
     return out
 
 
-def sample_face_params(rng: np.random.Generator, levers=LEVERS) -> SyntheticFaceParams:
+def sample_face_params(rng: np.random.Generator, levers=DEFAULT_LEVERS) -> SyntheticFaceParams:
     """Draw one random face: yaw U(-90, 90), pitch U(-40, 40), roll N(0, 10) clipped to +-30, ...;
     then the scene and camera levers in ``levers`` (a subset of LEVERS)."""
     unknown = set(levers) - set(LEVERS)
@@ -240,7 +272,7 @@ def sample_face_params(rng: np.random.Generator, levers=LEVERS) -> SyntheticFace
         specular=float(u(0.0, 0.25)), noise=float(u(0.0, 6.0)),
         texture_seed=int(rng.integers(2**31)), background_seed=int(rng.integers(2**31)),
     )
-    return SyntheticFaceParams(**head, **_scene_params(rng, skin, levers))
+    return SyntheticFaceParams(**{**head, **_scene_params(rng, head, levers)})
 
 
 # --------------------------------------------------------------------------- face layout in (u, v)
@@ -556,10 +588,10 @@ def _paint_jaw_shadow(c: _Canvas, L: _Layout) -> None:
 def _paint_hair(c: _Canvas, p: SyntheticFaceParams, grid: _Grid, shift: int) -> None:
     """Hair: above a hairline that is high on the forehead and drops toward the nape."""
     nu = grid.noise.shape[1]
-    i, U, V = c.box(-np.pi, np.pi, -0.4, np.pi / 2)
+    i, U, V = c.box(-np.pi, np.pi, min(-0.4, p.hair_sides - 0.1), np.pi / 2)
     # forehead (|u| small) -> above the ears (|u| ~ 1.6) -> nape (|u| = pi)
     knots = np.interp(np.abs(U), (0, 0.9, 1.3, 1.62, 1.95, 2.4, np.pi),
-                      (p.hair, p.hair - 0.05, 0.3, 0.33, 0.2, -0.35, -0.45))
+                      (p.hair, p.hair - 0.05, p.hair_sides, p.hair_sides + 0.03, min(0.2, p.hair_sides), -0.35, -0.45))
     hairline = knots + 0.05 * np.cos(5 * U + shift)
     strands = grid.strands[c.rows[i], (c.cols[i] - shift // 2) % nu]
     c.paint(i, _soft(V - hairline, 0.03), strands[:, None] * np.asarray(p.hair_color, np.float32))
@@ -580,9 +612,9 @@ def _paint_brow(c: _Canvas, p: SyntheticFaceParams, L: _Layout, side: float) -> 
     uc = side * L.brow_u
     i, U, V = c.box(uc - L.brow_w - 0.03, uc + L.brow_w + 0.03, L.brow_v - 0.06, L.brow_v + 0.08)
     t_out = np.clip((U - uc) / L.brow_w * side, -1.2, 1.2)      # -1 inner end, +1 outer end
-    half = 0.028 * (1.2 - 0.5 * np.clip((t_out + 1) / 2, 0, 1))
+    half = 0.028 * p.brow_thickness * (1.2 - 0.5 * np.clip((t_out + 1) / 2, 0, 1))
     m = _soft(half - np.abs(V - _brow_center(L, t_out)), 0.012) * _soft(1.05 - np.abs(t_out), 0.1)
-    c.paint(i, 0.9 * m, p.brow_color)
+    c.paint(i, p.brow_strength * m, p.brow_color)
 
 
 def _paint_eye(c: _Canvas, p: SyntheticFaceParams, L: _Layout, side: float) -> None:
@@ -591,7 +623,7 @@ def _paint_eye(c: _Canvas, p: SyntheticFaceParams, L: _Layout, side: float) -> N
     i, U, V = c.box(uc - L.eye_w - 0.1, uc + L.eye_w + 0.1, L.eye_v - 0.12, L.eye_v + 0.13)
     t = (U - uc) / L.eye_w
     up, lo = _eye_curves(L, t)
-    c.alb[i] *= (1 - 0.18 * np.exp(-((t / 1.5) ** 2 + ((V - L.eye_v - 0.02) / 0.08) ** 2)))[:, None]
+    c.alb[i] *= (1 - p.eye_shade * np.exp(-((t / 1.5) ** 2 + ((V - L.eye_v - 0.02) / 0.08) ** 2)))[:, None]
     iris_r = 0.43 * L.eye_w
     iu = uc + 0.35 * L.eye_w * p.gaze_x
     iv = L.eye_v + 0.3 * (L.eye_up - L.eye_lo) + 0.2 * L.eye_up * p.gaze_y
@@ -600,7 +632,10 @@ def _paint_eye(c: _Canvas, p: SyntheticFaceParams, L: _Layout, side: float) -> N
     eye = np.where((dist < iris_r)[:, None], 0.9 * np.asarray(p.iris, np.float32), eye)
     eye = np.where((dist < 0.45 * iris_r)[:, None], np.float32(0.04), eye)
     c.paint(i, _soft(np.minimum(up - V, V - lo), 0.006) * _soft(1 - np.abs(t), 0.04), eye)
-    c.paint(i, 0.85 * _soft(0.009 - np.abs(V - up), 0.006) * _soft(1.05 - np.abs(t), 0.05), (0.05, 0.04, 0.04))
+    c.paint(i, p.lash_strength * _soft(0.009 - np.abs(V - up), 0.006) * _soft(1.05 - np.abs(t), 0.05), (0.05, 0.04, 0.04))
+    if p.lower_lash > 0:
+        c.paint(i, p.lower_lash * _soft(0.006 - np.abs(V - lo), 0.005) * _soft(0.95 - np.abs(t), 0.05),
+                (0.1, 0.08, 0.07))
 
 
 def _paint_nostril(c: _Canvas, p: SyntheticFaceParams, L: _Layout, side: float) -> None:
@@ -718,6 +753,22 @@ def _camera(p: SyntheticFaceParams, L: _Layout, image_size: int):
     return scale, rot, centre - (lo + hi) / 2, lm_head
 
 
+def _march(p: SyntheticFaceParams, L: _Layout, uv: np.ndarray, rot: np.ndarray, scale: float,
+           offset: np.ndarray) -> np.ndarray:
+    """Head-frame points (M, 3): each surface point ``uv`` (M, 2) slid along its parallel (constant v, its
+    own side, |u| up to ``_MARCH_MAX_U``) to the point farthest out along the image direction of the
+    head's x axis, i.e. onto the face's outline in this view."""
+    x_axis = rot[:2, 0] / max(np.linalg.norm(rot[:2, 0]), 1e-9)   # the head's x axis on the screen
+    t = np.linspace(0.0, _MARCH_MAX_U, 117)
+    side = np.where(uv[:, 0] < 0, -1.0, 1.0)
+    u = (side[:, None] * t[None]).ravel()
+    v = np.repeat(uv[:, 1], len(t))
+    candidates = _surface_points(p, L, u, v)
+    reach = (scene.to_camera(candidates, rot, scale, offset)[:, :2] @ x_axis).reshape(len(uv), len(t))
+    best = np.argmax(side[:, None] * reach, axis=1)
+    return candidates.reshape(len(uv), len(t), 3)[np.arange(len(uv)), best]
+
+
 def _march_jaw(p: SyntheticFaceParams, L: _Layout, lm_head: np.ndarray, rot: np.ndarray, scale: float,
                offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The 68-point scheme's jaw contour, on the face's outline in this view.
@@ -727,21 +778,55 @@ def _march_jaw(p: SyntheticFaceParams, L: _Layout, lm_head: np.ndarray, rot: np.
     CVPR 2016): for a frontal face that is the cheek's silhouette, for a turned face the near side's
     jaw line and the far side's outline. The 3D jaw contour of these heads lies well inside that
     outline (about 5 % of the face's width for a frontal face), so a net trained on it places real
-    faces' jaws too far in. Here each point of ``OUTLINE_JAW_POINTS`` (the cheek's, 0-3 and 13-16) slides along
-    its parallel (constant v, on its own side, |u| up to ``_MARCH_MAX_U``) to the surface point
-    farthest out along the image direction of the head's x axis; the lower jaw and chin stay. Returns the head-frame landmarks
-    (68, 3) with the marched points replaced, and which points were marched, (68,) bool.
+    faces' jaws too far in. Here each point of ``OUTLINE_JAW_POINTS`` (the cheek's, 0-3 and 13-16)
+    slides along its parallel to the outline (:func:`_march`); the lower jaw and chin stay. With
+    ``p.even_jaw`` the 17 points are then spread evenly along that outline (:func:`_even_jaw`).
+    Returns the head-frame landmarks (68, 3) with the marched points replaced, and which points are
+    on the outline, (68,) bool.
     """
-    uv = _landmarks_uv(p)
-    x_axis = rot[:2, 0] / max(np.linalg.norm(rot[:2, 0]), 1e-9)   # the head's x axis on the screen
-    t = np.linspace(0.0, _MARCH_MAX_U, 117)
     out, marched = lm_head.copy(), np.zeros(len(lm_head), bool)
-    for k in OUTLINE_JAW_POINTS:
-        side = np.sign(uv[k, 0])
-        candidates = _surface_points(p, L, side * t, np.full_like(t, uv[k, 1]))
-        reach = side * (scene.to_camera(candidates, rot, scale, offset)[:, :2] @ x_axis)
-        out[k], marched[k] = candidates[int(np.argmax(reach))], True
+    if p.even_jaw:
+        out[:17], marched[:17] = _even_jaw(p, L, rot, scale, offset)
+        return out, marched
+    points = list(OUTLINE_JAW_POINTS)
+    out[points] = _march(p, L, _landmarks_uv(p)[points], rot, scale, offset)
+    marched[points] = True
     return out, marched
+
+
+_JAW_SAMPLES = 20   # dense samples of the jaw curve between two of its default points
+
+
+def _even_jaw(p: SyntheticFaceParams, L: _Layout, rot: np.ndarray, scale: float,
+              offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 17 jaw points (17, 3, head frame) spread evenly along the jaw's outline in the image, and which
+    of them lie on the marched (cheek) part of it, (17,) bool.
+
+    300-W's annotators spread the jaw's points about evenly along the outline, from the ear (0) down
+    to the chin (8) and up to the other ear (16): on frontal faces of its training part, the gaps
+    between neighbours differ by under 10 % (``benchmarks/renderer_bench.py --shapes`` measures it).
+    The default labels keep the contour's parametrisation instead, whose gaps near the ears are three
+    times those near the chin. Here the jaw curve is sampled densely (the cheek's part marched to the
+    outline, the lower jaw and chin on the 3D contour, as :func:`_march_jaw`), projected, and each
+    half (0-8 and 8-16, so 8 stays at the chin) resampled at equal steps of image arc length.
+    """
+    c = np.cos(np.linspace(0.0, np.pi, 16 * _JAW_SAMPLES + 1))
+    u = -L.jaw_u * np.sign(c) * np.abs(c) ** _JAW_SQUARENESS
+    uv = np.stack([u, _jaw_v(L, u / L.jaw_u)], 1)
+    head = _surface_points(p, L, uv[:, 0], uv[:, 1])
+    index = np.arange(len(uv))
+    cheek = (index <= 3 * _JAW_SAMPLES) | (index >= 13 * _JAW_SAMPLES)   # from each ear to point 3 or 13
+    head[cheek] = _march(p, L, uv[cheek], rot, scale, offset)
+    xy = scene.to_camera(head, rot, scale, offset)[:, :2]
+    out, on_cheek = np.empty((17, 3)), np.empty(17, bool)
+    middle = 8 * _JAW_SAMPLES
+    for half, ks in ((slice(0, middle + 1), list(range(0, 9))), (slice(middle, None), list(range(8, 17)))):
+        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(xy[half], axis=0), axis=1))])
+        at = np.linspace(0.0, arc[-1], 9)
+        for j in range(3):
+            out[ks, j] = np.interp(at, arc, head[half, j])
+        on_cheek[ks] = np.interp(at, arc, cheek[half].astype(float)) == 1.0
+    return out, on_cheek
 
 
 def _project_grid(grid: _Grid, prof, r: np.ndarray, rot: np.ndarray, scale: float,
@@ -836,12 +921,19 @@ def _landmark_visibility(p: SyntheticFaceParams, L: _Layout, lm: np.ndarray, rot
     n = np.cross(dv, du) @ rot.T
     n /= np.linalg.norm(n, axis=1, keepdims=True)
     slope = np.hypot(n[:, 0], n[:, 1]) / np.maximum(n[:, 2], 1e-3)
+    return (n[:, 2] > 0) & _depth_visible(lm, keys, scale, slope)
+
+
+def _depth_visible(lm: np.ndarray, keys: np.ndarray, scale: float, slope) -> np.ndarray:
+    """(N,) bool: points ``lm`` (N, 3, pixels) inside the image and not behind the z-buffer at their pixel,
+    with a tolerance that grows with the surface's ``slope`` (N,) or scalar."""
+    S = keys.shape[0]
     ix, iy = np.rint(lm[:, 0]).astype(int), np.rint(lm[:, 1]).astype(int)
     inside = (ix >= 0) & (ix < S) & (iy >= 0) & (iy < S)
     k = keys[np.clip(iy, 0, S - 1), np.clip(ix, 0, S - 1)]
     zbuf = (k >> _INDEX_BITS) / _DEPTH_STEPS - 4 * S
     tol = 1.0 + 0.02 * scale + np.minimum(1.5 * slope, 0.1 * scale)
-    return inside & (n[:, 2] > 0) & (k >= 0) & (lm[:, 2] >= zbuf - tol)
+    return inside & (k >= 0) & (lm[:, 2] >= zbuf - tol)
 
 
 def _soften(image: np.ndarray) -> np.ndarray:
@@ -917,6 +1009,9 @@ def render_face(params: SyntheticFaceParams, image_size: int = 256, scheme: str 
         lm = scene.to_camera(lm_head, rot, scale, offset)
         inside = (lm[:, 0] > -0.5) & (lm[:, 0] < S - 0.5) & (lm[:, 1] > -0.5) & (lm[:, 1] < S - 0.5)
         visible = np.where(marched, inside, visible)     # on the outline: seen, unless outside the image
+        if p.even_jaw:   # the lower jaw's points moved along the 3D contour: seen where nothing is in front
+            lower = np.flatnonzero(~marched[:17])
+            visible[lower] = _depth_visible(lm[lower], keys, scale, 0.1 * scale)
     if p.occluder:
         occ_rng = np.random.Generator(np.random.PCG64([p.texture_seed, 4]))
         image, visible = scene.occlude(image, lm[:, :2], visible, p, occ_rng)
@@ -948,7 +1043,7 @@ class SyntheticFaces(torch.utils.data.Dataset):
     """
 
     def __init__(self, size: int, *, image_size: int = 256, scheme: str = "3dfaw66", seed: int = 0,
-                 levers=LEVERS):
+                 levers=DEFAULT_LEVERS):
         if size < 0:
             raise ValueError(f"SyntheticFaces: size must be >= 0, got {size}")
         if image_size < 16:
@@ -973,4 +1068,4 @@ class SyntheticFaces(torch.utils.data.Dataset):
                            id=f"synth-s{self.seed}-{index:06d}")
 
 
-__all__ = ["LEVERS", "OUTLINE_JAW_POINTS", "SyntheticFaceParams", "SyntheticFaces", "render_face", "sample_face_params"]
+__all__ = ["DEFAULT_LEVERS", "LEVERS", "OUTLINE_JAW_POINTS", "SyntheticFaceParams", "SyntheticFaces", "render_face", "sample_face_params"]

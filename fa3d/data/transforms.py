@@ -310,6 +310,8 @@ class AugmentConfig:
     noise_prob: float = 0.0                 # additive Gaussian noise, std uniform in (0, noise_std] (of 255)
     noise_std: float = 0.0
     grayscale_prob: float = 0.0
+    erase_prob: float = 0.0                 # a flat grey rectangle over part of the crop (an occluder)
+    erase_max: float = 0.4                  # its sides uniform in [0.1, erase_max] x crop size
 
 
 # fa3d's choice for synthetic training faces (the paper trained on photographs and needed none of
@@ -318,7 +320,12 @@ class AugmentConfig:
 # noise up to 8/255 span what downscaled web photos show.
 PHOTO_AUGMENT = AugmentConfig(blur_prob=0.3, blur_sigma=0.025, noise_prob=0.3, noise_std=8.0,
                               grayscale_prob=0.1)
-AUGMENTS = {"paper": AugmentConfig(), "photo": PHOTO_AUGMENT}
+# fa3d's choice after the real-face bench (benchmarks/renderer_bench.py), after Wood et al. (ICCV 2021), who
+# found strong augmentation indispensable for training on synthetic faces alone: the photo degradation
+# more often, wider scale and shift (a detector's box is not the landmark box), and random occluding patches.
+STRONG_AUGMENT = AugmentConfig(scale_range=(0.8, 1.25), translate_frac=0.08, blur_prob=0.4, blur_sigma=0.03,
+                               noise_prob=0.4, noise_std=10.0, grayscale_prob=0.15, erase_prob=0.3)
+AUGMENTS = {"paper": AugmentConfig(), "photo": PHOTO_AUGMENT, "strong": STRONG_AUGMENT}
 
 
 @dataclass
@@ -379,7 +386,7 @@ class Augment3D:
     def degrades(self) -> bool:
         """Whether any degradation (blur, noise, greyscale) is on."""
         cfg = self.config
-        return max(cfg.blur_prob, cfg.noise_prob, cfg.grayscale_prob) > 0
+        return max(cfg.blur_prob, cfg.noise_prob, cfg.grayscale_prob, cfg.erase_prob) > 0
 
     def draw(self, bbox, generator: torch.Generator | None = None) -> AugmentDraws:
         """Every random number of one sample, in the order they are always drawn: the crop matrix,
@@ -392,7 +399,9 @@ class Augment3D:
         order = torch.randperm(4, generator=g).tolist()
         degrade = noise = None
         if self.degrades:   # off: nothing drawn, so the paper's augmentation keeps its random stream
-            degrade = torch.rand(6, generator=g, dtype=torch.float64).tolist()
+            # six uniforms for blur, noise and grey; six more for the patch only when it is on (so that
+            # "photo" keeps its random stream)
+            degrade = torch.rand(12 if cfg.erase_prob > 0 else 6, generator=g, dtype=torch.float64).tolist()
             if degrade[2] < cfg.noise_prob:
                 noise = torch.randn((3, self.out_size, self.out_size), generator=g)
         return AugmentDraws(A, colour, order, degrade, noise)
@@ -426,6 +435,12 @@ class Augment3D:
             image = (image.float() + noise * (u[3] * cfg.noise_std)).round().clamp(0, 255).to(torch.uint8)
         if u[4] < cfg.grayscale_prob:
             image = TF.rgb_to_grayscale(image, num_output_channels=3)
+        if len(u) > 6 and u[6] < cfg.erase_prob:
+            H, W = image.shape[-2:]
+            h, w = (int(round((0.1 + t * (cfg.erase_max - 0.1)) * n)) for t, n in ((u[7], H), (u[8], W)))
+            y0, x0 = int(u[9] * (H - h)), int(u[10] * (W - w))
+            image = image.clone()
+            image[:, y0:y0 + h, x0:x0 + w] = int(255 * u[11])
         return image
 
     def finish(self, crop: torch.Tensor, draws: AugmentDraws) -> torch.Tensor:

@@ -1,0 +1,209 @@
+"""The real-face bench for the synthetic faces: which renderer levers help on hundreds of real photographs.
+
+Each row trains one fixed small recipe (the quick cascade's 2D stages, detection then regression; 68
+points, 64 px crops, ``--num-train`` synthetic faces) with a set of synthetic-face levers and an
+augmentation, once per seed, and scores it on the **validation** part of 300-W's training photos
+(``fa3d.data.splits.photo_part``: decisions are made there; the locked part is never read here), the
+crop around the ground-truth landmark box averaged with its mirror (``fa3d evaluate --flip``):
+
+* NME in % of the outer-eye-corner distance (300-W's unit), all faces and per region;
+* the jaw's mean signed error across the outline (+ = outside the face), as ``signed_errors.py``;
+* NME per yaw bin, the yaw estimated from the annotation (the best-fitting rotation of the synthetic
+  mean head's inner 51 points, orthographic; 300-W has no pose labels);
+* NME on the run's own synthetic test faces, all and beyond 60 degrees of yaw (AFLW2000-3D protocol,
+  % of sqrt(w h) of the landmark box): what a lever costs on the faces fa3d can score at every pose.
+
+Run:
+    .venv/bin/python benchmarks/renderer_bench.py --out runs/bench [--rows base,even_jaw,...] [--seeds 0,1]
+    .venv/bin/python benchmarks/renderer_bench.py --shapes      # mean shapes: synthetic vs real, no training
+
+Each run trains on one thread; ``--jobs 2`` trains two at once (2 cores: about 7 minutes a pair at
+1,000 faces). A finished run is reused, so an interrupted bench resumes. The table is printed and
+written to OUT/bench.json. Needs ``../shared/real-samples/300w-train``.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+from fa3d.data.pose import rotation_matrix  # noqa: E402
+from fa3d.data.schemes import get_scheme  # noqa: E402
+from fa3d.data.synthetic import DEFAULT_LEVERS, SyntheticFaceParams, SyntheticFaces, render_face  # noqa: E402
+
+REAL = ROOT.parent / "shared" / "real-samples" / "300w-train"
+BASE = ",".join(DEFAULT_LEVERS)
+#: name -> (levers, augmentation); the rows a bench can train (``--rows`` picks and orders them).
+ROWS = {
+    "base": (BASE, "photo"),                                  # the shipped model's faces and augmentation
+    "even_jaw": (BASE + ",even_jaw", "photo"),
+    "photo_poses": (BASE + ",photo_poses", "photo"),
+    "strong": (BASE, "strong"),
+    "features": (BASE + ",features", "photo"),
+    "hair_styles": (BASE + ",hair_styles", "photo"),
+    "even_jaw+strong": (BASE + ",even_jaw", "strong"),
+    "even_jaw+photo_poses": (BASE + ",even_jaw,photo_poses", "photo"),
+    "even_jaw+photo_poses+strong": (BASE + ",even_jaw,photo_poses", "strong"),
+}
+OUTER_EYE_CORNERS = (36, 45)
+YAW_BINS = ((0, 15), (15, 30), (30, 45), (45, 90))
+
+
+def normalise(lm: np.ndarray) -> np.ndarray:
+    """2D landmarks (..., 68, 2) moved so that the outer eye corners are at (-1/2, 0) and (1/2, 0)."""
+    a, b = lm[..., 36, :], lm[..., 45, :]
+    d = b - a
+    s = np.linalg.norm(d, axis=-1)[..., None, None]
+    c, sn = d[..., 0:1, None] / s, d[..., 1:2, None] / s
+    rel = lm - (a + b)[..., None, :] / 2
+    x = rel[..., 0:1] * c[..., 0, :] + rel[..., 1:2] * sn[..., 0, :]
+    y = -rel[..., 0:1] * sn[..., 0, :] + rel[..., 1:2] * c[..., 0, :]
+    return np.concatenate([x, y], -1) / s
+
+
+def reference_head() -> np.ndarray:
+    """The synthetic mean head's 68 landmarks in 3D, frontal, (68, 3)."""
+    lm = render_face(SyntheticFaceParams(), 256, "68")["landmarks"].double().numpy()
+    return lm - lm.mean(0)
+
+
+def estimate_yaw(gt: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """|yaw| in degrees (V,) of 2D annotations ``gt`` (V, 68, 2): the rotation (yaw every 3 degrees, pitch
+    every 10) of ``head``'s inner 51 points whose orthographic view, aligned by a similarity, fits best."""
+    inner = slice(17, 68)
+    target = gt[:, inner] - gt[:, inner].mean(1, keepdims=True)                         # (V, 51, 2)
+    best, best_yaw = np.full(len(gt), np.inf), np.zeros(len(gt))
+    for yaw in range(-90, 91, 3):
+        for pitch in (-20, -10, 0, 10, 20):
+            view = (head[inner] @ rotation_matrix(yaw, pitch, 0.0).T)[:, :2]
+            view = view - view.mean(0)
+            # the best similarity (rotation, scale, shift) from view onto each target, as complex numbers
+            z, w = view[:, 0] + 1j * view[:, 1], target[..., 0] + 1j * target[..., 1]
+            coef = (w * z.conj()).sum(1) / (np.abs(z) ** 2).sum()
+            residual = (np.abs(w - coef[:, None] * z) ** 2).sum(1) / (np.abs(w) ** 2).sum(1)
+            better = residual < best
+            best, best_yaw = np.where(better, residual, best), np.where(better, abs(yaw), best_yaw)
+    return best_yaw
+
+
+def score_real(run: Path, head: np.ndarray) -> dict:
+    from fa3d.evaluate import evaluate_run
+    res = evaluate_run(run, f"300w:{REAL}", split="validation", flip=True, write=False, progress=False)
+    pred = res["evaluation"]["pred"][..., :2].double().numpy()
+    gt = res["evaluation"]["gt"][..., :2].double().numpy()
+    unit = np.linalg.norm(gt[:, OUTER_EYE_CORNERS[0]] - gt[:, OUTER_EYE_CORNERS[1]], axis=-1)[:, None] / 100
+    err = np.linalg.norm(pred - gt, axis=-1) / unit                                          # (V, 68) in %
+    out = {"faces": len(gt), "nme": float(err.mean())}
+    out["regions"] = {g: float(err[:, pts].mean()) for g, pts in get_scheme("68").group_points().items()}
+    # the jaw's signed error across the outline (+ = outside the face)
+    jaw = gt[:, :17]
+    tangent = jaw[:, [*range(1, 17), 16]] - jaw[:, [0, *range(0, 16)]]
+    normal = np.stack([tangent[..., 1], -tangent[..., 0]], -1) / np.linalg.norm(tangent, axis=-1, keepdims=True)
+    normal *= np.sign(((jaw - gt[:, 27:48].mean(1, keepdims=True)) * normal).sum(-1, keepdims=True))
+    out["jaw_across"] = float((((pred[:, :17] - jaw) * normal).sum(-1) / unit).mean())
+    yaw = estimate_yaw(gt, head)
+    face_nme = err.mean(1)
+    out["yaw_bins"] = {f"{lo}-{hi}": (float(face_nme[(yaw >= lo) & (yaw < hi + (hi == 90))].mean())
+                                      if ((yaw >= lo) & (yaw < hi + (hi == 90))).any() else None,
+                                      int(((yaw >= lo) & (yaw < hi + (hi == 90))).sum())) for lo, hi in YAW_BINS}
+    return out
+
+
+def score_synthetic(run: Path) -> dict:
+    from fa3d.evaluate import evaluate_run
+    res = evaluate_run(run, "synthetic", flip=True, write=False, progress=False, max_images=500)
+    protocol = res["evaluation"]["model"]["protocol"]
+    return {"nme": protocol["nme"], "beyond_60": protocol["means"][-1], "faces_beyond_60": protocol["counts"][-1]}
+
+
+def train(run: Path, levers: str, augment: str, seed: int, num_train: int) -> None:
+    if (run / "checkpoint.pt").exists() and json.loads((run / "config.json").read_text()).get("finished", True) \
+            and (run / "bench.done").exists():
+        return
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "fa3d", "train", "--preset", "quick", "--scheme", "68",
+           "--stages", "detection,regression", "--num-train", str(num_train), "--num-valid", "100",
+           "--seed", str(seed), "--synthetic-levers", levers, "--augment", augment, "--out", str(run),
+           "--overwrite", "--no-progress"]
+    with open(run.parent / f"{run.name}.log", "w") as log:
+        subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    (run / "bench.done").write_text("")
+
+
+def shapes() -> None:
+    """Mean shapes (outer eye corners at +-1/2) of near-frontal faces: synthetic with and without
+    even_jaw, and 300-W's training part (measuring only: nothing here feeds the renderer)."""
+    from fa3d.data.readers import photo_id, read_pts
+    from fa3d.data.splits import photo_part
+    real = [normalise(read_pts(f)[:, :2]) for f in sorted(REAL.glob("*/*.pts"))
+            if photo_part(photo_id(f.with_suffix(".jpg"))) == "train"]
+    real = np.array([n for n in real if min(n[27, 0] - n[0, 0], n[16, 0] - n[27, 0])
+                     / max(n[27, 0] - n[0, 0], n[16, 0] - n[27, 0]) > 0.8])
+    rows = {"300-W train part": real}
+    for name, levers in (("synthetic", DEFAULT_LEVERS), ("synthetic + even_jaw", (*DEFAULT_LEVERS, "even_jaw"))):
+        ds = SyntheticFaces(600, image_size=128, scheme="68", seed=5, levers=levers)
+        keep = [i for i in range(len(ds)) if abs(ds.params(i).yaw) < 15 and abs(ds.params(i).pitch) < 10]
+        rows[name] = np.array([normalise(ds[i]["landmarks"][:, :2].double().numpy()) for i in keep])
+    print("near-frontal faces: " + ", ".join(f"{k} {len(v)}" for k, v in rows.items()))
+    print("jaw points (x, y), outer-eye-corner distance 1, y down:")
+    print("point " + "".join(f"{k:>22s}" for k in rows))
+    for p in range(17):
+        print(f"{p:5d} " + "".join(f"        {v[:, p, 0].mean():6.3f} {v[:, p, 1].mean():6.3f}" for v in rows.values()))
+    for k, v in rows.items():
+        gaps = np.linalg.norm(np.diff(v.mean(0)[:17], axis=0), axis=1)
+        print(f"{k}: gaps between jaw neighbours {gaps.min():.3f}-{gaps.max():.3f} (max/min {gaps.max() / gaps.min():.2f})")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--rows", default="base,even_jaw,photo_poses,strong", help=f"from {','.join(ROWS)}")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--num-train", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
+    parser.add_argument("--shapes", action="store_true", help="only compare mean shapes (no training)")
+    args = parser.parse_args()
+    if not REAL.is_dir():
+        sys.exit(f"needs the real faces in {REAL}")
+    if args.shapes:
+        return shapes()
+    if args.out is None:
+        parser.error("--out is required")
+    names, seeds = args.rows.split(","), [int(s) for s in args.seeds.split(",")]
+    unknown = [n for n in names if n not in ROWS]
+    if unknown:
+        parser.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs = [(n, s, args.out / f"{n}-seed{s}") for n in names for s in seeds]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(lambda r: train(r[2], *ROWS[r[0]], r[1], args.num_train), runs))
+    torch.set_num_threads(2)
+    head = reference_head()
+    table = []
+    for name, seed, run in runs:
+        row = {"row": name, "levers": ROWS[name][0], "augment": ROWS[name][1], "seed": seed,
+               "real": score_real(run, head), "synthetic": score_synthetic(run)}
+        table.append(row)
+    (args.out / "bench.json").write_text(json.dumps(table, indent=1) + "\n")
+    regions = list(table[0]["real"]["regions"])
+    bins = list(table[0]["real"]["yaw_bins"])
+    print(f"300-W validation part ({table[0]['real']['faces']} faces, flip), NME % of the outer-eye-corner distance; "
+          f"yaw bins (faces): " + ", ".join(f"{b} ({table[0]['real']['yaw_bins'][b][1]})" for b in bins))
+    print(f"{'row':30s} {'seed':>4s} {'NME':>6s} " + " ".join(f"{r:>6s}" for r in regions) + f" {'jaw+out':>7s} "
+          + " ".join(f"{b:>6s}" for b in bins) + f" {'synth':>6s} {'>60':>6s}")
+    for row in table:
+        r, s = row["real"], row["synthetic"]
+        print(f"{row['row']:30s} {row['seed']:4d} {r['nme']:6.2f} " + " ".join(f"{r['regions'][g]:6.2f}" for g in regions)
+              + f" {r['jaw_across']:7.2f} " + " ".join(f"{r['yaw_bins'][b][0] or float('nan'):6.2f}" for b in bins)
+              + f" {s['nme']:6.2f} {s['beyond_60']:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
