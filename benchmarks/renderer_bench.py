@@ -16,10 +16,11 @@ crop around the ground-truth landmark box averaged with its mirror (``fa3d evalu
 Run:
     .venv/bin/python benchmarks/renderer_bench.py --out runs/bench [--rows base,even_jaw,...] [--seeds 0,1]
     .venv/bin/python benchmarks/renderer_bench.py --shapes      # mean shapes: synthetic vs real, no training
+    .venv/bin/python benchmarks/renderer_bench.py --compare pretrained-v1,pretrained   # models on the same faces
 
-Each run trains on one thread; ``--jobs 2`` trains two at once (2 cores: about 7 minutes a pair at
-1,000 faces). A finished run is reused, so an interrupted bench resumes. The table is printed and
-written to OUT/bench.json. Needs ``../shared/real-samples/300w-train``.
+Each run trains on one thread; ``--jobs 2`` (the default) trains two at once: about 4 minutes a pair at
+1,000 faces on 2 cores, all 16 runs about 35 minutes. A finished run is reused, so an interrupted bench
+resumes. The table is printed and written to OUT/bench.json. Needs ``../shared/real-samples/300w-train``.
 """
 import argparse
 import json
@@ -42,14 +43,13 @@ REAL = ROOT.parent / "shared" / "real-samples" / "300w-train"
 BASE = ",".join(DEFAULT_LEVERS)
 #: name -> (levers, augmentation); the rows a bench can train (``--rows`` picks and orders them).
 ROWS = {
-    "base": (BASE, "photo"),                                  # the shipped model's faces and augmentation
+    "base": (BASE, "photo"),                                  # the first shipped model's faces and augmentation
     "even_jaw": (BASE + ",even_jaw", "photo"),
     "photo_poses": (BASE + ",photo_poses", "photo"),
     "strong": (BASE, "strong"),
-    "features": (BASE + ",features", "photo"),
-    "hair_styles": (BASE + ",hair_styles", "photo"),
-    "even_jaw+strong": (BASE + ",even_jaw", "strong"),
     "even_jaw+photo_poses": (BASE + ",even_jaw,photo_poses", "photo"),
+    "even_jaw+photo_poses+features": (BASE + ",even_jaw,photo_poses,features", "photo"),
+    "even_jaw+photo_poses+hair_styles": (BASE + ",even_jaw,photo_poses,hair_styles", "photo"),
     "even_jaw+photo_poses+strong": (BASE + ",even_jaw,photo_poses", "strong"),
 }
 OUTER_EYE_CORNERS = (36, 45)
@@ -161,19 +161,51 @@ def shapes() -> None:
         print(f"{k}: gaps between jaw neighbours {gaps.min():.3f}-{gaps.max():.3f} (max/min {gaps.max() / gaps.min():.2f})")
 
 
+def compare(runs: list[str], num_synthetic: int) -> None:
+    """Models side by side (e.g. ``pretrained-v1,pretrained``), each on the same faces: 300-W's validation
+    part, the first ``num_synthetic`` synthetic test faces at the default poses (yaw uniform up to profile)
+    labelled both ways (the jaw's contour parametrisation and ``even_jaw``), and the AFLW2000-3D dev
+    samples; synthetic and AFLW2000-3D NME in % of sqrt(w h) of the box, flip."""
+    from fa3d.data.splits import SYNTHETIC_TEST_SEED_OFFSET
+    from fa3d.evaluate import evaluate_dataset, evaluate_run
+    from fa3d.runs import load_run, resolve_run
+    head = reference_head()
+    faces = {"contour jaw": SyntheticFaces(num_synthetic, image_size=128, scheme="68", seed=SYNTHETIC_TEST_SEED_OFFSET),
+             "even jaw": SyntheticFaces(num_synthetic, image_size=128, scheme="68", seed=SYNTHETIC_TEST_SEED_OFFSET,
+                                        levers=(*DEFAULT_LEVERS, "even_jaw"))}
+    print(f"{'run':16s} {'300-W valid':>11s} {'0-15':>6s} {'15-30':>6s} {'30-45':>6s} {'45-90':>6s}   "
+          + "   ".join(f"synthetic, {k}: all / >60 (faces)" for k in faces))
+    for run in runs:
+        real = score_real(run, head)
+        loaded = load_run(resolve_run(run))
+        synthetic = []
+        for ds in faces.values():
+            res = evaluate_dataset(loaded.cascade, ds, loaded.mean_shape, loaded.image_size, flip=True, progress=False)
+            p = res["model"]["protocol"]
+            synthetic.append(f"{p['nme']:6.2f} / {p['means'][-1]:5.2f} ({p['counts'][-1]})")
+        aflw = evaluate_run(run, f"aflw2000:{REAL.parent / 'aflw2000-3d'}", flip=True, write=False, progress=False)
+        print(f"{run:16s} {real['nme']:11.2f} " + " ".join(f"{v[0]:6.2f}" for v in real["yaw_bins"].values())
+              + "   " + "   ".join(synthetic) + f"   AFLW2000-3D dev {aflw['evaluation']['model']['protocol']['nme']:.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--rows", default="base,even_jaw,photo_poses,strong", help=f"from {','.join(ROWS)}")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, from {','.join(ROWS)} (default: all)")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--num-train", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one thread each")
     parser.add_argument("--shapes", action="store_true", help="only compare mean shapes (no training)")
+    parser.add_argument("--compare", default=None, metavar="RUNS",
+                        help="only score these runs side by side, e.g. pretrained-v1,pretrained (no training)")
+    parser.add_argument("--num-synthetic", type=int, default=1600, help="--compare's synthetic test faces")
     args = parser.parse_args()
     if not REAL.is_dir():
         sys.exit(f"needs the real faces in {REAL}")
     if args.shapes:
         return shapes()
+    if args.compare:
+        return compare(args.compare.split(","), args.num_synthetic)
     if args.out is None:
         parser.error("--out is required")
     names, seeds = args.rows.split(","), [int(s) for s in args.seeds.split(",")]

@@ -212,7 +212,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="GTE / CVGTCE table with a mean-shape baseline; writes metrics.json")
-    p.add_argument("--run", required=True, help="RUN_DIR of fa3d train, or pretrained: the model shipped with fa3d")
+    p.add_argument("--run", required=True, help="RUN_DIR of fa3d train, or pretrained: the model shipped with fa3d "
+                   "(pretrained-v1: the one before it)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="where metrics.json and the report go (default: RUN_DIR; for pretrained: pretrained-evaluation)")
     p.add_argument("--data", default="synthetic",
@@ -236,7 +237,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="landmarks (JSON, N x 3 in image pixels) for images")
     p.add_argument("--run", default="pretrained",
-                   help="RUN_DIR of fa3d train, or pretrained (the default): the model shipped with fa3d")
+                   help="RUN_DIR of fa3d train, or pretrained (the default): the model shipped with fa3d "
+                        "(pretrained-v1: the one before it)")
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="image files, folders (their images) or .txt files listing images, one per line")
     p.add_argument("--bbox", type=float, nargs=4, metavar=("X1", "Y1", "X2", "Y2"), default=None,
@@ -266,7 +268,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="the cascade as an ONNX file (uint8 crops -> landmarks in crop pixels)")
     p.add_argument("--run", default="pretrained",
-                   help="RUN_DIR of fa3d train, or pretrained (the default): the model shipped with fa3d")
+                   help="RUN_DIR of fa3d train, or pretrained (the default): the model shipped with fa3d "
+                        "(pretrained-v1: the one before it)")
     p.add_argument("--onnx", required=True, metavar="PATH", help="the .onnx file to write")
     p.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")

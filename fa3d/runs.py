@@ -40,6 +40,9 @@ CONFIG_NAME = "config.json"
 #: name in the working directory is reached as ``./pretrained/``).
 PRETRAINED_NAME = "pretrained"
 PRETRAINED_DIR = Path(__file__).resolve().parent / "weights" / "synthetic68"
+#: Earlier shipped models, still loadable by name (``--run pretrained-v1``): their landmarks are what
+#: ``fa3d predict`` gave before (the changelog is in the shipped model's MODEL.md).
+PREVIOUS_PRETRAINED = {"pretrained-v1": PRETRAINED_DIR.with_name("synthetic68-v1")}
 
 
 #: DataLoader workers on a GPU when ``num_workers`` is None (on the CPU: 0, the main process loads).
@@ -121,16 +124,19 @@ class RunDirError(FileExistsError):
 
 
 def is_pretrained(run) -> bool:
-    return isinstance(run, str) and run.strip() == PRETRAINED_NAME
+    """Whether ``run`` names a model shipped with fa3d: ``"pretrained"`` or an earlier one (``"pretrained-v1"``)."""
+    return isinstance(run, str) and (run.strip() == PRETRAINED_NAME or run.strip() in PREVIOUS_PRETRAINED)
 
 
 def resolve_run(run) -> Path:
-    """The run folder ``run`` names: the shipped model for ``"pretrained"``, else ``Path(run)``."""
+    """The run folder ``run`` names: the shipped model for ``"pretrained"``, an earlier one for its name in
+    :data:`PREVIOUS_PRETRAINED`, else ``Path(run)``."""
     if is_pretrained(run):
-        if not (PRETRAINED_DIR / CHECKPOINT_NAME).is_file():
-            raise FileNotFoundError(f"the shipped model is missing from this install ({PRETRAINED_DIR}); "
+        folder = PREVIOUS_PRETRAINED.get(run.strip(), PRETRAINED_DIR)
+        if not (folder / CHECKPOINT_NAME).is_file():
+            raise FileNotFoundError(f"the shipped model {run.strip()!r} is missing from this install ({folder}); "
                                     f"rebuild it with `make pretrained` or pass --run RUN_DIR")
-        return PRETRAINED_DIR
+        return folder
     return Path(run)
 
 

@@ -794,7 +794,7 @@ def _march_jaw(p: SyntheticFaceParams, L: _Layout, lm_head: np.ndarray, rot: np.
     return out, marched
 
 
-_JAW_SAMPLES = 20   # dense samples of the jaw curve between two of its default points
+_JAW_SAMPLES = 4    # samples of the jaw curve between two of its default points (enough for the arc length)
 
 
 def _even_jaw(p: SyntheticFaceParams, L: _Layout, rot: np.ndarray, scale: float,
