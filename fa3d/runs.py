@@ -73,12 +73,13 @@ class TrainConfig:
     num_valid: int = option(200, "validation faces (synthetic, or held out of a folder; as many test faces "
                                  "are held out too)")
     synthetic_size: int | None = option(None, "rendered image side (default 2x crop)")
-    synthetic_levers: tuple[str, ...] | None = option(   # None: all
+    synthetic_levers: tuple[str, ...] | None = option(   # None: DEFAULT_LEVERS
         None, f"levers of the synthetic faces, comma-separated, or none (fa3d.data.synthetic.LEVERS; default: "
               f"{','.join(DEFAULT_LEVERS)})", metavar="LIST")
     augment: str = option("paper", "training augmentation: the paper's (§2.3: crop, scale, rotation, flip, "
-                                   "colour), or photo: that plus random blur, sensor noise and greyscale per "
-                                   "epoch (default: paper)", choices=AUGMENTS)
+                                   "colour), photo: that plus random blur, sensor noise and greyscale per "
+                                   "epoch, or strong: more of those, wider scale and shift, grey patches "
+                                   "(default: paper)", choices=AUGMENTS)
     pretrained: bool | None = option(None, "ImageNet init of the detection backbone (default: on for paper, "
                                            "off for quick)")
     scheme: str = option("3dfaw66", "landmarks to train (default: 68 for aflw2000 and 300wlp, the .pts files' "

@@ -36,10 +36,10 @@ def documented_row(path, starts_with: str) -> list[list[float]]:
     return [_numbers(cell) for cell in rows[0].strip("|").split("|")[1:]]
 
 
-def synthetic_claims():
+def synthetic_claims(run: str = "pretrained"):
     """MODEL.md's synthetic row: NME one pass (balanced), with flip (balanced), mean shape, and
     GTE xy / xyz / CVGTCE one pass then with flip."""
-    one_pass, flip, mean_shape, gte = documented_row(runs.PRETRAINED_DIR / "MODEL.md", "synthetic test faces, 200")
+    one_pass, flip, mean_shape, gte = documented_row(runs.resolve_run(run) / "MODEL.md", "synthetic test faces, 200")
     return {False: {"nme": one_pass[0], "balanced": one_pass[1], "gte": gte[0:3]},
             True: {"nme": flip[0], "balanced": flip[1], "gte": gte[3:6]}, "mean_shape": mean_shape[0]}
 
@@ -52,8 +52,8 @@ def measured(run, flip: bool) -> dict:
             "mean_shape": r["evaluation"]["baseline"]["protocol"]["nme"]}
 
 
-def check_synthetic_claims(got: dict, flip: bool) -> None:
-    want = synthetic_claims()
+def check_synthetic_claims(got: dict, flip: bool, run: str = "pretrained") -> None:
+    want = synthetic_claims(run)
     for key in ("nme", "balanced"):
         assert got[key] == pytest.approx(want[flip][key], abs=TOLERANCE), (key, got[key], want[flip][key])
     assert got["gte"] == pytest.approx(want[flip]["gte"], abs=TOLERANCE), (got["gte"], want[flip]["gte"])
@@ -61,9 +61,11 @@ def check_synthetic_claims(got: dict, flip: bool) -> None:
     assert got["nme"] < got["mean_shape"] / 5     # the model beats the mean shape by far
 
 
+@pytest.mark.parametrize("run", ["pretrained", "pretrained-v1"])
 @pytest.mark.parametrize("flip", [False, True], ids=["one-pass", "flip"])
-def test_the_shipped_model_scores_what_its_model_md_says_on_the_synthetic_test_faces(flip):
-    check_synthetic_claims(measured("pretrained", flip), flip)
+def test_the_shipped_model_scores_what_its_model_md_says_on_the_synthetic_test_faces(flip, run):
+    """The shipped model, and the one before it (still loadable by name), on their own test faces."""
+    check_synthetic_claims(measured(run, flip), flip, run)
 
 
 def test_a_shipped_model_a_point_worse_fails_that_check(tmp_path):

@@ -190,4 +190,4 @@ def test_augment_photo_reaches_the_run(tmp_path):
     from fa3d.runs import TrainConfig
     from fa3d.train import train
     with pytest.raises(ValueError, match="unknown augment"):
-        train(TrainConfig(out=str(tmp_path / "bad"), augment="strong", max_steps=1, num_train=4, num_valid=2))
+        train(TrainConfig(out=str(tmp_path / "bad"), augment="wild", max_steps=1, num_train=4, num_valid=2))

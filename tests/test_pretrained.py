@@ -108,6 +108,24 @@ def test_the_shipped_model_is_small_synthetic_only_and_68_points_in_3d():
     assert "z" in ckpt["config"]["stages"] and (runs.PRETRAINED_DIR / "MODEL.md").is_file()
 
 
+def test_the_first_shipped_model_stays_loadable_by_name(tmp_path):
+    """`--run pretrained-v1`: the model `fa3d predict` used before the second one (MODEL.md's changelog)."""
+    assert runs.resolve_run("pretrained-v1") == runs.PRETRAINED_DIR.with_name("synthetic68-v1")
+    assert runs.is_pretrained("pretrained-v1") and not runs.is_pretrained("pretrained-v9")
+    ckpt = load_checkpoint(runs.resolve_run("pretrained-v1") / "checkpoint.pt")
+    assert ckpt["finished"] and ckpt["scheme"] == "68" and ckpt["config"]["synthetic_levers"] is None
+    item = SyntheticFaces(1, image_size=192, scheme="68", seed=11)[0]
+    img = write_image(tmp_path / "face.png", item["image"])
+    bbox = [f"{v:.1f}" for v in item["bbox"].tolist()]
+    got = {}
+    for run in ("pretrained-v1", "pretrained"):
+        assert main(["predict", "--run", run, str(img), "--bbox", *bbox, "--device", "cpu", "--overwrite"]) == 0
+        doc = json.loads((tmp_path / "face.landmarks.json").read_text())
+        assert doc["run"] == run
+        got[run] = torch.tensor(doc["faces"][0]["landmarks"])
+    assert not torch.allclose(got["pretrained-v1"], got["pretrained"])   # two models, not one under two names
+
+
 def test_predict_without_run_uses_the_shipped_model(tmp_path):
     item = SyntheticFaces(1, image_size=192, scheme="68", seed=11)[0]
     img = write_image(tmp_path / "face.png", item["image"])

@@ -42,7 +42,7 @@ def test_levers_off_give_the_plain_head_and_unknown_levers_are_refused():
     ds = SyntheticFaces(40, image_size=64, seed=1, levers=("body", "camera"))
     params = [ds.params(i) for i in range(40)]
     assert not any(q.glasses or q.occluder for q in params) and any(q.body for q in params)
-    assert set(LEVERS) == {*DEFAULT_LEVERS, "even_jaw", "photo_poses"}
+    assert set(LEVERS) == {*DEFAULT_LEVERS, "even_jaw", "photo_poses", "features", "hair_styles"}
     assert set(DEFAULT_LEVERS) == {"background", "body", "glasses", "occluders", "camera"}
 
 

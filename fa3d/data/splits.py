@@ -144,7 +144,7 @@ def default_scheme(spec: str) -> str:
 
 
 def _levers(levers) -> dict:
-    """SyntheticFaces' keyword for a run's ``synthetic_levers`` (None: the default, every lever)."""
+    """SyntheticFaces' keyword for a run's ``synthetic_levers`` (None: the default levers)."""
     return {} if levers is None else {"levers": tuple(levers)}
 
 
@@ -183,7 +183,7 @@ def open_splits(spec: str, *, scheme: str, seed: int, num_train: int, num_valid:
     """(train dataset, valid dataset) for a dataset SPEC (see the module docstring). Synthetic:
     ``num_train`` faces (``synthetic:N`` in a mix: N) and ``num_valid`` rendered at ``synthetic_size`` px.
     ``bases``: the 3DMM bases folder that gives 300W-LP its depth (see :class:`fa3d.data.readers.W300LP`);
-    ``levers``: the synthetic faces' scene and camera levers (None: all, see :data:`fa3d.data.synthetic.LEVERS`)."""
+    ``levers``: the synthetic faces' levers (None: :data:`fa3d.data.synthetic.DEFAULT_LEVERS`)."""
     sources = source_specs(spec)
     if len(sources) > 1:
         splits = [open_splits(s, scheme=scheme, seed=seed, num_train=num_train, num_valid=num_valid,
