@@ -123,7 +123,7 @@ class FaceAligner:
     """The trained cascade of a run, applied to photographs.
 
     Args:
-        run: "pretrained" (the model shipped with fa3d) or a training run's folder.
+        run: "pretrained" (the model shipped with fa3d), "pretrained-v1" (the one before it) or a training run's folder.
         device: "auto" (CUDA when there is one), "cpu", "cuda", "cuda:1", ...
         detector: "auto", "yunet", "dlib" or "haar" (:func:`fa3d.app.face_boxes.get_detector`), or any callable
             image -> list of :class:`fa3d.app.face_boxes.Detection`; made on first use, so given boxes need none.

@@ -227,7 +227,8 @@ def _scene_params(rng: np.random.Generator, head: dict, levers) -> dict:
     if "photo_poses" in levers and u() < 0.5:
         # fa3d's choice, round numbers (not fitted to any dataset): most photographs show a face within
         # about 20 degrees of frontal and little tilt, while the default draws every yaw up to profile alike
-        out.update(yaw=float(np.clip(rng.normal(0.0, 20.0), -90, 90)), pitch=float(np.clip(rng.normal(0.0, 12.0), -40, 40)))
+        out.update(yaw=float(np.clip(rng.normal(0.0, 20.0), -90, 90)),
+                   pitch=float(np.clip(rng.normal(0.0, 12.0), -40, 40)))
     return out
 
 
@@ -632,7 +633,8 @@ def _paint_eye(c: _Canvas, p: SyntheticFaceParams, L: _Layout, side: float) -> N
     eye = np.where((dist < iris_r)[:, None], 0.9 * np.asarray(p.iris, np.float32), eye)
     eye = np.where((dist < 0.45 * iris_r)[:, None], np.float32(0.04), eye)
     c.paint(i, _soft(np.minimum(up - V, V - lo), 0.006) * _soft(1 - np.abs(t), 0.04), eye)
-    c.paint(i, p.lash_strength * _soft(0.009 - np.abs(V - up), 0.006) * _soft(1.05 - np.abs(t), 0.05), (0.05, 0.04, 0.04))
+    c.paint(i, p.lash_strength * _soft(0.009 - np.abs(V - up), 0.006) * _soft(1.05 - np.abs(t), 0.05),
+            (0.05, 0.04, 0.04))
     if p.lower_lash > 0:
         c.paint(i, p.lower_lash * _soft(0.006 - np.abs(V - lo), 0.005) * _soft(0.95 - np.abs(t), 0.05),
                 (0.1, 0.08, 0.07))
@@ -1068,4 +1070,5 @@ class SyntheticFaces(torch.utils.data.Dataset):
                            id=f"synth-s{self.seed}-{index:06d}")
 
 
-__all__ = ["DEFAULT_LEVERS", "LEVERS", "OUTLINE_JAW_POINTS", "SyntheticFaceParams", "SyntheticFaces", "render_face", "sample_face_params"]
+__all__ = ["DEFAULT_LEVERS", "LEVERS", "OUTLINE_JAW_POINTS", "SyntheticFaceParams", "SyntheticFaces", "render_face",
+           "sample_face_params"]
