@@ -35,8 +35,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+sys.path.insert(0, str(ROOT / "benchmarks"))  # signed_errors
 from fa3d.data.pose import rotation_matrix  # noqa: E402
-from fa3d.data.schemes import get_scheme  # noqa: E402
 from fa3d.data.synthetic import DEFAULT_LEVERS, SyntheticFaceParams, SyntheticFaces, render_face  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "real-samples" / "300w-train"
@@ -52,7 +52,6 @@ ROWS = {
     "even_jaw+photo_poses+hair_styles": (BASE + ",even_jaw,photo_poses,hair_styles", "photo"),
     "even_jaw+photo_poses+strong": (BASE + ",even_jaw,photo_poses", "strong"),
 }
-OUTER_EYE_CORNERS = (36, 45)
 YAW_BINS = ((0, 15), (15, 30), (30, 45), (45, 90))
 
 
@@ -94,38 +93,35 @@ def estimate_yaw(gt: np.ndarray, head: np.ndarray) -> np.ndarray:
 
 
 def score_real(run: Path, head: np.ndarray) -> dict:
+    """300-W's validation part with flip: NME and regions as ``fa3d evaluate`` reports them, the jaw's signed
+    error across the outline (``signed_errors.py``'s), and NME per estimated-yaw bin."""
     from fa3d.evaluate import evaluate_run
+    from signed_errors import OUTER_EYE_CORNERS, outline_directions
     res = evaluate_run(run, f"300w:{REAL}", split="validation", flip=True, write=False, progress=False)
-    pred = res["evaluation"]["pred"][..., :2].double().numpy()
-    gt = res["evaluation"]["gt"][..., :2].double().numpy()
-    unit = np.linalg.norm(gt[:, OUTER_EYE_CORNERS[0]] - gt[:, OUTER_EYE_CORNERS[1]], axis=-1)[:, None] / 100
-    err = np.linalg.norm(pred - gt, axis=-1) / unit                                          # (V, 68) in %
-    out = {"faces": len(gt), "nme": float(err.mean())}
-    out["regions"] = {g: float(err[:, pts].mean()) for g, pts in get_scheme("68").group_points().items()}
-    # the jaw's signed error across the outline (+ = outside the face)
-    jaw = gt[:, :17]
-    tangent = jaw[:, [*range(1, 17), 16]] - jaw[:, [0, *range(0, 16)]]
-    normal = np.stack([tangent[..., 1], -tangent[..., 0]], -1) / np.linalg.norm(tangent, axis=-1, keepdims=True)
-    normal *= np.sign(((jaw - gt[:, 27:48].mean(1, keepdims=True)) * normal).sum(-1, keepdims=True))
-    out["jaw_across"] = float((((pred[:, :17] - jaw) * normal).sum(-1) / unit).mean())
-    yaw = estimate_yaw(gt, head)
-    face_nme = err.mean(1)
-    out["yaw_bins"] = {f"{lo}-{hi}": (float(face_nme[(yaw >= lo) & (yaw < hi + (hi == 90))].mean())
-                                      if ((yaw >= lo) & (yaw < hi + (hi == 90))).any() else None,
-                                      int(((yaw >= lo) & (yaw < hi + (hi == 90))).sum())) for lo, hi in YAW_BINS}
-    return out
+    model = res["evaluation"]["model"]
+    pred, gt = res["evaluation"]["pred"][..., :2].double(), res["evaluation"]["gt"][..., :2].double()
+    unit = (gt[:, OUTER_EYE_CORNERS[0]] - gt[:, OUTER_EYE_CORNERS[1]]).norm(dim=-1)[:, None] / 100
+    _, outward = outline_directions(gt)
+    face_nme = ((pred - gt).norm(dim=-1) / unit).mean(1).numpy()                       # (V,) in %
+    yaw = estimate_yaw(gt.numpy(), head)
+    bins = {}
+    for lo, hi in YAW_BINS:
+        inside = (yaw >= lo) & ((yaw < hi) | (hi == 90))
+        bins[f"{lo}-{hi}"] = (float(face_nme[inside].mean()) if inside.any() else None, int(inside.sum()))
+    return {"faces": len(gt), "nme": model["w300"]["all"]["nme"], "regions": model["regions"],
+            "jaw_across": float((((pred[:, :17] - gt[:, :17]) * outward).sum(-1) / unit).mean()),
+            "yaw_bins": bins}
 
 
 def score_synthetic(run: Path) -> dict:
+    """The run's own 200 synthetic test faces with flip: NME (AFLW2000-3D protocol), all and beyond 60 degrees."""
     from fa3d.evaluate import evaluate_run
-    res = evaluate_run(run, "synthetic", flip=True, write=False, progress=False, max_images=500)
-    protocol = res["evaluation"]["model"]["protocol"]
+    protocol = evaluate_run(run, "synthetic", flip=True, write=False, progress=False)["evaluation"]["model"]["protocol"]
     return {"nme": protocol["nme"], "beyond_60": protocol["means"][-1], "faces_beyond_60": protocol["counts"][-1]}
 
 
 def train(run: Path, levers: str, augment: str, seed: int, num_train: int) -> None:
-    if (run / "checkpoint.pt").exists() and json.loads((run / "config.json").read_text()).get("finished", True) \
-            and (run / "bench.done").exists():
+    if (run / "bench.done").exists():   # written after the run finished: an interrupted bench resumes here
         return
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "fa3d", "train", "--preset", "quick", "--scheme", "68",
