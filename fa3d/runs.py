@@ -387,7 +387,12 @@ def build_cascade(cfg: TrainConfig, preset: Preset, ckpt: dict | None) -> Cascad
     if cfg.init_from:
         # e.g. train regression on top of a finished detection run (the course trains the
         # cascade one notebook, one stage at a time)
-        load_init_from(cascade, cfg.init_from, preset, cfg.stages)
+        loaded = load_init_from(cascade, cfg.init_from, preset, cfg.stages)
+        fresh = [name for name in SUBNETS if name not in loaded]
+        if fresh:   # allowed (this run trains them), but easy to miss: e.g. a Z net that sees another size
+            print(f"--init-from {cfg.init_from}: the {' and '.join(fresh)} network is configured differently "
+                  "there (the presets in the two runs' config.json), so this run trains it from a fresh "
+                  "initialisation, not from that run's weights")
     return cascade
 
 

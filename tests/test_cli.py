@@ -44,10 +44,12 @@ def test_train_refuses_to_overwrite_an_existing_run(run_dir, capsys):
     assert (run_dir / "checkpoint.pt").read_bytes() == before
 
 
-def test_train_options_for_batch_size_and_ablations_reach_the_run(run_dir, tmp_path):
+def test_train_options_for_batch_size_and_ablations_reach_the_run(run_dir, tmp_path, capsys):
     out = tmp_path / "ablation"
     assert main(["train", "--out", str(out), *TINY, "--stages", "z", "--init-from", str(run_dir),
                  "--batch-size", "3", "--heatmap-sigma", "2", "--z-inputs", "rgb"]) == 0
+    # an RGB-only Z net cannot take the run's Z weights: it starts fresh, and says so
+    assert "the z network is configured differently there" in capsys.readouterr().out
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["schedule"]["z"]["batch_size"] == 3
     assert ckpt["preset"]["heatmap_sigma"] == 2.0 and ckpt["preset"]["z"]["inputs"] == "rgb"
@@ -56,6 +58,7 @@ def test_train_options_for_batch_size_and_ablations_reach_the_run(run_dir, tmp_p
     assert main(["train", "--out", str(small), *TINY, "--stages", "z", "--init-from", str(run_dir),
                  "--z-input-size", "32"]) == 0
     ckpt = load_checkpoint(small / "checkpoint.pt")
+    assert "configured differently" in capsys.readouterr().out      # another size: fresh too
     assert ckpt["preset"]["z"]["input_size"] == 32 and ckpt["config"]["preset_overrides"] == {"z": {"input_size": 32}}
 
 

@@ -133,6 +133,22 @@ def test_the_committed_ready_made_runs_are_current(name):
     assert ckpt["finished"]
 
 
+def test_every_committed_ready_made_run_loads_and_all_fit_the_package_budget():
+    """Notebook 08's 18 ablation runs (int8 kernels) beside the quick runs (float16): each one current
+    (made by this fa3d, its base present), kernels stored as fa3d.course.ready_run_kernels says, and all
+    of them together under 45 MB, the budget of what a `pip install` of the course brings."""
+    folders = sorted(p for p in course.READY_RUNS_DIR.iterdir() if (p / "checkpoint.pt").is_file())
+    ablations = [p.name for p in folders if p.name.startswith("08_")]
+    assert len(ablations) == 18, ablations              # six variants x three seeds
+    for folder in folders:
+        assert course.ready_checkpoint(folder.name) is not None, f"{folder.name} is stale: `make course-runs`"
+        stored = load_checkpoint(folder / "checkpoint.pt")["models"]
+        kernels = {v.dtype for state in stored.values() for k, v in state.items() if k.endswith("weight") and v.dim() > 1}
+        assert kernels == {torch.int8 if course.ready_run_kernels(folder.name) == "int8" else torch.float16}, folder.name
+    total = sum(f.stat().st_size for f in course.READY_RUNS_DIR.rglob("*") if f.is_file())
+    assert total < 45e6, f"the ready-made runs take {total / 1e6:.1f} MB"
+
+
 def test_a_notebooks_own_folder_is_emptied_only_when_it_made_it(tmp_path):
     folder = course.own_folder(tmp_path / "nb", "09")
     (folder / "old.txt").write_text("from the last run")

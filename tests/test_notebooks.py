@@ -90,6 +90,16 @@ def _check_08(m):
     assert len(variants) >= 4 and all(_finite(v["gte_z"], v["gte_z_gt_heatmaps"], v["delta_ci95"])
                                       for v in variants.values())
     paper = next(v for name, v in variants.items() if name.startswith("paper"))
+    # the verdicts follow the rule the notebook states (§5): a finding needs the interval over faces, one sign
+    # in every seed and a difference beyond the spread between seeds; one seed gives no finding
+    for v in variants.values():
+        if v is paper:
+            continue
+        assert len(v["delta_per_seed"]) == len(m["seeds"]) and v["verdict"] in ("better", "worse", "inconclusive")
+        if v["verdict"] != "inconclusive":
+            sign = 1 if v["verdict"] == "worse" else -1
+            assert len(m["seeds"]) > 1 and all(sign * d > 0 for d in v["delta_per_seed"])
+            assert abs(v["delta_vs_paper"]) > max(v["delta_ci95"], v["delta_seed_spread"])
     # the paper's setting learned depth: its short runs (300 faces, 4 Z epochs) reach 0.62 x the mean
     # shape on fa3d 0.4's harder faces (0.53 on 0.3's)
     assert paper["gte_z"] < 0.7 * m["baseline_gte_z"]

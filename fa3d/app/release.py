@@ -7,7 +7,8 @@ terms). Its ``MODEL.md`` holds how it was trained and what it scores.
 
     fa3d.runs.resolve_run("pretrained")   -> the shipped run folder
     export_release(run, out)              a run folder -> a release folder: weights only, config, log (also
-                                          the course's ready-made runs: float16 kernels, a base run's subnets left out)
+                                          the course's ready-made runs: float16 or int8 kernels, a base run's
+                                          subnets left out)
 """
 from __future__ import annotations
 
@@ -25,12 +26,36 @@ RELEASE_KEYS = ("models", "preset", "scheme", "config", "schedule", "mean_shape"
                 "stage_done", "finished", "data_history", "trained_photos")
 
 
+#: How a release may store its kernels (:func:`is_kernel`); every other tensor stays as trained.
+KERNEL_FORMATS = ("float32", "float16", "int8")
+
+
 def is_kernel(key: str, tensor: torch.Tensor) -> bool:
-    """Convolution and linear weights: the tensors a ``float16`` release stores in half precision."""
+    """Convolution and linear weights: the tensors a smaller release stores in 16 or 8 bits."""
     return key.endswith("weight") and tensor.is_floating_point() and tensor.dim() > 1
 
 
-def export_release(run_dir, out_dir, overwrite: bool = False, *, float16: bool = False,
+def quantize_int8(kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric 8-bit kernel, one scale per output channel: ``(int8 values, float32 scales (C_out,))``,
+    with ``values * scale`` (:func:`dequantize_int8`) within half a step (max |w| / 254) of each weight."""
+    scale = kernel.detach().float().flatten(1).abs().amax(1).clamp_min(1e-12) / 127
+    values = torch.round(kernel.float() / scale.view(-1, *[1] * (kernel.dim() - 1))).to(torch.int8)
+    return values, scale
+
+
+def dequantize_int8(values: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return values.float() * scale.view(-1, *[1] * (values.dim() - 1))
+
+
+def stored_models(release: dict) -> dict:
+    """A release's ``models`` with every kernel back in float32 (undoes ``kernels="float16"`` or ``"int8"``)."""
+    scales = release.get("int8_scales") or {}
+    return {name: {k: dequantize_int8(v, scales[name][k]) if k in scales.get(name, {})
+                   else v.float() if is_kernel(k, v) else v for k, v in state.items()}
+            for name, state in release["models"].items()}
+
+
+def export_release(run_dir, out_dir, overwrite: bool = False, *, kernels: str = "float32",
                    share_base: bool = False) -> Path:
     """Copy a finished run into ``out_dir`` as a release: a weights-only checkpoint (loads with
     :func:`fa3d.runs.load_run`, like any run), its config.json and log.jsonl. Returns out_dir.
@@ -40,6 +65,8 @@ def export_release(run_dir, out_dir, overwrite: bool = False, *, float16: bool =
     :func:`fa3d.course.ready_checkpoint`) are smaller: ``float16`` stores the kernels (:func:`is_kernel`)
     in half precision (half the size); ``share_base`` leaves out each subnet unchanged from the run this
     one started from (its ``init_from``, a folder next to ``run_dir``) and names that run in ``"base"``."""
+    if kernels not in KERNEL_FORMATS:
+        raise ValueError(f"kernels={kernels!r}: choose one of {KERNEL_FORMATS}")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME)
     if not ckpt.get("finished"):
@@ -59,9 +86,15 @@ def export_release(run_dir, out_dir, overwrite: bool = False, *, float16: bool =
         base = load_checkpoint(run_dir.parent / release["base"] / CHECKPOINT_NAME)["models"] if init_from else {}
         release["models"] = {name: state for name, state in release["models"].items()
                              if not (name in base and all(torch.equal(v, base[name][k]) for k, v in state.items()))}
-    if float16:
+    if kernels == "float16":
         release["models"] = {name: {k: v.half() if is_kernel(k, v) else v for k, v in state.items()}
                              for name, state in release["models"].items()}
+    elif kernels == "int8":
+        quantized = {name: {k: quantize_int8(v) for k, v in state.items() if is_kernel(k, v)}
+                     for name, state in release["models"].items()}
+        release["models"] = {name: {k: quantized[name][k][0] if k in quantized[name] else v for k, v in state.items()}
+                             for name, state in release["models"].items()}
+        release["int8_scales"] = {name: {k: q[1] for k, q in qs.items()} for name, qs in quantized.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out_dir / CHECKPOINT_NAME, release)
     for name in (CONFIG_NAME, LOG_NAME):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..app.release import export_release, is_kernel
+from ..app.release import export_release, stored_models
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.splits import test_dataset
 from ..data.training import center_crops, random_batch
@@ -281,13 +281,22 @@ def ensure_run(name: str, out_dir="outputs/notebooks", *, train: bool = False, s
 
 # ----------------------------------------------------------------------------- ready-made runs
 
+def ready_run_kernels(name: str) -> str:
+    """How the ready-made run ``name`` stores its kernels: ``"float16"`` for the quick runs that every
+    notebook builds on; ``"int8"`` for notebook 08's ablation runs (``08_*``: six variants x three seeds),
+    so that all of them fit in the package. docs/course.md gives what the 8 bits move in 08's table."""
+    return "int8" if name.startswith("08_") else "float16"
+
+
 def export_ready_runs(runs_dir, out_root=None, names=None) -> list[Path]:
     """Write the finished runs in ``runs_dir`` (every folder, or ``names``) as ready-made runs under
-    ``out_root``: releases (:func:`fa3d.app.release.export_release`) with float16 kernels, each subnet
-    unchanged from the run it started from (``init_from``, also in ``runs_dir``) left out and taken from
-    there (``"base"``). Returns the folders written. ``make course-runs`` calls this after training the runs."""
+    ``out_root``: releases (:func:`fa3d.app.release.export_release`) with 16- or 8-bit kernels
+    (:func:`ready_run_kernels`), each subnet unchanged from the run it started from (``init_from``, also in
+    ``runs_dir``) left out and taken from there (``"base"``). Returns the folders written.
+    ``make course-runs`` calls this after training the runs."""
     runs_dir, out_root = Path(runs_dir), Path(out_root or READY_RUNS_DIR)
-    return [export_release(run_dir, out_root / run_dir.name, overwrite=True, float16=True, share_base=True)
+    return [export_release(run_dir, out_root / run_dir.name, overwrite=True, kernels=ready_run_kernels(run_dir.name),
+                           share_base=True)
             for run_dir in sorted(runs_dir.iterdir())
             if (run_dir / CHECKPOINT_NAME).is_file() and (names is None or run_dir.name in names)]
 
@@ -311,10 +320,10 @@ def ready_checkpoint(name: str, root=None) -> dict | None:
         if base is None:
             return None
         models.update(base["models"])
-    models.update(ckpt["models"])
-    ckpt["models"] = {name: {k: v.float() if is_kernel(k, v) else v for k, v in state.items()}
-                      for name, state in models.items()}
+    models.update(stored_models(ckpt))
+    ckpt["models"] = models
     ckpt.pop("base", None)
+    ckpt.pop("int8_scales", None)
     return ckpt
 
 
