@@ -51,6 +51,8 @@ ROWS = {
     "even_jaw+photo_poses+features": (BASE + ",even_jaw,photo_poses,features", "photo"),
     "even_jaw+photo_poses+hair_styles": (BASE + ",even_jaw,photo_poses,hair_styles", "photo"),
     "even_jaw+photo_poses+strong": (BASE + ",even_jaw,photo_poses", "strong"),
+    "even_jaw+photo_poses+narrow_face": (BASE + ",even_jaw,photo_poses,narrow_face", "photo"),
+    "even_jaw+photo_poses+narrow_face+hair_styles": (BASE + ",even_jaw,photo_poses,narrow_face,hair_styles", "photo"),
 }
 YAW_BINS = ((0, 15), (15, 30), (30, 45), (45, 90))
 
@@ -135,7 +137,8 @@ def train(run: Path, levers: str, augment: str, seed: int, num_train: int) -> No
 
 def shapes() -> None:
     """Mean shapes (outer eye corners at +-1/2) of near-frontal faces: synthetic with and without
-    even_jaw, and 300-W's training part (measuring only: nothing here feeds the renderer)."""
+    even_jaw (and narrow_face), and 300-W's training part; the outline's width and the landmark box's
+    height / width (measuring only: nothing here feeds the renderer)."""
     from fa3d.data.readers import photo_id, read_pts
     from fa3d.data.splits import photo_part
     real = [normalise(read_pts(f)[:, :2]) for f in sorted(REAL.glob("*/*.pts"))
@@ -143,7 +146,8 @@ def shapes() -> None:
     real = np.array([n for n in real if min(n[27, 0] - n[0, 0], n[16, 0] - n[27, 0])
                      / max(n[27, 0] - n[0, 0], n[16, 0] - n[27, 0]) > 0.8])
     rows = {"300-W train part": real}
-    for name, levers in (("synthetic", DEFAULT_LEVERS), ("synthetic + even_jaw", (*DEFAULT_LEVERS, "even_jaw"))):
+    for name, levers in (("synthetic", DEFAULT_LEVERS), ("synthetic + even_jaw", (*DEFAULT_LEVERS, "even_jaw")),
+                         ("+ even_jaw + narrow_face", (*DEFAULT_LEVERS, "even_jaw", "narrow_face"))):
         ds = SyntheticFaces(600, image_size=128, scheme="68", seed=5, levers=levers)
         keep = [i for i in range(len(ds)) if abs(ds.params(i).yaw) < 15 and abs(ds.params(i).pitch) < 10]
         rows[name] = np.array([normalise(ds[i]["landmarks"][:, :2].double().numpy()) for i in keep])
@@ -154,7 +158,10 @@ def shapes() -> None:
         print(f"{p:5d} " + "".join(f"        {v[:, p, 0].mean():6.3f} {v[:, p, 1].mean():6.3f}" for v in rows.values()))
     for k, v in rows.items():
         gaps = np.linalg.norm(np.diff(v.mean(0)[:17], axis=0), axis=1)
-        print(f"{k}: gaps between jaw neighbours {gaps.min():.3f}-{gaps.max():.3f} (max/min {gaps.max() / gaps.min():.2f})")
+        width, height = np.ptp(v[..., 0], axis=1), np.ptp(v[..., 1], axis=1)
+        print(f"{k}: gaps between jaw neighbours {gaps.min():.3f}-{gaps.max():.3f} (max/min {gaps.max() / gaps.min():.2f}); "
+              f"outline 0-16 {np.linalg.norm(v[:, 16] - v[:, 0], axis=1).mean():.2f} wide; landmark box height/width "
+              f"{(height / width).mean():.2f}")
 
 
 def compare(runs: list[str], num_synthetic: int) -> None:

@@ -6,7 +6,12 @@ Prints, in % of the outer-eye-corner distance (300-W's unit), for each region (j
 lips): the mean signed error in x and y (prediction minus annotation: negative x = the model's points lie
 to the left of the annotated ones); for the jaw's 17 points the error across the outline (positive =
 outside the face) and along it; and the NME with the predictions shifted by the mean x offset *of the same
-faces*: an oracle that sizes what a horizontal labelling offset costs, not a score.
+faces*: an oracle that sizes what a horizontal labelling offset costs, not a score. Two more oracles split
+the error the same way: each point shifted by its mean error *in the face's own frame* (the eye line as x, the
+eye-corner distance as unit) over these faces, which removes what the model gets wrong on every face alike
+(a labelling convention, the synthetic faces' proportions); and the prediction moved by the similarity
+transform that best fits it to the annotation, face by face, which removes a wrong box, scale or roll and
+leaves the errors of shape.
 
 Why x and y are told apart: training mirrors faces horizontally (their x offset changes sign), so a model
 cannot learn a dataset's constant horizontal offset; a vertical one it learns, so it does not show here.
@@ -62,6 +67,28 @@ def main():
     shifted = error.clone()
     shifted[..., 0] -= error[..., 0].mean()
     print(f"NME {nme(error):.2f}; with the mean x offset of these same faces removed (oracle): {nme(shifted):.2f}")
+    eye_line = gt[:, OUTER_EYE_CORNERS[1]] - gt[:, OUTER_EYE_CORNERS[0]]
+    x_axis = eye_line / eye_line.norm(dim=-1, keepdim=True)
+    frame = torch.stack([x_axis, torch.stack([-x_axis[:, 1], x_axis[:, 0]], -1)], 1)   # (V, 2, 2): rows x, y
+    in_frame = torch.einsum("vij,vnj->vni", frame, error)
+    print(f"with each point's mean error in the face's frame removed (oracle): {nme(in_frame - in_frame.mean(0)):.2f}")
+    print(f"with the best similarity transform of each prediction to its annotation (oracle): "
+          f"{nme((fit_similarity(pred, gt) - gt) / unit[..., None]):.2f}")
+    spread = lambda lm: (lm - lm.mean(1, keepdim=True)).std(1)               # noqa: E731  (V, 2) per axis
+    ratio = (spread(gt) / spread(pred)).mean(0)
+    scale = (spread(fit_similarity(pred, gt)) / spread(pred)).norm(dim=-1).mean() / 2 ** 0.5
+    print(f"the annotations' spread over the predictions' (mean over faces): across {float(ratio[0]):.3f}, "
+          f"down {float(ratio[1]):.3f}; the best similarity scales a prediction by {float(scale):.3f}")
+
+
+def fit_similarity(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """``src`` (V, N, 2) moved by the least-squares similarity (scale, rotation, shift) onto ``dst``, per face."""
+    ms, md = src.mean(1, keepdim=True), dst.mean(1, keepdim=True)
+    a, b = src - ms, dst - md
+    za, zb = torch.complex(a[..., 0], a[..., 1]), torch.complex(b[..., 0], b[..., 1])
+    k = (za.conj() * zb).sum(1, keepdim=True) / (za.abs() ** 2).sum(1, keepdim=True)   # scale * rotation
+    moved = k * za
+    return torch.stack([moved.real, moved.imag], -1) + md
 
 
 if __name__ == "__main__":

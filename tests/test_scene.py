@@ -42,7 +42,7 @@ def test_levers_off_give_the_plain_head_and_unknown_levers_are_refused():
     ds = SyntheticFaces(40, image_size=64, seed=1, levers=("body", "camera"))
     params = [ds.params(i) for i in range(40)]
     assert not any(q.glasses or q.occluder for q in params) and any(q.body for q in params)
-    assert set(LEVERS) == {*DEFAULT_LEVERS, "even_jaw", "photo_poses", "features", "hair_styles"}
+    assert set(LEVERS) == {*DEFAULT_LEVERS, "even_jaw", "photo_poses", "features", "hair_styles", "narrow_face"}
     assert set(DEFAULT_LEVERS) == {"background", "body", "glasses", "occluders", "camera"}
 
 
@@ -57,6 +57,21 @@ def test_photo_poses_draw_half_the_heads_near_frontal_and_leave_the_rest_of_each
     assert 0.4 < np.mean(changed) < 0.6
     same = lambda q: dataclasses.replace(q, yaw=0.0, pitch=0.0)  # noqa: E731
     assert all(same(a) == same(b) for a, b in zip(before, after))
+
+
+def test_narrow_face_narrows_the_outline_and_keeps_the_eye_corners_and_the_rest_of_each_face():
+    """narrow_face: the outline at the eyes from about 1.8 outer-eye-corner distances toward the cheekbones' 1.36
+    (the lever's comment gives the source), the eye corners where they were; everything else as drawn."""
+    plain, narrow = face(), face(front_flatness=0.3)
+    a, b = (render_face(q, S, "68")["landmarks"].numpy()[:, :2] for q in (plain, narrow))
+    width = lambda lm: float(np.linalg.norm(lm[16] - lm[0]) / np.linalg.norm(lm[45] - lm[36]))  # noqa: E731
+    assert 1.7 < width(a) < 1.9 and width(b) < 0.9 * width(a)
+    assert np.abs((a[45] - a[36]) - (b[45] - b[36])).max() < 0.02 * S      # the eye corners barely move
+    ds, narrowed = (SyntheticFaces(60, image_size=64, seed=2, levers=levers)
+                    for levers in ((*DEFAULT_LEVERS, "photo_poses"), (*DEFAULT_LEVERS, "photo_poses", "narrow_face")))
+    pairs = [(ds.params(i), narrowed.params(i)) for i in range(60)]
+    assert all(0.17 <= n.front_flatness <= 0.38 and p.front_flatness == 0 for p, n in pairs)
+    assert all(dataclasses.replace(n, front_flatness=0.0) == p for p, n in pairs)
 
 
 def test_every_lever_is_drawn_and_items_stay_deterministic():

@@ -96,11 +96,12 @@ def body_points(p, rot: np.ndarray, scale: float, offset: np.ndarray, image_size
 
 
 def glasses_points(p, eye_centres: np.ndarray, eye_half_width: float, rot: np.ndarray, scale: float,
-                   offset: np.ndarray):
+                   offset: np.ndarray, arm_end_x: float | None = None):
     """Glasses as camera-space points (M, 3) and colours (M, 3): rims, bridge and arms.
 
     eye_centres: (2, 3) head-frame centres of the two eyes (image-left first); eye_half_width:
-    head units. The lenses sit 0.12 units in front of the eyes; the arms run back to the ears.
+    head units. The lenses sit 0.12 units in front of the eyes; the arms run back to the ears, at
+    |x| = ``arm_end_x`` (default 0.70 head_width: the default head's sides).
     """
     a = 1.35 * eye_half_width * p.glasses_size
     b = 0.75 * a
@@ -119,11 +120,12 @@ def glasses_points(p, eye_centres: np.ndarray, eye_half_width: float, rot: np.nd
     xb = np.linspace(inner[0], inner[1], n_b)
     for d in np.arange(0, thick + 1e-9, step * 0.8):
         parts.append(np.stack([xb, np.full_like(xb, eye_centres[0, 1] - 0.04 - d), np.full_like(xb, z_lens)], 1))
+    arm_end_x = 0.70 * p.head_width if arm_end_x is None else arm_end_x
     for side, centre in ((-1, eye_centres[0]), (1, eye_centres[1])):
         x0 = centre[0] + side * a
         n_a = max(6, int(0.9 / step))
         s = np.linspace(0, 1, n_a)
-        parts.append(np.stack([x0 + side * (0.70 * p.head_width - abs(x0)) * s, np.full_like(s, centre[1] - 0.03),
+        parts.append(np.stack([x0 + side * (arm_end_x - abs(x0)) * s, np.full_like(s, centre[1] - 0.03),
                                z_lens - 1.0 * s], 1))
     pts = to_camera(np.concatenate(parts), rot, scale, offset)
     col = np.broadcast_to(np.asarray(p.glasses_color, np.float32), (len(pts), 3))

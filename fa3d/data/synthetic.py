@@ -143,6 +143,7 @@ class SyntheticFaceParams:
     cloth_color: tuple[float, float, float] = (0.25, 0.3, 0.4)
     cloth_pattern: float = 0.0             # stripe contrast, 0 = plain
     even_jaw: bool = False                 # 68 points: the jaw's points evenly spread along its outline
+    front_flatness: float = 0.0            # "narrow_face": > 0 flattens the face's front and narrows its sides
     # Feature contrast (the "features" lever) and hair styles ("hair_styles"); the defaults are the plain head's.
     brow_thickness: float = 1.0
     brow_strength: float = 0.9             # opacity of the brows' paint
@@ -172,9 +173,11 @@ class SyntheticFaceParams:
 #: shoulders, glasses, occluders, camera effects. Labels and poses: ``even_jaw`` spreads the 68 scheme's
 #: jaw points evenly along the outline (:func:`_even_jaw`); ``photo_poses`` draws half the heads at the
 #: near-frontal poses most photographs show. Appearance: ``features`` draws bolder brows, lashes, eye
-#: sockets and lips; ``hair_styles`` adds fringes and long hair down the sides. A lever that is off keeps
+#: sockets and lips; ``hair_styles`` adds fringes and long hair down the sides. Shape: ``narrow_face``
+#: narrows the head's sides, the features where they were (:func:`_cross_section`). A lever that is off keeps
 #: its parameters' defaults and draws no random number, so the faces of the other levers stay the same.
-LEVERS = ("background", "body", "glasses", "occluders", "camera", "even_jaw", "photo_poses", "features", "hair_styles")
+LEVERS = ("background", "body", "glasses", "occluders", "camera", "even_jaw", "photo_poses", "features", "hair_styles",
+          "narrow_face")
 #: The levers of a run that names none (``synthetic_levers`` None): every run before the real-face bench.
 DEFAULT_LEVERS = ("background", "body", "glasses", "occluders", "camera")
 
@@ -229,6 +232,13 @@ def _scene_params(rng: np.random.Generator, head: dict, levers) -> dict:
         # about 20 degrees of frontal and little tilt, while the default draws every yaw up to profile alike
         out.update(yaw=float(np.clip(rng.normal(0.0, 20.0), -90, 90)),
                    pitch=float(np.clip(rng.normal(0.0, 12.0), -40, 40)))
+    if "narrow_face" in levers:   # drawn last: the other levers' draws stay as they were
+        # the head's outline at the eyes is 1.79 outer-eye-corner distances wide by default (renderer_bench.py
+        # --shapes); adult faces are about 1.36 across the cheekbones (zy-zy 133.8 mm / ex-ex 98.2 mm, Korean
+        # adult men, J Korean Assoc Maxillofac Plast Reconstr Surg 2019, Table 9). fa3d's choice: narrower by
+        # 10-20 %, 1.61-1.43, not all the way, since the 68 scheme's jaw points lie on the visible outline,
+        # outside the cheekbones
+        out.update(front_flatness=float(u(0.17, 0.38)))
     return out
 
 
@@ -449,13 +459,27 @@ def _row_profile(p: SyntheticFaceParams, v: np.ndarray):
     return rx, ry, rz
 
 
+_EYE_CORNER_COS2 = float(np.cos(0.625) ** 2)   # cos(u)^2 at the average face's outer eye corners (u = 0.625)
+
+
+def _cross_section(p: SyntheticFaceParams, sin_u: np.ndarray, cos_u: np.ndarray) -> np.ndarray:
+    """x of the head's horizontal cross-section per unit rx at longitudes with these sin, cos: sin(u), or
+    with ``front_flatness`` k, sin(u) (1 + k cos^2 u) / (1 + k cos^2 u_ex): the outer eye corners (u_ex) stay
+    where they were, the front between them flatter, the sides and the outline narrower by 1 + k cos^2 u_ex
+    (smooth and monotonic for k < 0.5)."""
+    k = p.front_flatness
+    if not k:
+        return sin_u
+    return sin_u * ((1 + k * cos_u ** 2) / (1 + k * _EYE_CORNER_COS2)).astype(sin_u.dtype)
+
+
 def _surface_points(p: SyntheticFaceParams, L: _Layout, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """3D head-frame points (M, 3) of surface parameters u, v (M,) each; float64."""
     b = _bumps(p, L)
     r = 1 + (b[:, 4:5] * np.exp(-0.5 * (((u[None] - b[:, 0:1]) / b[:, 2:3]) ** 2
                                         + ((v[None] - b[:, 1:2]) / b[:, 3:4]) ** 2))).sum(0)
     rx, ry, rz = _row_profile(p, v)
-    return np.stack([rx * np.sin(u) * r, ry * r, rz * np.cos(u) * r], axis=1)
+    return np.stack([rx * _cross_section(p, np.sin(u), np.cos(u)) * r, ry * r, rz * np.cos(u) * r], axis=1)
 
 
 def _surface_radius(p: SyntheticFaceParams, L: _Layout, grid: "_Grid") -> np.ndarray:
@@ -835,14 +859,14 @@ def _project_grid(grid: _Grid, prof, r: np.ndarray, rot: np.ndarray, scale: floa
                   offset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixel x, y and depth z (each (Nv, Nu) float32) of every grid point.
 
-    A point is r * (rx sin u, ry, rz cos u) with per-row rx, ry, rz, so each camera
-    coordinate is r times a sum of three outer products.
+    A point is r * (rx s(u), ry, rz cos u) with per-row rx, ry, rz and per-column s(u) (sin u, or
+    :func:`_cross_section`), so each camera coordinate is r times a sum of three outer products.
     """
-    rx, ry, rz = prof
+    rx, ry, rz, side = prof
     m = (rot * scale).astype(np.float32)
     out = []
     for i, off in enumerate((offset[0], offset[1], 0.0)):
-        c = np.multiply.outer(m[i, 0] * rx, grid.sin_u)
+        c = np.multiply.outer(m[i, 0] * rx, side)
         c += np.multiply.outer(m[i, 2] * rz, grid.cos_u)
         c += (m[i, 1] * ry)[:, None]
         c *= r
@@ -852,10 +876,10 @@ def _project_grid(grid: _Grid, prof, r: np.ndarray, rot: np.ndarray, scale: floa
 
 
 def _points_at(grid: _Grid, prof, r: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Head-frame points (M, 3) of grid cells (rows, cols); prof = _row_profile on grid.v."""
-    rx, ry, rz = prof
+    """Head-frame points (M, 3) of grid cells (rows, cols); prof = _row_profile on grid.v and the cross-section."""
+    rx, ry, rz, side = prof
     rr = r[rows, cols]
-    return np.stack([rx[rows] * grid.sin_u[cols] * rr, ry[rows] * rr, rz[rows] * grid.cos_u[cols] * rr], axis=1)
+    return np.stack([rx[rows] * side[cols] * rr, ry[rows] * rr, rz[rows] * grid.cos_u[cols] * rr], axis=1)
 
 
 def _zbuffer(x: np.ndarray, y: np.ndarray, z: np.ndarray, index: np.ndarray, S: int) -> np.ndarray:
@@ -965,7 +989,8 @@ def _scene_points(p: SyntheticFaceParams, L: _Layout, rot: np.ndarray, scale: fl
     if p.glasses:
         eyes = _surface_points(p, L, np.array([-L.eye_u, L.eye_u]), np.array([L.eye_v, L.eye_v]))
         half_width = eyes[1, 0] - _surface_points(p, L, np.array([L.eye_u - L.eye_w]), np.array([L.eye_v]))[0, 0]
-        parts.append(scene.glasses_points(p, eyes, half_width, rot, scale, offset))
+        sides = float(_cross_section(p, np.ones(1), np.zeros(1))[0])        # narrow_face narrows the sides
+        parts.append(scene.glasses_points(p, eyes, half_width, rot, scale, offset, 0.70 * p.head_width * sides))
     if not parts:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
     return np.concatenate([a for a, _ in parts]), np.concatenate([c for _, c in parts])
@@ -984,7 +1009,8 @@ def render_face(params: SyntheticFaceParams, image_size: int = 256, scheme: str 
     # Every grid point through the camera, then the z-buffer: which point each pixel sees. Points
     # of the scene (neck, shoulders, glasses) share it, with indices after the head's.
     r = _surface_radius(p, L, grid)
-    prof = tuple(a.astype(np.float32) for a in _row_profile(p, grid.v))   # per-row (rx, ry, rz)
+    prof = (*(a.astype(np.float32) for a in _row_profile(p, grid.v)),    # per-row (rx, ry, rz), per-column s(u)
+            _cross_section(p, grid.sin_u, grid.cos_u))
     x, y, z = _project_grid(grid, prof, r, rot, scale, offset)
     extra_pts, extra_col = _scene_points(p, L, rot, scale, offset, S)
     n_head = grid.index.size
