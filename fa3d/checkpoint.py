@@ -74,7 +74,23 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if data.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(path, f"written by a newer fa3d ({data.get('fa3d_version')}, checkpoint format "
                                     f"{data['format_version']}); this is fa3d {fa3d.__version__}")
+    scales = data.pop("int8_scales", None)
+    if scales:   # a release with 8-bit kernels (fa3d.app.release): every reader gets float32 kernels back
+        data["models"] = {name: {k: dequantize_int8(v, scales[name][k]) if k in scales.get(name, {}) else v
+                                 for k, v in state.items()} for name, state in data["models"].items()}
     return data
+
+
+def quantize_int8(kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric 8-bit kernel, one scale per output channel: ``(int8 values, float32 scales (C_out,))``,
+    with ``values * scale`` (:func:`dequantize_int8`) within half a step (max |w| / 254) of each weight."""
+    scale = kernel.detach().float().flatten(1).abs().amax(1).clamp_min(1e-12) / 127
+    values = torch.round(kernel.float() / scale.view(-1, *[1] * (kernel.dim() - 1))).to(torch.int8)
+    return values, scale
+
+
+def dequantize_int8(values: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return values.float() * scale.view(-1, *[1] * (values.dim() - 1))
 
 
 # ----------------------------------------------------------------------------- RNG states

@@ -13,7 +13,7 @@ import fa3d.app.aligner as aligner_mod
 import fa3d.predict as predict_mod
 from fa3d import runs
 from fa3d.app import release
-from fa3d.checkpoint import load_checkpoint
+from fa3d.checkpoint import dequantize_int8, load_checkpoint, quantize_int8
 from fa3d.cli import main
 from fa3d.data.readers import read_pts
 from fa3d.data.synthetic import SyntheticFaces
@@ -49,9 +49,9 @@ def test_export_keeps_weights_only_and_predicts_the_same(tiny_run, tmp_path):
 @pytest.mark.parametrize("shape", [(8, 4, 3, 3), (5, 7)])
 def test_int8_kernels_round_each_weight_to_within_half_a_step_of_its_channel(shape):
     w = torch.randn(shape) * torch.logspace(-3, 1, shape[0]).view(-1, *[1] * (len(shape) - 1))
-    values, scale = release.quantize_int8(w)
+    values, scale = quantize_int8(w)
     assert values.dtype == torch.int8 and scale.shape == (shape[0],)
-    back = release.dequantize_int8(values, scale)
+    back = dequantize_int8(values, scale)
     step = w.flatten(1).abs().amax(1) / 127                     # each output channel its own step
     assert ((back - w).flatten(1).abs() <= step[:, None] / 2 + 1e-7).all()
     assert (values.flatten(1).abs().amax(1) == 127).all()        # the range is used to its end
@@ -59,17 +59,18 @@ def test_int8_kernels_round_each_weight_to_within_half_a_step_of_its_channel(sha
 
 def test_an_int8_release_reads_back_as_float_kernels_close_to_the_run(tiny_run, tmp_path):
     out = release.export_release(tiny_run, tmp_path / "int8", kernels="int8")
-    stored = load_checkpoint(out / "checkpoint.pt")
+    raw = torch.load(out / "checkpoint.pt", weights_only=True)            # as stored: 8-bit kernels, their scales
+    assert raw["models"]["detection"]["backbone.conv1.weight"].dtype == torch.int8 and raw["int8_scales"]
+    back = load_checkpoint(out / "checkpoint.pt")["models"]              # as every reader gets them: float32
     trained = load_checkpoint(tiny_run / "checkpoint.pt")["models"]
-    kernel = "backbone.conv1.weight"
-    assert stored["models"]["detection"][kernel].dtype == torch.int8
-    back = release.stored_models(stored)
     for name, state in trained.items():
         for k, v in state.items():
             w = back[name][k]
             assert w.dtype == v.dtype, (name, k)         # int8 kernels and float32 rest come back as trained
             tol = v.abs().max() / 254 + 1e-7 if release.is_kernel(k, v) else 0
             assert (w.float() - v.float()).abs().max() <= tol, (name, k)
+    x = torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8)      # and it predicts like the run, near enough
+    assert (predict_mod.predict_crops(load_run(tiny_run)[0], x) - predict_mod.predict_crops(load_run(out)[0], x)).abs().max() < 2
     with pytest.raises(ValueError, match="kernels='int4'"):
         release.export_release(tiny_run, tmp_path / "int4", kernels="int4")
     assert not (tmp_path / "int4").exists()

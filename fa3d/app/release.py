@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, quantize_int8, save_checkpoint
 from ..data.splits import data_terms
 from ..runs import CHECKPOINT_NAME, CONFIG_NAME, LOG_NAME, PRETRAINED_DIR
 
@@ -35,26 +35,6 @@ def is_kernel(key: str, tensor: torch.Tensor) -> bool:
     return key.endswith("weight") and tensor.is_floating_point() and tensor.dim() > 1
 
 
-def quantize_int8(kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric 8-bit kernel, one scale per output channel: ``(int8 values, float32 scales (C_out,))``,
-    with ``values * scale`` (:func:`dequantize_int8`) within half a step (max |w| / 254) of each weight."""
-    scale = kernel.detach().float().flatten(1).abs().amax(1).clamp_min(1e-12) / 127
-    values = torch.round(kernel.float() / scale.view(-1, *[1] * (kernel.dim() - 1))).to(torch.int8)
-    return values, scale
-
-
-def dequantize_int8(values: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return values.float() * scale.view(-1, *[1] * (values.dim() - 1))
-
-
-def stored_models(release: dict) -> dict:
-    """A release's ``models`` with every kernel back in float32 (undoes ``kernels="float16"`` or ``"int8"``)."""
-    scales = release.get("int8_scales") or {}
-    return {name: {k: dequantize_int8(v, scales[name][k]) if k in scales.get(name, {})
-                   else v.float() if is_kernel(k, v) else v for k, v in state.items()}
-            for name, state in release["models"].items()}
-
-
 def export_release(run_dir, out_dir, overwrite: bool = False, *, kernels: str = "float32",
                    share_base: bool = False) -> Path:
     """Copy a finished run into ``out_dir`` as a release: a weights-only checkpoint (loads with
@@ -62,9 +42,10 @@ def export_release(run_dir, out_dir, overwrite: bool = False, *, kernels: str = 
     A release already there is replaced only with ``overwrite``.
 
     The course's ready-made runs (:func:`fa3d.course.export_ready_runs`, read back by
-    :func:`fa3d.course.ready_checkpoint`) are smaller: ``float16`` stores the kernels (:func:`is_kernel`)
-    in half precision (half the size); ``share_base`` leaves out each subnet unchanged from the run this
-    one started from (its ``init_from``, a folder next to ``run_dir``) and names that run in ``"base"``."""
+    :func:`fa3d.course.ready_checkpoint`) are smaller: ``kernels="float16"`` stores the kernels
+    (:func:`is_kernel`) in half precision (half the size), ``"int8"`` in 8 bits with one scale per output
+    channel (a quarter; :func:`fa3d.checkpoint.load_checkpoint` returns them in float32); ``share_base``
+    leaves out each subnet unchanged from the run this one started from (its ``init_from``, a folder next to ``run_dir``) and names that run in ``"base"``."""
     if kernels not in KERNEL_FORMATS:
         raise ValueError(f"kernels={kernels!r}: choose one of {KERNEL_FORMATS}")
     run_dir, out_dir = Path(run_dir), Path(out_dir)

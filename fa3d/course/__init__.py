@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..app.release import export_release, stored_models
+from ..app.release import export_release, is_kernel
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.splits import test_dataset
 from ..data.training import center_crops, random_batch
@@ -320,10 +320,10 @@ def ready_checkpoint(name: str, root=None) -> dict | None:
         if base is None:
             return None
         models.update(base["models"])
-    models.update(stored_models(ckpt))
-    ckpt["models"] = models
+    models.update(ckpt["models"])
+    ckpt["models"] = {name: {k: v.float() if is_kernel(k, v) else v for k, v in state.items()}
+                      for name, state in models.items()}
     ckpt.pop("base", None)
-    ckpt.pop("int8_scales", None)
     return ckpt
 
 
