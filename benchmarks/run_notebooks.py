@@ -235,7 +235,7 @@ def main(argv=None) -> int:
         nb_out = out / "alone" / nb.stem if args.alone else out
         if args.alone and nb_out.exists():
             shutil.rmtree(nb_out)
-        # --train: 08 trains its 18 variants in one cell (about 20 minutes on 2 cores)
+        # --train: 08 trains its 18 variants in one cell (about 8 minutes on 2 quiet cores, past 15 on a busy CPU)
         executed, seconds = execute(nb, nb_out, parameters={"TRAIN": True} if args.train else None,
                                     cell_timeout=3600 if args.train else 900)
         timings[nb.stem] = round(seconds, 1)

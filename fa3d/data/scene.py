@@ -96,12 +96,12 @@ def body_points(p, rot: np.ndarray, scale: float, offset: np.ndarray, image_size
 
 
 def glasses_points(p, eye_centres: np.ndarray, eye_half_width: float, rot: np.ndarray, scale: float,
-                   offset: np.ndarray, arm_end_x: float | None = None):
+                   offset: np.ndarray, arm_end_x: float):
     """Glasses as camera-space points (M, 3) and colours (M, 3): rims, bridge and arms.
 
     eye_centres: (2, 3) head-frame centres of the two eyes (image-left first); eye_half_width:
     head units. The lenses sit 0.12 units in front of the eyes; the arms run back to the ears, at
-    |x| = ``arm_end_x`` (default 0.70 head_width: the default head's sides).
+    |x| = ``arm_end_x`` (head units: where the head's sides are).
     """
     a = 1.35 * eye_half_width * p.glasses_size
     b = 0.75 * a
@@ -120,7 +120,6 @@ def glasses_points(p, eye_centres: np.ndarray, eye_half_width: float, rot: np.nd
     xb = np.linspace(inner[0], inner[1], n_b)
     for d in np.arange(0, thick + 1e-9, step * 0.8):
         parts.append(np.stack([xb, np.full_like(xb, eye_centres[0, 1] - 0.04 - d), np.full_like(xb, z_lens)], 1))
-    arm_end_x = 0.70 * p.head_width if arm_end_x is None else arm_end_x
     for side, centre in ((-1, eye_centres[0]), (1, eye_centres[1])):
         x0 = centre[0] + side * a
         n_a = max(6, int(0.9 / step))
